@@ -1,0 +1,58 @@
+"""``create_app``: the one place that wires the HTTP service together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from service import __version__
+from service.api.errors import exception_handlers
+from service.api.health import healthz, readyz
+from service.api.priority import PriorityController
+from service.api.tables import TablesController
+from service.files.loader import load_all
+from service.files.store import TableStore
+from service.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def _tables(state: State) -> TableStore:
+    store: TableStore = state.tables
+    return store
+
+
+def create_app(
+    settings: Settings | None = None,
+    store: TableStore | None = None,
+    extra_handlers: Sequence[Any] = (),
+) -> Litestar:
+    """Build the API. Loads the tables now (a bad set stops start-up); connects nothing."""
+    settings = settings or Settings.from_env()
+    if store is None:
+        store = TableStore(load_all(Path(settings.tables)))
+    return Litestar(
+        route_handlers=[healthz, readyz, PriorityController, TablesController, *extra_handlers],
+        dependencies={"tables": Provide(_tables, sync_to_thread=False)},
+        state=State({"tables": store, "settings": settings}),
+        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="usm-dispatch",
+            version=__version__,
+            description=(
+                "Unified prioritization and dispatch: one impact/urgency/priority table set "
+                "scores every call and risk on one scale; team queues hand out the highest "
+                "priority first."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+    )

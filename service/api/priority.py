@@ -1,0 +1,58 @@
+"""``POST /v1/priority`` and ``/v1/priority/batch``: score calls, no side effects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, post
+from litestar.params import Parameter
+
+from service.core.base import Base
+from service.core.calls import Call
+from service.core.decision import Decision
+from service.files.store import TableStore
+
+__all__ = ["MAX_BATCH", "BatchRequest", "BatchResponse", "PriorityController"]
+
+MAX_BATCH = 10_000
+
+VersionParam = Annotated[
+    str | None,
+    Parameter(
+        query="version",
+        description="Score with this table set version instead of the active one (replay, audit).",
+    ),
+]
+
+
+class BatchRequest(Base):
+    """Up to 10,000 calls, scored in order."""
+
+    calls: Annotated[list[Call], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class BatchResponse(Base):
+    """One decision per call, in the order of the request."""
+
+    decisions: list[Decision]
+
+
+class PriorityController(Controller):
+    path = "/v1/priority"
+    tags = ["priority"]
+
+    @post("/", status_code=200, summary="Score one call")
+    async def score(self, data: Call, tables: TableStore, version: VersionParam = None) -> Decision:
+        """Priority, team, targets and explanation for one call or risk. Needs no Redis."""
+        now = datetime.now(UTC)
+        return tables.scorer(now, version).score(data, now)
+
+    @post("/batch", status_code=200, summary="Score many calls")
+    async def score_batch(
+        self, data: BatchRequest, tables: TableStore, version: VersionParam = None
+    ) -> BatchResponse:
+        """Decisions for up to 10,000 calls, in order; one bad call fails the batch, naming it."""
+        now = datetime.now(UTC)
+        return BatchResponse(decisions=tables.scorer(now, version).score_many(data.calls, now))

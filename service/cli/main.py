@@ -1,0 +1,41 @@
+"""Entry point of the ``usm`` console script. Each feature registers its own sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from service import __version__
+from service.cli import serve, tables
+
+__all__ = ["build_parser", "main"]
+
+COMMAND_MODULES = [serve, tables]
+"""Modules with ``register(subparsers)``; each sets ``func`` on its parsers."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="usm", description="usm-dispatch: unified prioritization and dispatch."
+    )
+    parser.add_argument("--version", action="version", version=f"usm-dispatch {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

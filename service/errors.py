@@ -1,0 +1,64 @@
+"""Every error the service raises on purpose. HTTP-facing ones carry their status code.
+
+This module imports nothing from a framework so the pure core can raise these too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "InvalidCall",
+    "InvalidTables",
+    "NotFound",
+    "QueueUnavailable",
+    "UsmError",
+]
+
+
+class UsmError(Exception):
+    """Root of the service's errors."""
+
+    status_code: int = 500
+
+
+class InvalidCall(UsmError):
+    """A call names something the active table set does not know."""
+
+    status_code = 422
+
+    def __init__(self, field: str, reason: str, allowed: Sequence[str] = ()) -> None:
+        self.field = field
+        self.reason = reason
+        self.allowed = list(allowed)
+        text = f"{reason} - at `$.{field}`"
+        if self.allowed:
+            text += f"; allowed: {', '.join(self.allowed)}"
+        super().__init__(text)
+
+    def at(self, prefix: str) -> InvalidCall:
+        """The same error located inside a larger document, e.g. ``calls[3]``."""
+        return InvalidCall(f"{prefix}.{self.field}", self.reason, self.allowed)
+
+
+class InvalidTables(UsmError):
+    """A table set was refused; ``problems`` lists every reason."""
+
+    status_code = 422
+
+    def __init__(self, problems: Sequence[object]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class NotFound(UsmError):
+    """The named resource does not exist."""
+
+    status_code = 404
+
+
+class QueueUnavailable(UsmError):
+    """Redis cannot be reached; the caller should retry later."""
+
+    status_code = 503
+    retry_after = 5

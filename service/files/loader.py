@@ -1,0 +1,127 @@
+"""Load and validate table sets: ``tables/<version>/*.toml`` -> :class:`LoadedSet`.
+
+A set is refused as a whole: every problem in every file is collected first, so one run of
+``usm tables validate`` lists them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import msgspec
+
+from service.core.scoring import Scorer
+from service.core.tables import FILES, TableSet
+from service.core.validation import Problem, validate
+from service.errors import InvalidTables
+
+__all__ = ["SCHEMA_DIR", "LoadedSet", "content_hash", "load_all", "load_set", "set_dirs"]
+
+SCHEMA_DIR = "schema"
+"""Folder under ``tables/`` that holds the generated JSON Schemas, not a table set."""
+
+_AT = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<key>[^`]*)`$", re.S)
+_LINE = re.compile(r"\(at line (?P<line>\d+), column (?P<col>\d+)\)")
+
+
+class LoadedSet(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated table set with its content hash and where it came from."""
+
+    tables: TableSet
+    hash: str
+    path: str
+
+    @property
+    def version(self) -> str:
+        return self.tables.version
+
+    def scorer(self) -> Scorer:
+        return Scorer(self.tables, self.hash)
+
+
+def content_hash(tables: TableSet) -> str:
+    """Hash of the set's meaning, not its layout: comments and key order do not change it."""
+    digest = hashlib.sha256(msgspec.json.encode(tables, order="sorted")).hexdigest()
+    return f"sha256:{digest[:16]}"
+
+
+def _decode_problem(file: str, exc: msgspec.MsgspecError) -> Problem:
+    text = str(exc)
+    at = _AT.match(text)
+    if at:
+        return Problem(file=file, key=at["key"] or "(root)", reason=at["reason"])
+    line = _LINE.search(text)
+    if line:
+        reason = _LINE.sub("", text).strip()
+        return Problem(file=file, key=f"line {line['line']}, column {line['col']}", reason=reason)
+    return Problem(file=file, key="(root)", reason=text)
+
+
+def set_dirs(root: Path) -> list[Path]:
+    """Version directories under ``root``; ``root`` itself when it holds a ``set.toml``."""
+    if (root / "set.toml").is_file():
+        return [root]
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and p.name != SCHEMA_DIR and not p.name.startswith(".")
+    )
+
+
+def load_set(directory: Path) -> LoadedSet:
+    """Decode and validate one version directory; :class:`InvalidTables` lists every problem."""
+    problems: list[Problem] = []
+    parts: dict[str, object] = {}
+    prefix = directory.name
+    for name, kind in FILES.items():
+        path = directory / name
+        label = f"{prefix}/{name}"
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            problems.append(Problem(file=label, key="(file)", reason="missing file"))
+            continue
+        try:
+            parts[name.removesuffix(".toml")] = msgspec.toml.decode(raw, type=kind)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            problems.append(_decode_problem(label, exc))
+    if problems:
+        raise InvalidTables(problems)
+    tables = TableSet(**parts)  # type: ignore[arg-type]
+    problems = [
+        Problem(file=f"{prefix}/{p.file}", key=p.key, reason=p.reason) for p in validate(tables)
+    ]
+    if problems:
+        raise InvalidTables(problems)
+    return LoadedSet(tables=tables, hash=content_hash(tables), path=str(directory))
+
+
+def load_all(root: Path) -> list[LoadedSet]:
+    """Every set under ``root``, oldest effective date first; refuses duplicates and bad sets."""
+    if not root.is_dir():
+        raise InvalidTables([Problem(file=str(root), key="(dir)", reason="not a directory")])
+    problems: list[Problem] = []
+    loaded: list[LoadedSet] = []
+    for directory in set_dirs(root):
+        try:
+            loaded.append(load_set(directory))
+        except InvalidTables as exc:
+            problems.extend(exc.problems)  # type: ignore[arg-type]
+    seen: dict[str, str] = {}
+    for s in loaded:
+        if s.version in seen:
+            problems.append(
+                Problem(
+                    file=f"{Path(s.path).name}/set.toml",
+                    key="version",
+                    reason=f"duplicate version '{s.version}' (also in {seen[s.version]}/set.toml)",
+                )
+            )
+        seen.setdefault(s.version, Path(s.path).name)
+    if not loaded and not problems:
+        problems.append(Problem(file=str(root), key="(dir)", reason="no table set found"))
+    if problems:
+        raise InvalidTables(problems)
+    return sorted(loaded, key=lambda s: (s.tables.effective_from, s.version))

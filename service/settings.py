@@ -1,0 +1,40 @@
+"""Service settings, read once from the environment (``USM_*`` and ``REDIS_URL``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+import msgspec
+
+__all__ = ["Settings"]
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything configurable; each field maps to an environment variable."""
+
+    tables: str = "tables"
+    """``USM_TABLES``: directory holding the table set versions."""
+    redis_url: str | None = None
+    """``REDIS_URL``: Redis to use; when unset, ``usm serve`` starts its own."""
+    host: str = "127.0.0.1"
+    """``USM_HOST``: address the API binds to."""
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    """``USM_PORT``: port the API binds to."""
+    data_dir: str = "var"
+    """``USM_DATA_DIR``: where the embedded Redis keeps its data."""
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 * 1024 * 1024
+    """``USM_MAX_BODY_BYTES``: larger request bodies get 413."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``env`` (default ``os.environ``), then ``overrides`` that are not None."""
+        env = os.environ if env is None else env
+        raw: dict[str, object] = {}
+        for name in cls.__struct_fields__:
+            key = "REDIS_URL" if name == "redis_url" else f"USM_{name.upper()}"
+            if key in env and env[key] != "":
+                raw[name] = env[key]
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(raw, cls, strict=False)

@@ -1,0 +1,57 @@
+"""Fixtures every layer may use: the table sets, and one real Redis per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from service.files.loader import LoadedSet, load_all
+from tests.support.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = ROOT / "tables"
+
+
+@pytest.fixture(scope="session")
+def tables_dir() -> Path:
+    return TABLES
+
+
+@pytest.fixture(scope="session")
+def default_set() -> LoadedSet:
+    """The default table set shipped in ``tables/`` (the newest one)."""
+    return load_all(TABLES)[-1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server for this session (per xdist worker), AOF on."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """URL of the session's Redis, flushed before and after the test."""
+    if redis_server.proc is None:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield redis_server.url
+    if redis_server.proc is None:
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
