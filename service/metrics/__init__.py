@@ -1,0 +1,2 @@
+"""Prometheus metrics: event instruments recorded where things happen, queue state read from
+Redis at scrape time."""
