@@ -15,10 +15,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from service import __version__
 from service.api.errors import exception_handlers
 from service.api.health import healthz, readyz
+from service.api.metrics import HTTP_METRICS, metrics
 from service.api.priority import PriorityController
 from service.api.tables import TablesController
 from service.files.loader import load_all
 from service.files.store import TableStore
+from service.metrics.tables import record_loaded
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -38,12 +40,21 @@ def create_app(
     settings = settings or Settings.from_env()
     if store is None:
         store = TableStore(load_all(Path(settings.tables)))
+        record_loaded()
     return Litestar(
-        route_handlers=[healthz, readyz, PriorityController, TablesController, *extra_handlers],
+        route_handlers=[
+            healthz,
+            readyz,
+            metrics,
+            PriorityController,
+            TablesController,
+            *extra_handlers,
+        ],
         dependencies={"tables": Provide(_tables, sync_to_thread=False)},
         state=State({"tables": store, "settings": settings}),
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
+        middleware=[HTTP_METRICS.middleware],
         openapi_config=OpenAPIConfig(
             title="usm-dispatch",
             version=__version__,

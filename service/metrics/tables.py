@@ -25,6 +25,7 @@ __all__ = [
     "TABLE_RELOADS",
     "ReloadResult",
     "TableCollector",
+    "record_loaded",
     "record_reload",
 ]
 
@@ -108,3 +109,8 @@ class TableCollector(Collector):
             resolve.add_metric([level.name], level.resolve.total_seconds())
         yield response
         yield resolve
+
+
+def record_loaded(at: float | None = None) -> None:
+    """Set the last-load time for the load at start-up (which is no reload, so not counted)."""
+    TABLE_LAST_LOAD.set(time.time() if at is None else at)

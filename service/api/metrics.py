@@ -1,0 +1,61 @@
+"""``GET /metrics`` and the HTTP request metrics (litestar's Prometheus middleware).
+
+The endpoint is ours rather than litestar's ``PrometheusController`` because a scrape must also
+run the scrape-time collectors (table set in force, queue state read from Redis), which that
+controller's registry choice leaves out in multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.response import Response
+from prometheus_client.registry import Collector
+
+from service.files.store import TableStore
+from service.metrics.registry import ScrapeRegistry, render
+from service.metrics.tables import TableCollector
+from service.settings import Settings
+
+__all__ = ["HTTP_METRICS", "metrics", "scrape_collectors"]
+
+HTTP_METRICS = PrometheusConfig(
+    app_name="usm",
+    prefix="usm_http",
+    # Label by route template (/v1/items/{item_id}), never by raw path: one series per route.
+    group_path=True,
+    # Scrapes are not traffic; counting them would skew request rates on idle services.
+    exclude=[r"^/metrics$"],
+    buckets=[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+)
+"""Request count, latency, in-progress and 5xx counters as ``usm_http_*{method,path,...}``."""
+
+
+def scrape_collectors(store: TableStore, settings: Settings) -> list[Collector]:
+    """The collectors that read state at scrape time for this app."""
+    collectors: list[Collector] = [TableCollector(store)]
+    return collectors
+
+
+def _registry(state: State) -> ScrapeRegistry:
+    # Built on first scrape, not in create_app: nothing connects to Redis before it is needed.
+    registry: ScrapeRegistry | None = state.get("metrics_registry")
+    if registry is None:
+        registry = ScrapeRegistry(scrape_collectors(state.tables, state.settings))
+        state.metrics_registry = registry
+    return registry
+
+
+@get(
+    "/metrics",
+    sync_to_thread=True,
+    tags=["metrics"],
+    summary="Prometheus metrics",
+    media_type="text/plain; version=0.0.4; charset=utf-8",
+)
+def metrics(request: Request[object, object, State], state: State) -> Response[bytes]:
+    """Event metrics of every process plus queue and table state read now (text or OpenMetrics)."""
+    body, content_type = render(_registry(state), request.headers.get("accept"))
+    # As a header, not media_type: litestar would append a second charset to text/plain.
+    return Response(body, headers={"Content-Type": content_type})
