@@ -16,9 +16,16 @@ from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from service.api.priority import BatchRequest
+from service.api.priority import MAX_BATCH, BatchRequest
 from service.core.calls import Call
 from service.errors import InvalidCall, QueueUnavailable, UsmError
 from service.files.store import TableStore
@@ -54,19 +61,22 @@ def problem(
 
 
 def _allowed_for(request: Request[Any, Any, Any], field: str) -> list[str]:
-    """Allowed values for a call field, from the active table set (empty if not a level)."""
-    last = re.sub(r"\[\d+\]$", "", field.rsplit(".", 1)[-1])
-    if last not in _LEVEL_FIELDS:
-        return []
+    """Allowed values for a call field or ``?version=``, from the loaded table sets."""
     store: TableStore | None = getattr(request.app.state, "tables", None)
     if store is None:
+        return []
+    if field == "query.version":
+        return store.versions.names()
+    last = re.sub(r"\[\d+\]$", "", field.rsplit(".", 1)[-1])
+    if last not in _LEVEL_FIELDS:
         return []
     scorer = store.scorer(datetime.now(UTC))
     if last == "type":
         return list(scorer.call_types)
     if last == "service":
         return list(scorer.services)
-    return list(getattr(scorer, last).allowed)
+    accepted: list[str] = getattr(scorer, last).accepted
+    return list(accepted)
 
 
 def _fields_for(request: Request[Any, Any, Any], at: str) -> list[str]:
@@ -77,6 +87,15 @@ def _fields_for(request: Request[Any, Any, Any], at: str) -> list[str]:
         body = Call
     fields = getattr(body, "__struct_fields__", None)
     return list(fields) if fields and at.count(".") <= 1 else []
+
+
+def _body_allowed(request: Request[Any, Any, Any], at: str, msg: str) -> list[str]:
+    """What the body may hold at ``at``, judged from what msgspec refused there."""
+    if _UNKNOWN.search(msg) or (at == "$" and ("object" in msg or "body" in msg)):
+        return _fields_for(request, at)
+    if at == "$.calls" and "length" in msg:
+        return [f"1 to {MAX_BATCH} calls"]
+    return []
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -91,10 +110,12 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
         if source == "body":
             at = "$" if key in (None, "data") else f"$.{key}"
             field = field or at
+            if msg == "'data'":
+                # litestar reports a missing body as the KeyError of its parameter name.
+                msg = "a JSON request body is required"
+            if not allowed:
+                allowed = _body_allowed(request, at, msg)
             msg = f"{msg} - at `{at}`"
-            unknown = _UNKNOWN.search(msg)
-            if unknown and not allowed:
-                allowed = _fields_for(request, at)
         elif key:
             field = field or f"{source}.{key}"
             msg = f"{msg} - in {source} parameter `{key}`"
@@ -123,7 +144,25 @@ def _usm(request: Request[Any, Any, Any], exc: UsmError) -> Response[Any]:
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    """Refusals raised by litestar itself, reworded to name what was wrong and what is allowed."""
+    status, detail, headers = exc.status_code, str(exc.detail), exc.headers
+    method, path = request.method, request.url.path
+    if isinstance(exc, MethodNotAllowedException):
+        allowed = [m.strip() for m in (headers or {}).get("allow", "").split(",") if m.strip()]
+        text = f"method {method} is not allowed on {path}"
+        return problem(status, f"{text}; allowed: {', '.join(allowed)}", None, allowed, headers)
+    if isinstance(exc, NotFoundException):
+        return problem(status, f"no route {method} {path}; the API is described at /schema")
+    if isinstance(exc, RequestEntityTooLarge):
+        settings = getattr(request.app.state, "settings", None)
+        limit = getattr(settings, "max_body_bytes", None)
+        bound = f"at most {limit} bytes" if limit else "a smaller body"
+        text = f"request body is too large - at `$`; allowed: {bound}"
+        return problem(status, text, "$", [bound], headers)
+    if isinstance(exc, ClientException) and detail.startswith("JSON is malformed"):
+        text = f"{detail} - at `$`; allowed: a JSON object"
+        return problem(status, text, "$", ["a JSON object"], headers)
+    return problem(status, detail, headers=headers)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

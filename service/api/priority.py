@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, post
+from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
 from service.core.base import Base
 from service.core.calls import Call
 from service.core.decision import Decision
+from service.core.scoring import Scorer
 from service.files.store import TableStore
+from service.metrics.decisions import record_decision, record_decisions
 
-__all__ = ["MAX_BATCH", "BatchRequest", "BatchResponse", "PriorityController"]
+__all__ = ["MAX_BATCH", "BatchRequest", "BatchResponse", "PriorityController", "scorer_for"]
 
 MAX_BATCH = 10_000
 
@@ -25,6 +29,26 @@ VersionParam = Annotated[
         description="Score with this table set version instead of the active one (replay, audit).",
     ),
 ]
+
+
+def scorer_for(tables: TableStore, now: datetime, version: str | None) -> Scorer:
+    """The scorer for ``?version=``, or for the set active at ``now`` when it is not given.
+
+    Raises:
+        ValidationException: The version is not loaded; answered as a 400 naming the query
+            parameter and listing the loaded versions.
+    """
+    if version is not None and version not in tables.versions.names():
+        raise ValidationException(
+            extra=[
+                {
+                    "source": "query",
+                    "key": "version",
+                    "message": f"unknown table version '{version}'",
+                }
+            ]
+        )
+    return tables.scorer(now, version)
 
 
 class BatchRequest(Base):
@@ -47,7 +71,10 @@ class PriorityController(Controller):
     async def score(self, data: Call, tables: TableStore, version: VersionParam = None) -> Decision:
         """Priority, team, targets and explanation for one call or risk. Needs no Redis."""
         now = datetime.now(UTC)
-        return tables.scorer(now, version).score(data, now)
+        started = perf_counter()
+        decision = scorer_for(tables, now, version).score(data, now)
+        record_decision(decision, perf_counter() - started)
+        return decision
 
     @post("/batch", status_code=200, summary="Score many calls")
     async def score_batch(
@@ -55,4 +82,8 @@ class PriorityController(Controller):
     ) -> BatchResponse:
         """Decisions for up to 10,000 calls, in order; one bad call fails the batch, naming it."""
         now = datetime.now(UTC)
-        return BatchResponse(decisions=tables.scorer(now, version).score_many(data.calls, now))
+        started = perf_counter()
+        scorer = scorer_for(tables, now, version)
+        decisions = scorer.score_many(data.calls, now)
+        record_decisions(decisions, perf_counter() - started)
+        return BatchResponse(decisions=decisions)

@@ -3,46 +3,34 @@
 A :class:`Scorer` compiles a validated :class:`TableSet` into lookup dictionaries once. Everything
 about a decision except its timestamps depends only on the call's level and routing fields, so
 that part is memoised per distinct input; a batch of similar calls costs a dict lookup each.
+
+The steps, in the order the explanation lists them:
+
+1. call type -> workflow and trigger (``call_types.toml``);
+2. impact, by name or rank (``levels.toml``), or the service's impact floor when left out;
+3. urgency, by name or rank, or for a proactive call from likelihood x proximity (``risk.toml``);
+4. the service's impact floor raises a given impact that is below it (``services.toml``);
+5. impact x urgency -> priority (``matrix.toml``);
+6. team: the first matching route, else the service's owner, else the default team;
+7. response and resolution targets of the priority (``levels.toml``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from service.core.calls import Call, LevelInput
+from service.core.calls import Call
 from service.core.decision import Decision, LevelRef, PriorityRef, Step
-from service.core.tables import Level, PriorityLevel, TableSet, Trigger
+from service.core.scales import Scale, given, iso_duration
+from service.core.tables import CallType, PriorityLevel, Service, TableSet, Trigger
 from service.errors import InvalidCall
 
 __all__ = ["Scorer"]
 
 _CACHE_LIMIT = 65_536
-
-
-class _Scale:
-    """One ordered scale (impact, urgency, likelihood, proximity): name or rank -> level."""
-
-    def __init__(self, kind: str, levels: list[Level]) -> None:
-        self.kind = kind
-        self.by_key: dict[str | int, LevelRef] = {}
-        for lv in sorted(levels, key=lambda x: x.level):
-            ref = LevelRef(name=lv.name, level=lv.level)
-            self.by_key[lv.name] = ref
-            self.by_key[lv.level] = ref
-        self.allowed = [k for k in self.by_key if isinstance(k, str)]
-
-    def resolve(self, field: str, value: LevelInput) -> LevelRef:
-        ref = self.by_key.get(value)
-        if ref is None:
-            ranks = [k for k in self.by_key if isinstance(k, int)]
-            shown = f"'{value}'" if isinstance(value, str) else str(value)
-            raise InvalidCall(
-                field,
-                f"unknown {self.kind} {shown}",
-                [*self.allowed, f"or levels {min(ranks)}-{max(ranks)}"],
-            )
-        return ref
+"""Distinct call shapes remembered; the cache is emptied when full (shapes are few in practice)."""
 
 
 class _Resolved(NamedTuple):
@@ -60,39 +48,50 @@ class _Resolved(NamedTuple):
     explanation: tuple[Step, ...]
 
 
-def _iso(value: timedelta) -> str:
-    """``PT4H``, ``P2D``, ``P1DT2H30M``: the way the tables write durations."""
-    days, rest = value.days, int(value.seconds)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    date = f"{days}D" if days else ""
-    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
-    return "P" + date + (f"T{time}" if time else "") if date or time else "PT0S"
-
-
-def _given(value: LevelInput) -> str:
-    return f"'{value}'" if isinstance(value, str) else f"level {value}"
+def _level_step(kind: str, value: object, ref: LevelRef, rule: str) -> Step:
+    return Step(
+        input=f"{kind}={value}", rule=rule, result=f"{kind} '{ref.name}' (level {ref.level})"
+    )
 
 
 class Scorer:
-    """Scores calls against one table set. Build it once per loaded set; it is immutable."""
+    """Scores calls against one validated table set. Build it once per loaded set.
+
+    The tables are read-only after construction; the only state is the memo of time-free
+    results, which never changes an answer (a fresh scorer and a warmed one agree).
+
+    Args:
+        tables: A set that passed :func:`service.core.validation.validate`; an unvalidated set
+            may raise ``KeyError`` on a missing matrix cell.
+        table_hash: The set's content hash, copied into every decision.
+    """
 
     def __init__(self, tables: TableSet, table_hash: str) -> None:
         self.tables = tables
         self.version = tables.version
         self.table_hash = table_hash
         lv = tables.levels
-        self.impact = _Scale("impact", lv.impact)
-        self.urgency = _Scale("urgency", lv.urgency)
-        self.likelihood = _Scale("likelihood", tables.risk.likelihood)
-        self.proximity = _Scale("proximity", tables.risk.proximity)
+        self.impact = Scale("impact", lv.impact)
+        self.urgency = Scale("urgency", lv.urgency)
+        self.likelihood = Scale("likelihood", tables.risk.likelihood)
+        self.proximity = Scale("proximity", tables.risk.proximity)
         self.priorities: dict[str, PriorityLevel] = {p.name: p for p in lv.priority}
-        self.call_types = {c.name: c for c in tables.call_types.call_type}
-        self.services = {s.name: s for s in tables.services.service}
+        self.call_types: dict[str, CallType] = {c.name: c for c in tables.call_types.call_type}
+        self.services: dict[str, Service] = {s.name: s for s in tables.services.service}
+        self.proactive = [c.name for c in tables.call_types.call_type if c.trigger.is_proactive]
         self._cache: dict[tuple[object, ...], _Resolved] = {}
 
     def score(self, call: Call, now: datetime) -> Decision:
-        """The decision for ``call``; raises :class:`InvalidCall` naming the offending field."""
+        """The decision for one call.
+
+        Args:
+            call: The call or risk to score.
+            now: The current time; targets count from ``call.reported_at`` or, without it, ``now``.
+
+        Raises:
+            InvalidCall: A field names something the table set does not know, or a required
+                field is missing; the error names the field and the allowed values.
+        """
         key = (
             call.type,
             call.impact,
@@ -125,8 +124,12 @@ class Scorer:
             explanation=r.explanation,
         )
 
-    def score_many(self, calls: list[Call], now: datetime) -> list[Decision]:
-        """Decisions in call order; an error names the call's index, e.g. ``calls[3].urgency``."""
+    def score_many(self, calls: Sequence[Call], now: datetime) -> list[Decision]:
+        """Decisions in call order, all with the same ``now``.
+
+        Raises:
+            InvalidCall: For the first bad call, located by its index, e.g. ``calls[3].urgency``.
+        """
         out = []
         for i, call in enumerate(calls):
             try:
@@ -155,8 +158,8 @@ class Scorer:
                     "service", f"unknown service '{call.service}'", list(self.services)
                 )
         impact = self._impact(call, service, steps)
-        urgency = self._urgency(call, call_type.trigger, steps)
-        if call.impact is not None:
+        urgency = self._urgency(call, call_type, steps)
+        if call.impact is not None and service is not None:
             impact = self._floor(impact, service, steps)
         priority = self.priorities[self.tables.matrix.matrix[impact.name][urgency.name]]
         steps.append(
@@ -171,8 +174,8 @@ class Scorer:
             Step(
                 input=f"priority {priority.name}",
                 rule=f"levels.toml: {priority.name} targets",
-                result=f"respond within {_iso(priority.response)}, "
-                f"resolve within {_iso(priority.resolve)}",
+                result=f"respond within {iso_duration(priority.response)}, "
+                f"resolve within {iso_duration(priority.resolve)}",
             )
         )
         return _Resolved(
@@ -188,101 +191,99 @@ class Scorer:
             explanation=tuple(steps),
         )
 
-    def _impact(self, call: Call, service: object, steps: list[Step]) -> LevelRef:
+    def _impact(self, call: Call, service: Service | None, steps: list[Step]) -> LevelRef:
+        """The impact the caller gave, or the service's floor when the caller left it out."""
         if call.impact is not None:
             ref = self.impact.resolve("impact", call.impact)
-            steps.append(
-                Step(
-                    input=f"impact={_given(call.impact)}",
-                    rule="levels.toml: impact",
-                    result=f"impact '{ref.name}' (level {ref.level})",
-                )
-            )
+            steps.append(_level_step("impact", given(call.impact), ref, "levels.toml: impact"))
             return ref
-        floor = getattr(service, "impact_floor", None)
-        if floor is None:
+        if service is None or service.impact_floor is None:
             raise InvalidCall(
                 "impact",
                 "impact is required unless the service sets an impact floor",
-                self.impact.allowed,
+                self.impact.accepted,
             )
-        ref = self.impact.by_key[floor]
+        ref = self.impact.by_key[service.impact_floor]
         steps.append(
             Step(
                 input="impact not given",
-                rule=f"services.toml: {call.service}.impact_floor",
+                rule=f"services.toml: {service.name}.impact_floor",
                 result=f"impact '{ref.name}' (level {ref.level})",
             )
         )
         return ref
 
-    def _urgency(self, call: Call, trigger: Trigger, steps: list[Step]) -> LevelRef:
-        if trigger is Trigger.REACTIVE:
-            for field in ("likelihood", "proximity"):
-                if getattr(call, field) is not None:
-                    raise InvalidCall(
-                        field,
-                        f"{field} applies only to proactive call types, not '{call.type}'",
-                        [c for c, t in self.call_types.items() if t.trigger is Trigger.PROACTIVE],
-                    )
-        if call.urgency is not None:
-            ref = self.urgency.resolve("urgency", call.urgency)
-            steps.append(
-                Step(
-                    input=f"urgency={_given(call.urgency)}",
-                    rule="levels.toml: urgency",
-                    result=f"urgency '{ref.name}' (level {ref.level})",
+    def _urgency(self, call: Call, call_type: CallType, steps: list[Step]) -> LevelRef:
+        """The urgency the caller gave or, for a proactive call, likelihood x proximity."""
+        risk_fields = [f for f in ("likelihood", "proximity") if getattr(call, f) is not None]
+        if not call_type.trigger.is_proactive:
+            if risk_fields:
+                field = risk_fields[0]
+                raise InvalidCall(
+                    field,
+                    f"{field} applies only to proactive call types "
+                    f"({', '.join(self.proactive) or 'none defined'}), "
+                    f"not to '{call.type}'; leave it out",
                 )
-            )
+            if call.urgency is None:
+                raise InvalidCall("urgency", "urgency is required", self.urgency.accepted)
+        if call.urgency is not None:
+            if risk_fields:
+                # Two sources for one value would make the answer depend on a hidden precedence.
+                raise InvalidCall(
+                    risk_fields[0],
+                    "give either urgency or likelihood and proximity, not both",
+                )
+            ref = self.urgency.resolve("urgency", call.urgency)
+            steps.append(_level_step("urgency", given(call.urgency), ref, "levels.toml: urgency"))
             return ref
-        if trigger is Trigger.REACTIVE:
-            raise InvalidCall("urgency", "urgency is required", self.urgency.allowed)
         if call.likelihood is None:
             raise InvalidCall(
                 "likelihood",
                 "likelihood is required for a proactive call without urgency",
-                self.likelihood.allowed,
+                self.likelihood.accepted,
             )
         if call.proximity is None:
             raise InvalidCall(
                 "proximity",
                 "proximity is required for a proactive call without urgency",
-                self.proximity.allowed,
+                self.proximity.accepted,
             )
         like = self.likelihood.resolve("likelihood", call.likelihood)
         prox = self.proximity.resolve("proximity", call.proximity)
         ref = self.urgency.by_key[self.tables.risk.urgency[like.name][prox.name]]
         steps.append(
             Step(
-                input=f"likelihood={_given(call.likelihood)}, proximity={_given(call.proximity)}",
+                input=f"likelihood={given(call.likelihood)}, proximity={given(call.proximity)}",
                 rule=f"risk.toml: urgency.{like.name}.{prox.name}",
                 result=f"urgency '{ref.name}' (level {ref.level})",
             )
         )
         return ref
 
-    def _floor(self, impact: LevelRef, service: object, steps: list[Step]) -> LevelRef:
-        floor = getattr(service, "impact_floor", None)
-        if floor is None:
+    def _floor(self, impact: LevelRef, service: Service, steps: list[Step]) -> LevelRef:
+        """The agreement rule: a call on the service is never below the service's floor."""
+        if service.impact_floor is None:
             return impact
-        floor_ref = self.impact.by_key[floor]
-        raised = floor_ref.level < impact.level
+        floor = self.impact.by_key[service.impact_floor]
+        raised = floor.level < impact.level
         steps.append(
             Step(
-                input=f"service '{getattr(service, 'name', '')}'",
-                rule=f"services.toml: impact_floor '{floor}'",
+                input=f"service '{service.name}'",
+                rule=f"services.toml: {service.name}.impact_floor '{floor.name}'",
                 result=(
-                    f"impact raised from '{impact.name}' to '{floor_ref.name}'"
+                    f"impact raised from '{impact.name}' to '{floor.name}'"
                     if raised
                     else f"impact '{impact.name}' kept (at or above the floor)"
                 ),
             )
         )
-        return floor_ref if raised else impact
+        return floor if raised else impact
 
-    def _route(self, call: Call, service: object, steps: list[Step]) -> str:
+    def _route(self, call: Call, service: Service | None, steps: list[Step]) -> str:
+        """First matching route, else the service's owning team, else the default team."""
         matched = ", ".join(
-            f"{field}={value!r}"
+            f"{field}='{value}'"
             for field, value in (
                 ("call_type", call.type),
                 ("service", call.service),
@@ -296,30 +297,14 @@ class Scorer:
                 and (route.service is None or route.service == call.service)
                 and (route.category is None or route.category == call.category)
             ):
-                steps.append(
-                    Step(
-                        input=matched,
-                        rule=f"routing.toml: route[{i}]",
-                        result=f"team '{route.team}'",
-                    )
-                )
+                rule = f"routing.toml: route[{i}]"
+                steps.append(Step(input=matched, rule=rule, result=f"team '{route.team}'"))
                 return route.team
-        owner = getattr(service, "team", None)
-        if owner is not None:
-            steps.append(
-                Step(
-                    input=matched,
-                    rule=f"services.toml: {call.service}.team (no route matched)",
-                    result=f"team '{owner}'",
-                )
-            )
-            return str(owner)
+        if service is not None:
+            rule = f"services.toml: {service.name}.team (no route matched)"
+            steps.append(Step(input=matched, rule=rule, result=f"team '{service.team}'"))
+            return service.team
         team = self.tables.routing.default_team
-        steps.append(
-            Step(
-                input=matched,
-                rule="routing.toml: default_team (no route matched)",
-                result=f"team '{team}'",
-            )
-        )
+        rule = "routing.toml: default_team (no route matched)"
+        steps.append(Step(input=matched, rule=rule, result=f"team '{team}'"))
         return team

@@ -60,6 +60,11 @@ class Trigger(enum.StrEnum):
     REACTIVE = "reactive"
     PROACTIVE = "proactive"
 
+    @property
+    def is_proactive(self) -> bool:
+        """Proactive calls (risks) may derive their urgency from likelihood and proximity."""
+        return self is Trigger.PROACTIVE
+
 
 class Level(Base):
     """One impact, urgency, likelihood or proximity level. Level 1 is the most severe."""

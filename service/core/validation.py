@@ -8,6 +8,7 @@ request shows exactly what to fix.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
 from itertools import pairwise
 
 from service.core.base import Base
@@ -34,6 +35,7 @@ def _allowed(names: Iterable[str]) -> str:
 
 
 def _unique(file: str, key: str, levels: Sequence[Level | PriorityLevel]) -> Iterator[Problem]:
+    """A scale has at least one level, and no two levels share a name or a rank."""
     seen_names: set[str] = set()
     seen_ranks: set[int] = set()
     for i, level in enumerate(levels):
@@ -63,8 +65,10 @@ def _grid(
     row_kind, row_levels = rows
     col_kind, col_levels = cols
     value_kind, value_rank = values
-    row_names = [lv.name for lv in row_levels]
-    col_names = [lv.name for lv in col_levels]
+    value_names = _allowed(sorted(value_rank, key=value_rank.__getitem__))
+    # Sorted by rank so "allowed:" lists read from the most severe level down.
+    row_names = [lv.name for lv in sorted(row_levels, key=lambda lv: lv.level)]
+    col_names = [lv.name for lv in sorted(col_levels, key=lambda lv: lv.level)]
     for row, cells in grid.items():
         if row not in row_names:
             yield Problem(
@@ -84,9 +88,7 @@ def _grid(
                 yield Problem(
                     file=file,
                     key=f"{key}.{row}.{col}",
-                    reason=(
-                        f"unknown {value_kind} level '{value}'; allowed: {_allowed(value_rank)}"
-                    ),
+                    reason=f"unknown {value_kind} level '{value}'; allowed: {value_names}",
                 )
     for row in row_names:
         for col in col_names:
@@ -144,9 +146,17 @@ def _monotonic(
 
 
 def _targets(priorities: Sequence[PriorityLevel]) -> Iterator[Problem]:
+    """Targets are positive, resolve after response, and never shrink as priority falls."""
     ordered = sorted(priorities, key=lambda p: p.level)
     index = {p.name: i for i, p in enumerate(priorities)}
     for p in ordered:
+        for field in ("response", "resolve"):
+            if getattr(p, field) <= timedelta(0):
+                yield Problem(
+                    file="levels.toml",
+                    key=f"priority[{index[p.name]}].{field}",
+                    reason=f"{p.name}: {field} target must be a positive duration",
+                )
         if p.resolve < p.response:
             yield Problem(
                 file="levels.toml",
@@ -167,6 +177,7 @@ def _targets(priorities: Sequence[PriorityLevel]) -> Iterator[Problem]:
 
 
 def _used(tables: TableSet) -> Iterator[Problem]:
+    """Every priority level is reachable: an unused level is almost always a typo in the matrix."""
     used = {p for cells in tables.matrix.matrix.values() for p in cells.values()}
     for i, p in enumerate(tables.levels.priority):
         if p.name not in used:
@@ -178,6 +189,7 @@ def _used(tables: TableSet) -> Iterator[Problem]:
 
 
 def _references(tables: TableSet) -> Iterator[Problem]:
+    """Names that point into another file (teams, services, call types, impact levels) exist."""
     teams = [t.name for t in tables.teams.team]
     services = [s.name for s in tables.services.service]
     call_types = [c.name for c in tables.call_types.call_type]
@@ -249,7 +261,13 @@ def _references(tables: TableSet) -> Iterator[Problem]:
 
 
 def validate(tables: TableSet) -> list[Problem]:
-    """All reasons to refuse ``tables``; an empty list means the set may be used."""
+    """All reasons to refuse ``tables``; an empty list means the set may be used.
+
+    Checks, in this order: unique levels on every scale; the priority matrix and the risk table
+    are complete, name only known levels, and never give a less severe result for a more severe
+    input; targets are positive and never shrink as priority falls; every priority is used;
+    every team, service, call type and impact floor that is named exists.
+    """
     lv = tables.levels
     risk = tables.risk
     priority_rank = {p.name: p.level for p in lv.priority}

@@ -7,7 +7,6 @@ A set is refused as a whole: every problem in every file is collected first, so 
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 import msgspec
@@ -16,14 +15,12 @@ from service.core.scoring import Scorer
 from service.core.tables import FILES, TableSet
 from service.core.validation import Problem, validate
 from service.errors import InvalidTables
+from service.files.keys import decode_problem
 
 __all__ = ["SCHEMA_DIR", "LoadedSet", "content_hash", "load_all", "load_set", "set_dirs"]
 
 SCHEMA_DIR = "schema"
 """Folder under ``tables/`` that holds the generated JSON Schemas, not a table set."""
-
-_AT = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<key>[^`]*)`$", re.S)
-_LINE = re.compile(r"\(at line (?P<line>\d+), column (?P<col>\d+)\)")
 
 
 class LoadedSet(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,18 +42,6 @@ def content_hash(tables: TableSet) -> str:
     """Hash of the set's meaning, not its layout: comments and key order do not change it."""
     digest = hashlib.sha256(msgspec.json.encode(tables, order="sorted")).hexdigest()
     return f"sha256:{digest[:16]}"
-
-
-def _decode_problem(file: str, exc: msgspec.MsgspecError) -> Problem:
-    text = str(exc)
-    at = _AT.match(text)
-    if at:
-        return Problem(file=file, key=at["key"] or "(root)", reason=at["reason"])
-    line = _LINE.search(text)
-    if line:
-        reason = _LINE.sub("", text).strip()
-        return Problem(file=file, key=f"line {line['line']}, column {line['col']}", reason=reason)
-    return Problem(file=file, key="(root)", reason=text)
 
 
 def set_dirs(root: Path) -> list[Path]:
@@ -85,8 +70,12 @@ def load_set(directory: Path) -> LoadedSet:
             continue
         try:
             parts[name.removesuffix(".toml")] = msgspec.toml.decode(raw, type=kind)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            problems.append(_decode_problem(label, exc))
+        except UnicodeDecodeError as exc:
+            # TOML is UTF-8 by definition; msgspec lets the codec error through.
+            reason = f"not UTF-8 text: byte {exc.start} cannot be decoded"
+            problems.append(Problem(file=label, key="(file)", reason=reason))
+        except msgspec.MsgspecError as exc:
+            problems.append(decode_problem(label, kind, exc))
     if problems:
         raise InvalidTables(problems)
     tables = TableSet(**parts)  # type: ignore[arg-type]

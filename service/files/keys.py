@@ -1,0 +1,104 @@
+"""Turn msgspec's decode errors on a table file into :class:`Problem` values with key and reason.
+
+msgspec says ``Object contains unknown field `foo` - at `$.priority[0]```; governance staff need
+``levels.toml: priority[0].foo: unknown key 'foo'; allowed: name, level, ...``. The allowed keys
+come from the msgspec types themselves, so they never drift from what the loader accepts.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+import msgspec.inspect as mi
+
+from service.core.validation import Problem
+
+__all__ = ["decode_problem"]
+
+_AT = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<key>[^`]*)`$", re.S)
+_LINE = re.compile(r"\(at line (?P<line>\d+), column (?P<col>\d+)\)")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`$")
+_STEP = re.compile(r"\.?([^.\[]+)|\[(\d+)\]")
+
+
+def _unwrap(info: mi.Type) -> mi.Type:
+    """The type under ``Annotated`` and ``X | None``; unions of several kinds stay as they are."""
+    while True:
+        if isinstance(info, mi.Metadata):
+            info = info.type
+        elif isinstance(info, mi.UnionType):
+            rest = [t for t in info.types if not isinstance(t, mi.NoneType)]
+            if len(rest) != 1:
+                return info
+            info = rest[0]
+        else:
+            return info
+
+
+def _at(kind: type, key: str) -> mi.Type | None:
+    """The type found at dotted ``key`` (``priority[0]``, ``team[1].handler``) inside ``kind``."""
+    info: mi.Type = _unwrap(mi.type_info(kind))
+    for name, index in _STEP.findall(key):
+        if index:
+            if not isinstance(info, mi.ListType):
+                return None
+            info = _unwrap(info.item_type)
+        elif isinstance(info, mi.StructType):
+            fields = {f.encode_name: f.type for f in info.fields}
+            if name not in fields:
+                return None
+            info = _unwrap(fields[name])
+        elif isinstance(info, mi.DictType):
+            info = _unwrap(info.value_type)
+        else:
+            return None
+    return info
+
+
+def _allowed_keys(info: mi.Type | None) -> list[str]:
+    if isinstance(info, mi.StructType):
+        return [f.encode_name for f in info.fields]
+    return []
+
+
+def _allowed_tags(kind: type, key: str) -> list[str]:
+    """Tag values of the tagged union holding the field at ``key`` (e.g. handler ``kind``)."""
+    parent, _, field = key.rpartition(".")
+    info = _at(kind, parent)
+    if not isinstance(info, mi.UnionType):
+        return []
+    return [
+        str(t.tag)
+        for t in info.types
+        if isinstance(t, mi.StructType) and t.tag_field == field and t.tag is not None
+    ]
+
+
+def decode_problem(file: str, kind: type, exc: msgspec.MsgspecError) -> Problem:
+    """The problem ``exc`` reports for ``file``, decoded as ``kind``, with key and reason."""
+    text = str(exc)
+    at = _AT.match(text)
+    key, reason = (at["key"], at["reason"]) if at else ("", text)
+    unknown = _UNKNOWN.match(reason)
+    if unknown:
+        name = unknown["name"]
+        allowed = _allowed_keys(_at(kind, key))
+        reason = f"unknown key '{name}'"
+        if allowed:
+            reason += f"; allowed: {', '.join(allowed)}"
+        return Problem(file=file, key=f"{key}.{name}" if key else name, reason=reason)
+    if at:
+        if reason.startswith("Invalid value"):
+            tags = _allowed_tags(kind, key)
+            if tags:
+                reason += f"; allowed: {', '.join(tags)}"
+        return Problem(file=file, key=key or "(root)", reason=reason)
+    line = _LINE.search(text)
+    if line:
+        reason = _LINE.sub("", text).strip()
+        if reason == "Cannot overwrite a value":
+            # tomllib's wording for a key given twice, e.g. a doubled matrix cell.
+            reason = "duplicate key: this value is already set above (Cannot overwrite a value)"
+        return Problem(file=file, key=f"line {line['line']}, column {line['col']}", reason=reason)
+    return Problem(file=file, key="(root)", reason=text)
