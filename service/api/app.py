@@ -20,6 +20,7 @@ from service.api.priority import PriorityController
 from service.api.tables import TablesController
 from service.files.loader import load_all
 from service.files.store import TableStore
+from service.governance.plugin import GovernancePlugin
 from service.metrics.tables import record_loaded
 from service.settings import Settings
 
@@ -55,6 +56,7 @@ def create_app(
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         middleware=[HTTP_METRICS.middleware],
+        plugins=[GovernancePlugin(store, settings.tables, settings.redis_url)],
         openapi_config=OpenAPIConfig(
             title="usm-dispatch",
             version=__version__,

@@ -16,6 +16,7 @@ from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.scoring import Scorer
 from service.files.store import TableStore
+from service.governance.decision_log import DecisionLog
 from service.metrics.decisions import record_decision, record_decisions
 
 __all__ = ["MAX_BATCH", "BatchRequest", "BatchResponse", "PriorityController", "scorer_for"]
@@ -68,17 +69,28 @@ class PriorityController(Controller):
     tags = ["priority"]
 
     @post("/", status_code=200, summary="Score one call")
-    async def score(self, data: Call, tables: TableStore, version: VersionParam = None) -> Decision:
+    async def score(
+        self,
+        data: Call,
+        tables: TableStore,
+        decision_log: DecisionLog,
+        version: VersionParam = None,
+    ) -> Decision:
         """Priority, team, targets and explanation for one call or risk. Needs no Redis."""
         now = datetime.now(UTC)
         started = perf_counter()
         decision = scorer_for(tables, now, version).score(data, now)
         record_decision(decision, perf_counter() - started)
+        decision_log.append(data, decision)
         return decision
 
     @post("/batch", status_code=200, summary="Score many calls")
     async def score_batch(
-        self, data: BatchRequest, tables: TableStore, version: VersionParam = None
+        self,
+        data: BatchRequest,
+        tables: TableStore,
+        decision_log: DecisionLog,
+        version: VersionParam = None,
     ) -> BatchResponse:
         """Decisions for up to 10,000 calls, in order; one bad call fails the batch, naming it."""
         now = datetime.now(UTC)
@@ -86,4 +98,5 @@ class PriorityController(Controller):
         scorer = scorer_for(tables, now, version)
         decisions = scorer.score_many(data.calls, now)
         record_decisions(decisions, perf_counter() - started)
+        decision_log.extend(data.calls, decisions)
         return BatchResponse(decisions=decisions)

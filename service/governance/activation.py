@@ -1,0 +1,147 @@
+"""Activation: notice when another table set comes into force and re-score queued work once.
+
+A set comes into force by a reload or simply because its ``effective_from`` arrived. Each API
+replica checks every second; the one that wins a Redis ``SET NX`` on the activation's marker runs
+the re-score, then marks it done, so N replicas re-score once. A replica that dies mid-way leaves
+only a lock that expires, and another takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import anyio.to_thread
+import msgspec
+import redis
+
+from service.core.base import Base
+from service.core.scoring import Scorer
+from service.files.store import TableStore
+from service.governance.keys import activation_key
+
+__all__ = ["Activation", "ActivationWatcher", "Rescore", "default_rescore"]
+
+log = logging.getLogger("usm.governance.activation")
+
+DONE_TTL = 90 * 86400
+"""Seconds a done-marker lives: far longer than any roll-out of one version."""
+
+
+class Rescore(Protocol):
+    def __call__(self, conn: redis.Redis, scorer: Scorer) -> int: ...
+
+
+class Activation(Base):
+    """The record of one handled activation, stored as the marker's value."""
+
+    version: str
+    hash: str
+    state: str
+    """``running`` while a replica re-scores; ``done`` or ``skipped`` once handled."""
+    by: str
+    """Replica (host:pid) that handled it."""
+    at: datetime
+    moved: int = 0
+    """Queued items whose priority or team changed and that were moved."""
+
+
+def default_rescore() -> Rescore | None:
+    """The dispatch package's ``rescore_all``, or None while it is not installed."""
+    try:
+        from service.dispatch.rescore import rescore_all  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    fn: Rescore = rescore_all
+    return fn
+
+
+class ActivationWatcher:
+    """Runs the re-score for every table set that comes into force, once across all replicas."""
+
+    def __init__(
+        self,
+        store: TableStore,
+        conn: redis.Redis | None,
+        rescore: Rescore | None,
+        lock_seconds: int = 600,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.conn = conn
+        self.rescore = rescore
+        self.lock_seconds = lock_seconds
+        self.clock = clock
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        self.handled: set[tuple[str, str]] = set()
+        """Activations this replica knows to be handled (by it or another); no Redis call then."""
+
+    def check(self) -> Activation | None:
+        """Handle the set in force now if nobody has; returns what this replica did, if anything.
+
+        Blocking (Redis and the re-score): run it in a thread.
+        """
+        active = self.store.active(self.clock())
+        ident = (active.version, active.hash)
+        if ident in self.handled or self.conn is None:
+            return None
+        key = activation_key(*ident)
+        seen = self.conn.get(key)
+        if seen is not None:
+            if msgspec.json.decode(seen, type=Activation).state != "running":
+                self.handled.add(ident)
+            return None  # handled, or another replica is on it (its lock expires if it died)
+        mine = self._record(ident, "running")
+        if not self.conn.set(key, msgspec.json.encode(mine), nx=True, ex=self.lock_seconds):
+            return None
+        try:
+            if not active.tables.set.rescore_on_activate:
+                done = self._record(ident, "skipped")
+                log.info("table set %s %s in force; re-score switched off", *ident)
+            elif self.rescore is None:
+                self.conn.delete(key)  # let a replica (or a later check) with dispatch do it
+                log.warning("table set %s %s in force; no re-score available yet", *ident)
+                return None
+            else:
+                started = time.monotonic()
+                moved = self.rescore(self.conn, self.store.scorer(self.clock(), active.version))
+                done = self._record(ident, "done", moved)
+                log.info(
+                    "table set %s %s in force; re-scored queued items, %d moved in %.2f s",
+                    *ident,
+                    moved,
+                    time.monotonic() - started,
+                )
+        except Exception:
+            self.conn.delete(key)
+            raise
+        self.conn.set(key, msgspec.json.encode(done), ex=DONE_TTL)
+        self.handled.add(ident)
+        return done
+
+    async def run(self, interval: float) -> None:
+        """Check now, then every ``interval`` seconds until cancelled; errors are logged."""
+        while True:
+            try:
+                await anyio.to_thread.run_sync(self.check)
+            except redis.RedisError as exc:
+                log.warning("activation check failed (%s); retrying in %.1f s", exc, interval)
+            except Exception:
+                log.exception("activation check failed; retrying in %.1f s", interval)
+            await asyncio.sleep(interval)
+
+    def _record(self, ident: tuple[str, str], state: str, moved: int = 0) -> Activation:
+        return Activation(
+            version=ident[0],
+            hash=ident[1],
+            state=state,
+            by=self.replica,
+            at=datetime.now(UTC),
+            moved=moved,
+        )
