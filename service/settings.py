@@ -26,6 +26,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """``USM_DATA_DIR``: where the embedded Redis keeps its data."""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 * 1024 * 1024
     """``USM_MAX_BODY_BYTES``: larger request bodies get 413."""
+    api_keys_file: str | None = None
+    """``USM_API_KEYS_FILE``: TOML file of ``[[keys]]`` (name, hash, scopes); see docs/security.md."""
+    api_keys: str | None = None
+    """``USM_API_KEYS``: keys as ``NAME:SCOPE[,SCOPE]:sha256:HEX`` entries separated by ``;``."""
+    rate_limit: Annotated[
+        str, msgspec.Meta(pattern=r"^(off|0|[1-9][0-9]*/(second|minute|hour|day))$")
+    ] = "1000/second"
+    """``USM_RATE_LIMIT``: requests per API key, e.g. ``600/minute``; ``off`` disables it."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

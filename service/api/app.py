@@ -22,6 +22,7 @@ from service.files.loader import load_all
 from service.files.store import TableStore
 from service.governance.plugin import GovernancePlugin
 from service.metrics.tables import record_loaded
+from service.security import build_security
 from service.settings import Settings
 
 __all__ = ["create_app"]
@@ -42,6 +43,7 @@ def create_app(
     if store is None:
         store = TableStore(load_all(Path(settings.tables)))
         record_loaded()
+    security = build_security(settings)
     return Litestar(
         route_handlers=[
             healthz,
@@ -55,7 +57,10 @@ def create_app(
         state=State({"tables": store, "settings": settings}),
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
-        middleware=[HTTP_METRICS.middleware],
+        middleware=[HTTP_METRICS.middleware, *security.middleware],
+        stores=security.stores,
+        on_startup=security.on_startup,
+        on_shutdown=security.on_shutdown,
         plugins=[GovernancePlugin(store, settings.tables, settings.redis_url)],
         openapi_config=OpenAPIConfig(
             title="usm-dispatch",

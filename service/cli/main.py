@@ -9,10 +9,11 @@ from collections.abc import Sequence
 
 from service import __version__
 from service.cli import serve, tables
+from service.security import cli as keys
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = [serve, tables]
+COMMAND_MODULES = [serve, tables, keys]
 """Modules with ``register(subparsers)``; each sets ``func`` on its parsers."""
 
 

@@ -1,0 +1,117 @@
+"""API keys with scopes, per-key rate limits and the loopback rule, wired by :func:`build_security`.
+
+``create_app`` calls :func:`build_security` once and passes what it returns to litestar; nothing
+else in the service knows about keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Litestar
+from litestar.middleware.base import DefineMiddleware
+from litestar.stores.base import Store
+
+from service.errors import UsmError
+from service.security.keys import KeyConfigError, KeyRing, Principal, hash_key, new_key
+from service.security.middleware import ApiKeyMiddleware
+from service.security.openapi import document_security
+from service.security.ratelimit import RateLimitStore, parse_rate, rate_limit_config
+from service.security.scopes import Scope, required_scope
+from service.settings import Settings
+
+__all__ = [
+    "InsecureBind",
+    "KeyConfigError",
+    "KeyRing",
+    "Principal",
+    "Scope",
+    "Security",
+    "build_security",
+    "check_bind",
+    "hash_key",
+    "is_loopback",
+    "new_key",
+    "required_scope",
+]
+
+log = logging.getLogger("usm.security")
+
+
+class InsecureBind(UsmError):
+    """No API key is configured, yet the service was asked to listen beyond loopback."""
+
+    status_code = 500
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.0.0.0/8``, ``::1``)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, ring: KeyRing) -> None:
+    """Refuse a non-loopback ``host`` while no key is configured; say which mode is in force.
+
+    Raises:
+        InsecureBind: ``host`` is reachable from other machines and every endpoint would be open.
+    """
+    if not ring.empty:
+        names = ", ".join(ring.names)
+        log.info("API keys required: %d key(s) configured: %s", len(ring.names), names)
+        return
+    if not is_loopback(host):
+        raise InsecureBind(
+            f"refusing to listen on {host}: no API keys are configured, so every endpoint would be "
+            "open to the network. Configure keys (USM_API_KEYS_FILE or USM_API_KEYS; create one "
+            "with `usm keys new --name NAME --scope score`) or bind to 127.0.0.1 (USM_HOST)."
+        )
+    log.warning(
+        "no API keys configured: every endpoint is open, so the API listens on loopback only (%s)",
+        host,
+    )
+
+
+@dataclass
+class Security:
+    """What litestar needs: middleware (in order), stores and lifecycle hooks."""
+
+    ring: KeyRing
+    middleware: list[DefineMiddleware] = field(default_factory=list)
+    stores: dict[str, Store] = field(default_factory=dict)
+    on_startup: list[Callable[[Litestar], Any]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], Any]] = field(default_factory=list)
+
+
+def build_security(settings: Settings, ring: KeyRing | None = None) -> Security:
+    """Keys, loopback rule, authentication middleware, rate limits and OpenAPI notes.
+
+    Args:
+        settings: where the keys are (``api_keys_file``, ``api_keys``), the bind address, the
+            rate limit and the Redis that shares the rate-limit counters between replicas.
+        ring: keys to use instead of the configured ones (tests).
+
+    Raises:
+        KeyConfigError: the key file or ``USM_API_KEYS`` is unusable.
+        InsecureBind: see :func:`check_bind`.
+    """
+    if ring is None:
+        ring = KeyRing.configured(settings.api_keys_file, settings.api_keys)
+    check_bind(settings.host, ring)
+    security = Security(ring=ring, on_startup=[document_security])
+    security.middleware.append(DefineMiddleware(ApiKeyMiddleware, ring=ring))
+    rate = parse_rate(settings.rate_limit)
+    if rate is not None and not ring.empty:
+        store = RateLimitStore.for_url(settings.redis_url)
+        security.stores["rate_limit"] = store
+        security.middleware.append(rate_limit_config(rate).middleware)
+        security.on_shutdown.append(store.close)
+    return security

@@ -1,0 +1,98 @@
+"""Put the security layer into the OpenAPI document: the key schemes and the refusals it makes.
+
+Route handlers belong to their features; the security layer documents, for every route it
+guards, the ``401``/``403``/``429`` it may answer and the scope the route needs, and ``413`` for
+every request body. It runs once at start-up on the document litestar built, before it is served.
+"""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Schema,
+    SecurityScheme,
+)
+
+from service.security.scopes import is_open, required_scope
+
+__all__ = ["document_security"]
+
+_METHODS = ("get", "put", "post", "delete", "patch")
+
+_PROBLEM = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["status", "title", "detail"],
+    properties={
+        "status": Schema(type=OpenAPIType.INTEGER),
+        "title": Schema(type=OpenAPIType.STRING),
+        "detail": Schema(type=OpenAPIType.STRING),
+        "field": Schema(type=OpenAPIType.STRING),
+        "allowed": Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING)),
+    },
+)
+_INT_HEADER = OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))
+_STR_HEADER = OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING))
+
+
+def _problem(description: str, headers: dict[str, OpenAPIHeader] | None = None) -> OpenAPIResponse:
+    return OpenAPIResponse(
+        description=description,
+        content={"application/problem+json": OpenAPIMediaType(schema=_PROBLEM)},
+        headers=headers,  # type: ignore[arg-type]
+    )
+
+
+_REFUSALS = {
+    "401": _problem(
+        "No API key, or a key that is not configured.",
+        {"WWW-Authenticate": _STR_HEADER},
+    ),
+    "403": _problem("The API key lacks the scope this endpoint needs (named in `detail`)."),
+    "429": _problem(
+        "The API key's rate limit is used up; retry after `Retry-After` seconds.",
+        {"Retry-After": _INT_HEADER, "RateLimit-Limit": _INT_HEADER},
+    ),
+}
+_TOO_LARGE = _problem("The request body is larger than `USM_MAX_BODY_BYTES`.")
+
+
+def _guard(op: Operation, scope: str) -> None:
+    op.security = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+    note = f"Needs an API key with scope `{scope}`."
+    op.description = f"{op.description}\n\n{note}" if op.description else note
+    op.responses = op.responses or {}
+    for status, response in _REFUSALS.items():
+        op.responses.setdefault(status, response)
+
+
+def document_security(app: Litestar) -> None:
+    """Add key schemes, per-operation scopes and the 401/403/413/429 responses to the document."""
+    doc = app.openapi_schema
+    doc.components = doc.components or Components()
+    doc.components.security_schemes = {
+        **(doc.components.security_schemes or {}),
+        "bearerAuth": SecurityScheme(
+            type="http", scheme="bearer", description="`Authorization: Bearer usm_...`"
+        ),
+        "apiKeyHeader": SecurityScheme(
+            type="apiKey", name="X-API-Key", security_scheme_in="header"
+        ),
+    }
+    for path, item in (doc.paths or {}).items():
+        for method in _METHODS:
+            op: Operation | None = getattr(item, method)
+            if op is None:
+                continue
+            if op.request_body is not None:
+                op.responses = op.responses or {}
+                op.responses.setdefault("413", _TOO_LARGE)
+            if is_open(path):
+                continue
+            scope = required_scope(path, method.upper())
+            _guard(op, scope.value if scope is not None else "admin")

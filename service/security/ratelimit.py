@@ -1,0 +1,242 @@
+"""Per-key rate limits: litestar's ``RateLimitConfig``, counted in Redis, in memory if it is down.
+
+litestar's stock ``RateLimitMiddleware`` keeps a JSON list of every timestamp in the window and
+does a GET then a SET under a process-wide lock: two round trips per request, serialised across
+all requests of the process, and racy between replicas. The config stays litestar's (limit,
+exclusions, identifier, header names, the ``rate_limit`` store name); only ``middleware_class`` is
+swapped for one doing a single atomic ``INCR`` per request (:data:`HIT_SCRIPT`).
+
+Redis down: the counter moves to a per-process :class:`~litestar.stores.memory.MemoryStore`-like
+fallback for a second at a time (then Redis is tried again), so limits still hold per process and
+scoring keeps answering; no request waits on a dead Redis longer than the connect timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio as aredis
+from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import TooManyRequestsException
+from litestar.middleware.rate_limit import (
+    DURATION_VALUES,
+    DurationUnit,
+    RateLimitConfig,
+    RateLimitMiddleware,
+)
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+from litestar.types import Message, Receive, Scope, Send
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from service.security.keys import LOCAL, Principal
+
+__all__ = [
+    "HIT_SCRIPT",
+    "KeyRateLimitMiddleware",
+    "RateLimitStore",
+    "parse_rate",
+    "rate_limit_config",
+]
+
+log = logging.getLogger("usm.security")
+
+NAMESPACE = "usm:ratelimit"
+"""Prefix of the counters in Redis."""
+RETRY_REDIS_AFTER = 1.0
+"""Seconds the fallback is used after a Redis error before Redis is tried again."""
+
+HIT_SCRIPT = """
+-- Count one request in a fixed window.
+-- KEYS[1]: the counter of one key's current window
+-- ARGV[1]: window length in milliseconds
+-- Returns {count in window including this request, milliseconds until the window resets}
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+"""
+
+
+def parse_rate(text: str) -> tuple[DurationUnit, int] | None:
+    """``"600/minute"`` -> ``("minute", 600)``; ``"off"`` or ``"0"`` -> None (no limit)."""
+    if text.strip().lower() in ("off", "0", ""):
+        return None
+    count, _, unit = text.strip().partition("/")
+    if unit not in DURATION_VALUES or not count.isdigit() or int(count) < 1:
+        raise ValueError(
+            f"rate limit {text!r}: expected COUNT/UNIT with UNIT one of "
+            f"{', '.join(DURATION_VALUES)}, or 'off'"
+        )
+    return unit, int(count)  # type: ignore[return-value]
+
+
+class RateLimitStore(Store):
+    """A litestar store on Redis that falls back to process memory while Redis fails."""
+
+    def __init__(self, client: aredis.Redis | None) -> None:
+        self.client = client
+        self.redis = RedisStore(client, namespace=NAMESPACE) if client is not None else None
+        self.memory = MemoryStore()
+        self._counts: dict[str, tuple[int, float]] = {}
+        self._redis_back_at = 0.0
+        self._hit = client.register_script(HIT_SCRIPT) if client is not None else None
+
+    @classmethod
+    def for_url(cls, url: str | None) -> RateLimitStore:
+        """A store on the Redis at ``url`` with short timeouts and no retries (or memory only)."""
+        if not url:
+            return cls(None)
+        client = aredis.Redis.from_url(
+            url,
+            socket_connect_timeout=0.25,
+            socket_timeout=0.25,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        return cls(client)
+
+    @property
+    def using_redis(self) -> bool:
+        return self._hit is not None and time.monotonic() >= self._redis_back_at
+
+    def _redis_failed(self, exc: Exception) -> None:
+        if time.monotonic() >= self._redis_back_at:
+            log.warning("rate limits counted in process memory: Redis unavailable (%s)", exc)
+        self._redis_back_at = time.monotonic() + RETRY_REDIS_AFTER
+
+    async def hit(self, key: str, window: int) -> tuple[int, float]:
+        """Count one request for ``key``: (requests in the window so far, seconds to reset)."""
+        if self._hit is not None and self.using_redis:
+            try:
+                n, ttl_ms = await self._hit(keys=[f"{NAMESPACE}:{key}"], args=[window * 1000])
+                return int(n), int(ttl_ms) / 1000
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+        return self._hit_memory(key, window)
+
+    def _hit_memory(self, key: str, window: int) -> tuple[int, float]:
+        now = time.monotonic()
+        count, reset_at = self._counts.get(key, (0, 0.0))
+        if reset_at <= now:
+            count, reset_at = 0, now + window
+            if len(self._counts) > 10_000:  # drop finished windows so memory stays bounded
+                self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+        self._counts[key] = (count + 1, reset_at)
+        return count + 1, reset_at - now
+
+    def _store(self) -> Store:
+        return self.redis if self.redis is not None and self.using_redis else self.memory
+
+    async def set(
+        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
+    ) -> None:
+        try:
+            await self._store().set(key, value, expires_in)
+        except (RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            await self.memory.set(key, value, expires_in)
+
+    async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
+        try:
+            return await self._store().get(key, renew_for)
+        except (RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            return await self.memory.get(key, renew_for)
+
+    async def delete(self, key: str) -> None:
+        await self.memory.delete(key)
+        self._counts.pop(key, None)
+        if self.redis is not None:
+            try:
+                await self.redis.delete(key)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+
+    async def delete_all(self) -> None:
+        await self.memory.delete_all()
+        self._counts.clear()
+        if self.redis is not None:
+            await self.redis.delete_all()
+
+    async def exists(self, key: str) -> bool:
+        return await self.get(key) is not None
+
+    async def expires_in(self, key: str) -> int | None:
+        return await self._store().expires_in(key)
+
+    async def close(self) -> None:
+        """Close the Redis connections (app shutdown)."""
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def _identity(request: Any) -> str:
+    user = request.scope.get("user")
+    return user.name if isinstance(user, Principal) else "anonymous"
+
+
+async def _throttled(request: Any) -> bool:
+    # Only requests made with a real key are limited: open routes (probes, metrics) never, and
+    # the keyless loopback mode (LOCAL) is a developer's own machine.
+    user = request.scope.get("user")
+    return isinstance(user, Principal) and user is not LOCAL
+
+
+class KeyRateLimitMiddleware(RateLimitMiddleware):
+    """``RateLimitMiddleware`` counting with one atomic hit; 429 carries ``Retry-After``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope["litestar_app"]
+        request = app.request_class(scope)
+        if await self.should_check_request(request=request):
+            store = self.config.get_store_from_app(app)
+            assert isinstance(store, RateLimitStore)
+            window = DURATION_VALUES[self.unit]
+            count, reset = await store.hit(self.cache_key_from_request(request), window)
+            headers = {
+                self.config.rate_limit_policy_header_key: f"{self.max_requests}; w={window}",
+                self.config.rate_limit_limit_header_key: str(self.max_requests),
+                self.config.rate_limit_remaining_header_key: str(max(self.max_requests - count, 0)),
+                self.config.rate_limit_reset_header_key: str(max(int(reset + 0.999), 1)),
+            }
+            if count > self.max_requests:
+                raise TooManyRequestsException(
+                    f"rate limit of {self.max_requests} requests per {self.unit} exceeded "
+                    f"for API key '{_identity(request)}'",
+                    headers={"Retry-After": headers[self.config.rate_limit_reset_header_key]}
+                    | headers,
+                )
+            if self.config.set_rate_limit_headers:
+                send = _with_headers(send, headers)
+        await self.app(scope, receive, send)
+
+
+def _with_headers(send: Send, extra: dict[str, str]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message.setdefault("headers", [])
+            headers = MutableScopeHeaders(message)
+            for key, value in extra.items():
+                headers[key] = value
+        await send(message)
+
+    return wrapped
+
+
+def rate_limit_config(rate: tuple[DurationUnit, int]) -> RateLimitConfig:
+    """litestar's config for ``rate`` per key, using :class:`KeyRateLimitMiddleware`."""
+    return RateLimitConfig(
+        rate_limit=rate,
+        identifier_for_request=_identity,
+        check_throttle_handler=_throttled,
+        middleware_class=KeyRateLimitMiddleware,
+        store="rate_limit",
+    )

@@ -1,0 +1,81 @@
+"""Per-key rate limits, counted in the real Redis shared by replicas, in memory while it is down."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from litestar.testing import TestClient
+
+from tests.security.conftest import Keys, bearer, keyed_app
+from tests.support.redis_server import RedisServer
+
+CALL = {"type": "incident", "impact": "department", "urgency": "high"}
+
+
+def test_the_request_over_the_limit_gets_429_with_retry_after(keys: Keys, redis_url: str) -> None:
+    with TestClient(keyed_app(keys, rate_limit="5/minute", redis_url=redis_url)) as c:
+        codes = [c.post("/v1/priority", json=CALL, headers=bearer(keys.score)) for _ in range(6)]
+    assert [r.status_code for r in codes] == [200] * 5 + [429]
+    assert codes[0].headers["ratelimit-limit"] == "5"
+    assert codes[0].headers["ratelimit-remaining"] == "4"
+    refused = codes[-1]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["ratelimit-remaining"] == "0"
+    assert refused.json()["detail"] == (
+        "rate limit of 5 requests per minute exceeded for API key 'scorer'"
+    )
+
+
+def test_replicas_share_one_count_through_redis(
+    keys: Keys, redis_url: str, redis_client: redis.Redis
+) -> None:
+    a = keyed_app(keys, rate_limit="6/minute", redis_url=redis_url)
+    b = keyed_app(keys, rate_limit="6/minute", redis_url=redis_url)
+    with TestClient(a) as ca, TestClient(b) as cb:
+        first = [ca.post("/v1/priority", json=CALL, headers=bearer(keys.score)) for _ in range(3)]
+        second = [cb.post("/v1/priority", json=CALL, headers=bearer(keys.score)) for _ in range(4)]
+    assert [r.status_code for r in first + second] == [200] * 6 + [429]
+    counters = [k.decode() for k in redis_client.scan_iter("usm:ratelimit:*")]
+    assert len(counters) == 1
+    assert counters[0].endswith("scorer")
+    assert int(redis_client.get(counters[0]) or 0) == 7
+
+
+def test_each_key_has_its_own_allowance(keys: Keys, redis_url: str) -> None:
+    with TestClient(keyed_app(keys, rate_limit="2/minute", redis_url=redis_url)) as c:
+        used = [c.post("/v1/priority", json=CALL, headers=bearer(keys.score)) for _ in range(3)]
+        other = c.post("/v1/priority", json=CALL, headers=bearer(keys.everything))
+    assert [r.status_code for r in used] == [200, 200, 429]
+    assert other.status_code == 200
+
+
+def test_probes_and_refused_keys_do_not_use_up_an_allowance(keys: Keys, redis_url: str) -> None:
+    with TestClient(keyed_app(keys, rate_limit="2/minute", redis_url=redis_url)) as c:
+        probes = {c.get("/healthz").status_code for _ in range(10)}
+        wrong = {c.get("/v1/tables", headers=bearer("usm_wrong")).status_code for _ in range(5)}
+        ok = [c.get("/v1/tables", headers=bearer(keys.score)).status_code for _ in range(2)]
+    assert (probes, wrong, ok) == ({200}, {401}, [200, 200])
+
+
+def test_with_redis_down_scoring_answers_and_limits_hold_per_process(
+    keys: Keys, redis_url: str, redis_server: RedisServer
+) -> None:
+    with TestClient(keyed_app(keys, rate_limit="4/minute", redis_url=redis_url)) as c:
+        assert c.post("/v1/priority", json=CALL, headers=bearer(keys.score)).status_code == 200
+        redis_server.stop()
+        try:
+            started = time.monotonic()
+            down = [c.post("/v1/priority", json=CALL, headers=bearer(keys.score)) for _ in range(5)]
+            elapsed = time.monotonic() - started
+        finally:
+            redis_server.start()
+        time.sleep(1.1)  # the fallback retries Redis after one second
+        back = c.post("/v1/priority", json=CALL, headers=bearer(keys.everything))
+    assert [r.status_code for r in down] == [200] * 4 + [429]
+    assert elapsed < 2.0
+    assert back.status_code == 200
+    client = redis.Redis.from_url(redis_url)
+    counters = {k.decode() for k in client.scan_iter("usm:ratelimit:*")}
+    assert "usm:ratelimit:KeyRateLimitMiddleware::root" in counters  # counted in Redis again
+    client.close()
