@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from service.cli.governance import register_tables
 from service.errors import InvalidTables
 from service.files.loader import SCHEMA_DIR, load_all
 from service.files.schema import stale_schemas, write_schemas
@@ -26,6 +27,8 @@ def register(sub: Any) -> None:
     s.add_argument("--dir", default=Path("tables") / SCHEMA_DIR, type=Path)
     s.add_argument("--check", action="store_true", help="exit 1 if the committed schemas are stale")
     s.set_defaults(func=_schema)
+
+    register_tables(tsub)  # diff, replay, render: the governance review tools
 
 
 def _validate(args: argparse.Namespace) -> int:
