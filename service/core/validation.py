@@ -31,7 +31,8 @@ class Problem(Base):
 
 
 def _allowed(names: Iterable[str]) -> str:
-    return ", ".join(names)
+    # dict.fromkeys: a duplicated name (itself a problem) is listed once.
+    return ", ".join(dict.fromkeys(names))
 
 
 def _unique(file: str, key: str, levels: Sequence[Level | PriorityLevel]) -> Iterator[Problem]:

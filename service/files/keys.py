@@ -19,6 +19,8 @@ __all__ = ["decode_problem"]
 _AT = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<key>[^`]*)`$", re.S)
 _LINE = re.compile(r"\(at line (?P<line>\d+), column (?P<col>\d+)\)")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`$")
+_DATETIME_HINT = "an unquoted TOML date-time with a timezone, e.g. 2026-01-01T00:00:00Z"
+_DURATION_HINT = "an ISO 8601 duration in days, hours, minutes or seconds, e.g. PT30M, PT4H, P2D"
 _STEP = re.compile(r"\.?([^.\[]+)|\[(\d+)\]")
 
 
@@ -93,6 +95,10 @@ def decode_problem(file: str, kind: type, exc: msgspec.MsgspecError) -> Problem:
             tags = _allowed_tags(kind, key)
             if tags:
                 reason += f"; allowed: {', '.join(tags)}"
+        elif "`datetime`" in reason:
+            reason += f"; write {_DATETIME_HINT}"
+        elif "ISO8601 duration" in reason:
+            reason += f"; write {_DURATION_HINT}"
         return Problem(file=file, key=key or "(root)", reason=reason)
     line = _LINE.search(text)
     if line:
