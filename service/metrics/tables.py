@@ -48,6 +48,10 @@ TABLE_RELOADS = Counter(
     "Attempts to reload the table sets, by result (success, unchanged, rejected, error).",
     ["result"],
 )
+for _result in ReloadResult:
+    # Every result is a series from the start, so rate(), increase() and the alerts see a 0
+    # rather than nothing before the first failure.
+    TABLE_RELOADS.labels(_result.value)
 TABLE_LAST_LOAD = Gauge(
     "usm_table_last_load_timestamp_seconds",
     "Unix time the table sets were last loaded successfully.",
@@ -73,7 +77,7 @@ def record_reload(result: ReloadResult | str, at: float | None = None) -> None:
 
 
 class TableCollector(Collector):
-    """Scrape-time view of the table sets in force: version info and targets per priority."""
+    """Scrape-time view of the table set in force: version, targets per priority, teams."""
 
     def __init__(
         self, store: TableStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -109,6 +113,15 @@ class TableCollector(Collector):
             resolve.add_metric([level.name], level.resolve.total_seconds())
         yield response
         yield resolve
+        teams = InfoMetricFamily(
+            "usm_team",
+            "Teams of the table set in force (value 1): how their work is taken (push: workers, "
+            "pull: claimed by people) and the workers' handler kind.",
+        )
+        for team in active.tables.teams.team:
+            handler = type(team.handler).__struct_config__.tag
+            teams.add_metric([], {"team": team.name, "mode": team.mode, "handler": str(handler)})
+        yield teams
 
 
 def record_loaded(at: float | None = None) -> None:

@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""Build the usm-dispatch Grafana dashboard (dashboards as code, standard library only).
+
+    python deploy/grafana/build.py           # write dashboards/usm-dispatch.json
+    python deploy/grafana/build.py --check   # exit 1 when the committed JSON is stale
+
+Every panel query is evaluated against a live service by tests/e2e/test_prometheus_dashboard.py,
+so a panel that can never show data fails the tests.
+
+Queue gauges (``usm_queue_*``, ``usm_workers_*``) are reported identically by every API replica:
+they are aggregated with ``max by (team, priority)`` first and only then summed across teams or
+priorities, so two replicas never double the depth. Event counters come from the process that
+saw the event (API or worker) and are summed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DATASOURCE", "build", "main"]
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "dashboards" / "usm-dispatch.json"
+
+DATASOURCE = {"type": "prometheus", "uid": "usm-prometheus"}
+"""Provisioned in provisioning/datasources/prometheus.yml with this uid."""
+
+Panel = dict[str, Any]
+
+# Per-team panels filter on the dashboard's team variable.
+T = 'team="$team"'
+
+
+def target(expr: str, legend: str = "", ref: str = "A") -> dict[str, Any]:
+    return {"refId": ref, "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
+
+
+def _targets(queries: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [target(e, legend, chr(ord("A") + i)) for i, (e, legend) in enumerate(queries)]
+
+
+def timeseries(
+    title: str,
+    queries: list[tuple[str, str]],
+    unit: str = "short",
+    description: str = "",
+    width: int = 12,
+    stack: bool = False,
+    threshold: float | None = None,
+) -> Panel:
+    """A time series panel; ``queries`` are (PromQL, legend) pairs."""
+    custom: dict[str, Any] = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10}
+    if stack:
+        custom["stacking"] = {"mode": "normal", "group": "A"}
+    thresholds: dict[str, Any] = {"mode": "absolute", "steps": [{"color": "green", "value": None}]}
+    if threshold is not None:
+        thresholds["steps"].append({"color": "red", "value": threshold})
+        custom["thresholdsStyle"] = {"mode": "dashed"}
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": _targets(queries),
+        "fieldConfig": {
+            "defaults": {"unit": unit, "custom": custom, "thresholds": thresholds},
+            "overrides": [],
+        },
+        "options": {
+            "legend": {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+        "_w": width,
+        "_h": 8,
+    }
+
+
+def stat(
+    title: str,
+    expr: str,
+    legend: str = "",
+    unit: str = "short",
+    description: str = "",
+    red_above: float | None = None,
+    text_mode: str = "value",
+    mappings: list[dict[str, Any]] | None = None,
+    width: int = 4,
+) -> Panel:
+    """A single-value panel; ``red_above`` turns it red beyond that value."""
+    steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
+    if red_above is not None:
+        steps.append({"color": "red", "value": red_above})
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "targets": [target(expr, legend)],
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "thresholds": {"mode": "absolute", "steps": steps},
+                "mappings": mappings or [],
+            },
+            "overrides": [],
+        },
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "textMode": text_mode,
+            "colorMode": "background" if red_above is not None else "value",
+            "graphMode": "none",
+        },
+        "_w": width,
+        "_h": 4,
+    }
+
+
+def row(title: str) -> Panel:
+    return {"type": "row", "title": title, "collapsed": False, "panels": [], "_w": 24, "_h": 1}
+
+
+def _depth(sel: str = "") -> str:
+    return f"max by (team, priority) (usm_queue_depth{{{sel}}})"
+
+
+def overview() -> list[Panel]:
+    """Across all teams: the state of the service at a glance."""
+    return [
+        row("Overview: all teams"),
+        stat(
+            "Table set in force",
+            "max by (version, hash) (usm_table_info)",
+            "{{version}}",
+            description="Version of the impact/urgency/priority tables scoring calls now.",
+            text_mode="name",
+        ),
+        stat("Items queued", f"sum({_depth()})", description="Items waiting, all teams."),
+        stat(
+            "Overdue items",
+            "sum(max by (team, priority) (usm_queue_overdue_items))",
+            description="Queued items past their response target.",
+            red_above=1,
+        ),
+        stat("Workers up", "sum(max by (team) (usm_workers_up))"),
+        stat(
+            "Redis",
+            "max(usm_redis_up)",
+            description="Whether the API reaches Redis (scoring works without it).",
+            mappings=[
+                {
+                    "type": "value",
+                    "options": {
+                        "0": {"text": "down", "color": "red"},
+                        "1": {"text": "up", "color": "green"},
+                    },
+                }
+            ],
+        ),
+        stat(
+            "Decisions / s",
+            "sum(rate(usm_decisions_total[$__rate_interval]))",
+            unit="reqps",
+            description="Calls and risks scored per second, every call type.",
+        ),
+        timeseries(
+            "Queue depth by team",
+            [(f"sum by (team) ({_depth()})", "{{team}}")],
+            stack=True,
+        ),
+        timeseries(
+            "Oldest item age against response target, by team",
+            [
+                (
+                    "max by (team) (max by (team, priority) (usm_queue_oldest_age_seconds)"
+                    " / on (priority) group_left max by (priority)"
+                    " (usm_priority_response_target_seconds))",
+                    "{{team}}",
+                )
+            ],
+            unit="percentunit",
+            description="Age of each team's oldest waiting item as a share of its priority's "
+            "response target; above 100% an item is late.",
+            threshold=1,
+        ),
+        timeseries(
+            "Overdue items by team",
+            [("sum by (team) (max by (team, priority) (usm_queue_overdue_items))", "{{team}}")],
+        ),
+        timeseries(
+            "Throughput by team (completed / s)",
+            [("sum by (team) (rate(usm_items_completed_total[$__rate_interval]))", "{{team}}")],
+            unit="ops",
+        ),
+        timeseries(
+            "Workers by team",
+            [
+                ("max by (team) (usm_workers_up)", "{{team}} up"),
+                ("max by (team) (usm_workers_busy)", "{{team}} busy"),
+            ],
+        ),
+        timeseries(
+            "Dead-lettered items by team",
+            [
+                (
+                    "sum by (team) (increase(usm_items_dead_lettered_total[$__rate_interval]))",
+                    "{{team}}",
+                )
+            ],
+            description="Items that failed for good and wait in the dead-letter registry.",
+        ),
+        timeseries(
+            "Decisions by call type and priority",
+            [
+                (
+                    "sum by (call_type, priority) (rate(usm_decisions_total[$__rate_interval]))",
+                    "{{call_type}} {{priority}}",
+                )
+            ],
+            unit="reqps",
+            stack=True,
+        ),
+        timeseries(
+            "Decisions by table version",
+            [
+                (
+                    "sum by (table_version) (rate(usm_decisions_total[$__rate_interval]))",
+                    "{{table_version}}",
+                )
+            ],
+            unit="reqps",
+            description="Shows the moment a new table set takes over.",
+        ),
+        timeseries(
+            "API requests by route and status",
+            [
+                (
+                    "sum by (path, method, status_code) "
+                    "(rate(usm_http_requests_total[$__rate_interval]))",
+                    "{{method}} {{path}} {{status_code}}",
+                )
+            ],
+            unit="reqps",
+        ),
+        timeseries(
+            "API latency p95 by route",
+            [
+                (
+                    "histogram_quantile(0.95, sum by (path, le) "
+                    "(rate(usm_http_request_duration_seconds_bucket[$__rate_interval])))",
+                    "{{path}}",
+                )
+            ],
+            unit="s",
+        ),
+        timeseries(
+            "Scoring time p95 (per request, excluding HTTP)",
+            [
+                (
+                    "histogram_quantile(0.95, sum by (le) "
+                    "(rate(usm_scoring_seconds_bucket[$__rate_interval])))",
+                    "p95",
+                )
+            ],
+            unit="s",
+        ),
+        timeseries(
+            "Table reloads by result",
+            [
+                (
+                    "sum by (result) (increase(usm_table_reloads_total[$__rate_interval]))",
+                    "{{result}}",
+                )
+            ],
+            description="rejected / error: a change under tables/ was refused; the version in "
+            "force stays.",
+        ),
+    ]
+
+
+def team_view() -> list[Panel]:
+    """One team, chosen with the ``team`` variable: what its lead watches all day."""
+    return [
+        row("Team $team"),
+        timeseries(
+            "Queue depth by priority",
+            [(f"max by (priority) (usm_queue_depth{{{T}}})", "{{priority}}")],
+            stack=True,
+        ),
+        timeseries(
+            "Oldest item age against response target",
+            [
+                (f"max by (priority) (usm_queue_oldest_age_seconds{{{T}}})", "{{priority}} oldest"),
+                (
+                    "max by (priority) (usm_priority_response_target_seconds)"
+                    f" and on (priority) max by (priority) (usm_queue_depth{{{T}}})",
+                    "{{priority}} target",
+                ),
+            ],
+            unit="s",
+            description="Sidekiq calls the oldest item's age 'latency'. Targets are shown for "
+            "the priorities this team has queues for.",
+        ),
+        timeseries(
+            "Wait time p50 / p95 by priority (enqueued to started)",
+            [
+                (
+                    "histogram_quantile(0.5, sum by (priority, le) "
+                    f"(rate(usm_item_wait_seconds_bucket{{{T}}}[$__rate_interval])))",
+                    "{{priority}} p50",
+                ),
+                (
+                    "histogram_quantile(0.95, sum by (priority, le) "
+                    f"(rate(usm_item_wait_seconds_bucket{{{T}}}[$__rate_interval])))",
+                    "{{priority}} p95",
+                ),
+            ],
+            unit="s",
+        ),
+        timeseries(
+            "Handling time p95 by priority",
+            [
+                (
+                    "histogram_quantile(0.95, sum by (priority, le) "
+                    f"(rate(usm_item_handling_seconds_bucket{{{T}}}[$__rate_interval])))",
+                    "{{priority}} p95",
+                )
+            ],
+            unit="s",
+        ),
+        timeseries(
+            "Throughput by priority (completed / s)",
+            [
+                (
+                    f"sum by (priority) (rate(usm_items_completed_total{{{T}}}[$__rate_interval]))",
+                    "{{priority}}",
+                )
+            ],
+            unit="ops",
+            stack=True,
+        ),
+        timeseries(
+            "Item flow",
+            [
+                (f"sum(rate(usm_items_{event}_total{{{T}}}[$__rate_interval]))", event)
+                for event in ("enqueued", "started", "completed", "failed", "retried")
+            ],
+            unit="ops",
+            description="Items entering the queues, picked up, done, failed and retried.",
+        ),
+        timeseries(
+            "Overdue items by priority",
+            [(f"max by (priority) (usm_queue_overdue_items{{{T}}})", "{{priority}}")],
+            threshold=1,
+        ),
+        timeseries(
+            "Dead-lettered items by priority",
+            [
+                (
+                    "sum by (priority) "
+                    f"(increase(usm_items_dead_lettered_total{{{T}}}[$__rate_interval]))",
+                    "{{priority}}",
+                )
+            ],
+        ),
+        timeseries(
+            "Workers",
+            [
+                (f"max(usm_workers_up{{{T}}})", "up"),
+                (f"max(usm_workers_busy{{{T}}})", "busy"),
+            ],
+        ),
+        timeseries(
+            "Longest-running item",
+            [(f"max(usm_worker_longest_running_seconds{{{T}}})", "longest running")],
+            unit="s",
+            description="How long the item a worker has been on longest is taking; a stuck "
+            "handler shows here before it times out.",
+        ),
+    ]
+
+
+def _layout(panels: list[Panel]) -> list[Panel]:
+    """Place panels left to right on Grafana's 24-column grid and number them."""
+    x = y = row_h = 0
+    out: list[Panel] = []
+    for i, panel in enumerate(panels, start=1):
+        w, h = panel.pop("_w"), panel.pop("_h")
+        if x + w > 24 or panel["type"] == "row":
+            x, y, row_h = 0, y + row_h, 0
+        panel["id"] = i
+        panel["gridPos"] = {"h": h, "w": w, "x": x, "y": y}
+        x += w
+        row_h = max(row_h, h)
+        out.append(panel)
+    return out
+
+
+def build() -> dict[str, Any]:
+    """The dashboard as Grafana's JSON model."""
+    team_query = "label_values(usm_team_info, team)"
+    return {
+        "uid": "usm-dispatch",
+        "title": "usm-dispatch: queues, priorities and decisions",
+        "description": "USM unified prioritization and dispatch: team queues by priority, "
+        "age against response targets, wait times, workers, decisions and the table set in "
+        "force. Built by deploy/grafana/build.py.",
+        "tags": ["usm", "dispatch"],
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-6h", "to": "now"},
+        "refresh": "30s",
+        "timezone": "",
+        "annotations": {"list": []},
+        "links": [],
+        "templating": {
+            "list": [
+                {
+                    "name": "team",
+                    "label": "Team",
+                    "type": "query",
+                    "datasource": DATASOURCE,
+                    "definition": team_query,
+                    "query": {"query": team_query, "refId": "team"},
+                    "refresh": 2,
+                    "sort": 1,
+                    "includeAll": False,
+                    "multi": False,
+                    "current": {},
+                    "options": [],
+                }
+            ]
+        },
+        "panels": _layout(overview() + team_view()),
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail when the JSON is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not OUT.is_file() or OUT.read_text() != text:
+            print(f"{OUT} is stale; run: python deploy/grafana/build.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
