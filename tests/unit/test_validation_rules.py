@@ -69,7 +69,8 @@ RULES: dict[str, tuple[str, str, str, list[str]]] = {
         'impact_floor = "group"',
         'impact_floor = "team"',
         [
-            f"services.toml: service[4].impact_floor: unknown impact level 'team'; allowed: {IMPACTS}"
+            "services.toml: service[4].impact_floor: unknown impact level 'team'; "
+            f"allowed: {IMPACTS}"
         ],
     ),
     "missing matrix cell": (
@@ -140,7 +141,8 @@ RULES: dict[str, tuple[str, str, str, list[str]]] = {
         'resolve = "PT4H"',
         'resolve = "PT10M"',
         [
-            "levels.toml: priority[0].resolve: P1: resolve target is shorter than its response target"
+            "levels.toml: priority[0].resolve: "
+            "P1: resolve target is shorter than its response target"
         ],
     ),
     "target that is not a positive duration": (
