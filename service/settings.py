@@ -26,6 +26,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """``USM_DATA_DIR``: where the embedded Redis keeps its data."""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 * 1024 * 1024
     """``USM_MAX_BODY_BYTES``: larger request bodies get 413."""
+    lease_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    """``USM_LEASE_SECONDS``: a worker's lease on an item; a dead worker's item returns after it."""
+    reaper_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
+    """``USM_REAPER_SECONDS``: how often expired leases are looked for."""
+    claim_lease_seconds: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 900.0
+    """``USM_CLAIM_LEASE_SECONDS``: lease of an item claimed over HTTP (pull-mode teams)."""
+    max_deliveries: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    """``USM_MAX_DELIVERIES``: hand-outs without finishing before an item is dead-lettered."""
+    max_payload_bytes: Annotated[int, msgspec.Meta(ge=256)] = 64 * 1024
+    """``USM_MAX_PAYLOAD_BYTES``: largest item ``payload`` (encoded JSON)."""
     api_keys_file: str | None = None
     """``USM_API_KEYS_FILE``: TOML file of ``[[keys]]`` (name, hash, scopes); see docs/security.md."""
     api_keys: str | None = None

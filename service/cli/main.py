@@ -8,12 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from service import __version__
-from service.cli import serve, tables
+from service.cli import serve, tables, worker
 from service.security import cli as keys
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = [serve, tables, keys]
+COMMAND_MODULES = [serve, tables, keys, worker]
 """Modules with ``register(subparsers)``; each sets ``func`` on its parsers."""
 
 

@@ -1,0 +1,76 @@
+"""``usm worker --team T [--team U]``: handle a team's items, highest priority first."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from service.dispatch.config import DispatchConfig
+from service.files.loader import load_all
+from service.files.store import TableStore
+from service.settings import Settings
+
+__all__ = ["register", "run_worker"]
+
+log = logging.getLogger("usm.worker")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run a worker for one or more push-mode teams")
+    p.add_argument(
+        "--team",
+        action="append",
+        default=[],
+        help="team to work for (repeatable); default: every push-mode team",
+    )
+    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.add_argument("--tables", default=None, help="table set directory (USM_TABLES)")
+    p.add_argument(
+        "--lease", type=float, default=None, help="lease seconds (USM_LEASE_SECONDS, 30)"
+    )
+    p.add_argument(
+        "--heartbeat", type=float, default=None, help="heartbeat seconds (default lease/3)"
+    )
+    p.add_argument(
+        "--reaper", type=float, default=None, help="reaper interval seconds (USM_REAPER_SECONDS)"
+    )
+    p.add_argument("--name", default=None, help="worker name (shown by `rq info`)")
+    p.set_defaults(func=_worker)
+
+
+def run_worker(
+    settings: Settings,
+    teams: list[str],
+    burst: bool = False,
+    name: str | None = None,
+    heartbeat: float | None = None,
+) -> int:
+    """Run one worker in this process until stopped; returns the number of items handled."""
+    from worker.runner import Worker, worker_teams
+
+    if not settings.redis_url:
+        raise SystemExit("usm worker: REDIS_URL is not set")
+    store = TableStore(load_all(Path(settings.tables)))
+    tables = store.active(datetime.now(UTC)).tables
+    config = DispatchConfig.from_settings(settings)
+    if heartbeat is not None:
+        config = DispatchConfig(**{**config.__dict__, "heartbeat": heartbeat})
+    conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        worker = Worker(conn, tables, teams or worker_teams(tables), config, name=name)
+    except ValueError as exc:
+        raise SystemExit(f"usm worker: {exc}") from None
+    return worker.run(burst=burst)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(
+        tables=args.tables, lease_seconds=args.lease, reaper_seconds=args.reaper
+    )
+    run_worker(settings, args.team, burst=args.burst, name=args.name, heartbeat=args.heartbeat)
+    return 0

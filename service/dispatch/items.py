@@ -1,0 +1,199 @@
+"""What an item is: a scored call, the caller's reference and payload, its state and history.
+
+An item is stored as an RQ job hash (``rq:job:<id>``): RQ's own fields keep `rq info` and
+rq-dashboard working, the ``usm_*`` fields hold the item. :func:`item_from_hash` turns that hash
+(plus the history list) back into an :class:`Item`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from service.core.base import Base
+from service.core.calls import Call
+from service.core.decision import Decision
+
+__all__ = [
+    "HOLDING_STATES",
+    "WAITING_STATES",
+    "HistoryEvent",
+    "Item",
+    "ItemState",
+    "Lease",
+    "encode_event",
+    "id_time_ms",
+    "item_from_hash",
+    "ms_to_datetime",
+    "new_item_id",
+    "now_ms",
+]
+
+
+class ItemState(enum.StrEnum):
+    """Where an item is in its life. The values are stored in Redis and shown in JSON."""
+
+    QUEUED = "queued"
+    """Waiting in its team's queue for its priority."""
+    STARTED = "started"
+    """A worker is running the team's handler on it (leased)."""
+    CLAIMED = "claimed"
+    """A person of a pull-mode team claimed it over HTTP (leased)."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    """The handler failed; kept for history, the item moves on to ``dead``."""
+    DEAD = "dead"
+    """Failed after its retries: in the dead-letter registry, can be re-queued."""
+    CANCELLED = "cancelled"
+
+
+WAITING_STATES = frozenset({ItemState.QUEUED})
+HOLDING_STATES = frozenset({ItemState.STARTED, ItemState.CLAIMED})
+
+
+class HistoryEvent(Base):
+    """One entry of an item's history: a state change or a new decision."""
+
+    at: datetime
+    event: str
+    """``enqueued``, ``started``, ``completed``, ``rescored``, ``moved``, ``redelivered``, ..."""
+    state: ItemState
+    detail: str = ""
+    worker: str | None = None
+    decision: Decision | None = None
+    """Set on ``enqueued`` and ``rescored``: the decision made at that moment."""
+
+
+class _StoredEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """History as stored: ``at`` in epoch milliseconds (Lua scripts write these too)."""
+
+    at: int
+    event: str
+    state: ItemState
+    detail: str = ""
+    worker: str | None = None
+    decision: Decision | None = None
+
+
+class Lease(Base):
+    """Who holds a started or claimed item, and until when."""
+
+    holder: str
+    until: datetime
+
+
+class Item(Base):
+    """A queued call as the API shows it."""
+
+    id: str
+    state: ItemState
+    team: str
+    priority: str
+    queue: str
+    """RQ queue name the item waits (or waited) in."""
+    source: str
+    external_id: str
+    call: Call
+    decision: Decision
+    enqueued_at: datetime
+    payload: dict[str, Any] | None = None
+    deliveries: int = 0
+    """How many times it was handed out (more than one after a crash or a release)."""
+    lease: Lease | None = None
+    error: str | None = None
+    history: list[HistoryEvent] = []
+
+
+_EVENT = msgspec.json.Decoder(_StoredEvent)
+_CALL = msgspec.json.Decoder(Call)
+_DECISION = msgspec.json.Decoder(Decision)
+_PAYLOAD = msgspec.json.Decoder(dict[str, Any] | None)
+_ENCODER = msgspec.json.Encoder()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def ms_to_datetime(ms: int | float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def new_item_id(at_ms: int | None = None) -> str:
+    """32 hex digits: 12 of milliseconds then 20 random. Sorting ids sorts them by creation.
+
+    The time prefix lets queue statistics read the oldest item's age from the head id alone.
+    """
+    ms = now_ms() if at_ms is None else at_ms
+    return f"{ms:012x}{os.urandom(10).hex()}"
+
+
+def id_time_ms(item_id: str) -> int:
+    """Creation time encoded in an item id (0 if it is not one of ours)."""
+    try:
+        return int(item_id[:12], 16)
+    except ValueError:
+        return 0
+
+
+def encode_event(
+    event: str,
+    state: ItemState,
+    at_ms: int,
+    detail: str = "",
+    worker: str | None = None,
+    decision: Decision | None = None,
+) -> bytes:
+    """One stored history entry."""
+    return _ENCODER.encode(
+        _StoredEvent(
+            at=at_ms, event=event, state=state, detail=detail, worker=worker, decision=decision
+        )
+    )
+
+
+def _text(raw: dict[bytes, bytes], field: str, default: str = "") -> str:
+    value = raw.get(field.encode())
+    return value.decode() if value is not None else default
+
+
+def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) -> Item:
+    """The :class:`Item` stored in an RQ job hash and its history list."""
+    events = [_EVENT.decode(h) for h in history]
+    lease_ms = _text(raw, "usm_lease_ms")
+    state = ItemState(_text(raw, "usm_state"))
+    lease = None
+    if lease_ms and state in HOLDING_STATES:
+        lease = Lease(holder=_text(raw, "usm_worker"), until=ms_to_datetime(int(lease_ms)))
+    return Item(
+        id=item_id,
+        state=state,
+        team=_text(raw, "usm_team"),
+        priority=_text(raw, "usm_priority"),
+        queue=_text(raw, "usm_queue"),
+        source=_text(raw, "usm_source"),
+        external_id=_text(raw, "usm_external_id"),
+        call=_CALL.decode(raw[b"usm_call"]),
+        decision=_DECISION.decode(raw[b"usm_decision"]),
+        payload=_PAYLOAD.decode(raw.get(b"usm_payload", b"null")),
+        enqueued_at=ms_to_datetime(id_time_ms(item_id)),
+        deliveries=int(_text(raw, "usm_deliveries", "0")),
+        lease=lease,
+        error=_text(raw, "usm_error") or None,
+        history=[
+            HistoryEvent(
+                at=ms_to_datetime(e.at),
+                event=e.event,
+                state=e.state,
+                detail=e.detail,
+                worker=e.worker,
+                decision=e.decision,
+            )
+            for e in events
+        ],
+    )

@@ -1,0 +1,184 @@
+"""Handing items out under a lease, and taking back the ones whose holder vanished.
+
+Used by workers (``started``) and by the claim endpoint (``claimed``). The hand-out is one Lua
+call (:data:`~service.dispatch.scripts.POP_SCRIPT`): the item leaves its queue and enters the
+in-flight set in the same step, so a holder that dies at any moment leaves the item where the
+reaper (:func:`reap`) finds it once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+
+import redis
+from rq.utils import utcformat
+
+from service.dispatch import keys
+from service.dispatch.items import ItemState, ms_to_datetime
+from service.dispatch.scripts import scripts_for
+
+__all__ = ["Leased", "Outcome", "Reaped", "extend", "finish", "pop", "reap", "rq_time"]
+
+
+class Outcome(enum.StrEnum):
+    """How a lease ends."""
+
+    COMPLETED = "completed"
+    DEAD = "dead"
+    RELEASED = "queued"
+
+
+@dataclass(frozen=True)
+class Leased:
+    """An item just handed out, with what a handler needs (no second round trip)."""
+
+    id: str
+    team: str
+    priority: str
+    queued_ms: int
+    deliveries: int
+    call: bytes
+    decision: bytes
+    payload: bytes
+    source: str
+    external_id: str
+    queue: str
+    lease_until_ms: int
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """An item taken back from a holder whose lease expired."""
+
+    id: str
+    team: str
+    priority: str
+    dead: bool
+
+
+SUSPENDED = "suspended"
+
+
+def rq_time(ms: int) -> str:
+    """A timestamp in the format RQ writes into job hashes."""
+    return str(utcformat(ms_to_datetime(ms).astimezone(UTC).replace(tzinfo=None)))
+
+
+def _text(value: bytes | None) -> str:
+    return value.decode() if value is not None else ""
+
+
+def pop(
+    conn: redis.Redis,
+    queue_names: Sequence[str],
+    wake_keys: Sequence[str],
+    holder: str,
+    now_ms: int,
+    lease_ms: int,
+    state: ItemState = ItemState.STARTED,
+    worker_key: str | None = None,
+    honour_suspension: bool = True,
+) -> Leased | str | None:
+    """Lease the next item: the head of the first non-empty queue in ``queue_names``.
+
+    Args:
+        queue_names: RQ queue names in hand-out order (highest priority first).
+        wake_keys: the teams' wake lists, cleared when every queue is empty.
+        holder: worker name or claimant; only the holder may finish the lease.
+        state: ``started`` (a worker) or ``claimed`` (a person).
+        worker_key: RQ worker hash to mark busy (workers only).
+        honour_suspension: return ``"suspended"`` while `rq suspend` is in force.
+
+    Returns:
+        The leased item, ``"suspended"``, or None when every queue is empty.
+    """
+    deadline = now_ms + lease_ms
+    qkeys = [keys.queue_key(n) for n in queue_names]
+    got = scripts_for(conn).pop(
+        keys=[keys.INFLIGHT, keys.SUSPENDED, worker_key or keys.INFLIGHT, *qkeys, *wake_keys],
+        args=[
+            now_ms,
+            deadline,
+            holder,
+            state.value,
+            len(qkeys),
+            "1" if honour_suspension else "0",
+            rq_time(now_ms),
+            "1" if worker_key else "0",
+        ],
+    )
+    if got is None:
+        return None
+    if isinstance(got, bytes):
+        return got.decode()
+    (item_id, team, priority, queued_ms, deliveries, call, decision, payload, source, ext, q) = got
+    return Leased(
+        id=item_id.decode(),
+        team=_text(team),
+        priority=_text(priority),
+        queued_ms=int(queued_ms or 0),
+        deliveries=int(deliveries or 0),
+        call=call,
+        decision=decision,
+        payload=payload or b"null",
+        source=_text(source),
+        external_id=_text(ext),
+        queue=_text(q),
+        lease_until_ms=deadline,
+    )
+
+
+def extend(conn: redis.Redis, item_id: str, holder: str, now_ms: int, lease_ms: int) -> bool:
+    """Renew a lease; False when the holder lost it (re-delivered, cancelled, finished)."""
+    done = scripts_for(conn).extend(
+        keys=[keys.job_key(item_id), keys.INFLIGHT],
+        args=[item_id, holder, now_ms + lease_ms, rq_time(now_ms)],
+    )
+    return bool(done)
+
+
+def finish(
+    conn: redis.Redis,
+    item_id: str,
+    holder: str | None,
+    outcome: Outcome,
+    now_ms: int,
+    ttl_seconds: int,
+    detail: str = "",
+    worker_key: str | None = None,
+) -> bool:
+    """End a lease: complete, dead-letter, or release the item (front of its level).
+
+    ``holder`` None accepts any holder (an operator acting on a claim). Returns False when
+    the caller does not hold the item, e.g. its lease expired and it was handed out again.
+    """
+    done = scripts_for(conn).finish(
+        keys=[keys.job_key(item_id), keys.INFLIGHT, worker_key or keys.INFLIGHT],
+        args=[
+            item_id,
+            holder or "",
+            outcome.value,
+            now_ms,
+            rq_time(now_ms),
+            ttl_seconds,
+            detail,
+            "1" if worker_key else "0",
+        ],
+    )
+    return bool(done)
+
+
+def reap(
+    conn: redis.Redis, now_ms: int, max_deliveries: int, failure_ttl: int, limit: int = 500
+) -> list[Reaped]:
+    """Take back every item whose lease ran out: to the front of its queue, or dead letters."""
+    rows = scripts_for(conn).reap(
+        keys=[keys.INFLIGHT], args=[now_ms, limit, max_deliveries, failure_ttl]
+    )
+    return [
+        Reaped(id=r[0].decode(), team=_text(r[1]), priority=_text(r[2]), dead=r[3] == b"dead")
+        for r in rows
+    ]

@@ -1,0 +1,348 @@
+"""The Lua scripts of the dispatch layer. Each runs atomically inside Redis.
+
+Every script starts with :data:`PRELUDE` (key prefixes from :mod:`service.dispatch.keys` and two
+helpers). Keys an item's fields point to (its queue, team, history) are derived inside the script;
+that is fine on one Redis server or a Sentinel pair, and RQ itself does not support Redis Cluster.
+Times are epoch milliseconds passed in by the caller, so one clock orders a run.
+
+:func:`scripts_for` registers them once per connection.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import redis
+from redis.commands.core import Script
+
+from service.dispatch import keys
+
+__all__ = [
+    "CANCEL_SCRIPT",
+    "ENQUEUE_SCRIPT",
+    "EXTEND_SCRIPT",
+    "FINISH_SCRIPT",
+    "MOVE_SCRIPT",
+    "POP_SCRIPT",
+    "REAP_SCRIPT",
+    "REQUEUE_SCRIPT",
+    "Scripts",
+    "scripts_for",
+]
+
+PRELUDE = """
+local JOB, QUEUE, DUE, STARTED = '@JOB@', '@QUEUE@', '@DUE@', '@STARTED@'
+local WAKE, HISTORY, FAILED, FINISHED = '@WAKE@', '@HISTORY@', '@FAILED@', '@FINISHED@'
+local INFLIGHT = '@INFLIGHT@'
+local function event(id, now, name, state, detail, worker)
+  local e = '{"at":' .. now .. ',"event":' .. cjson.encode(name)
+  e = e .. ',"state":' .. cjson.encode(state)
+  if detail and detail ~= '' then e = e .. ',"detail":' .. cjson.encode(detail) end
+  if worker and worker ~= '' then e = e .. ',"worker":' .. cjson.encode(worker) end
+  redis.call('RPUSH', HISTORY .. id, e .. '}')
+end
+local function wake(team)
+  redis.call('RPUSH', WAKE .. team, '1')
+  redis.call('LTRIM', WAKE .. team, -64, -1)
+end
+"""
+
+ENQUEUE_SCRIPT = """
+-- Create an item and queue it, unless (source, external id) already names a live item.
+-- KEYS: 1 idempotency key, 2 job hash, 3 queue list, 4 due zset, 5 RQ's queue set, 6 history,
+--       7 wake list of the team
+-- ARGV: 1 item id, 2 queue key (member of RQ's queue set), 3 response target (epoch s),
+--       4 history event (JSON), 5.. job hash field/value pairs
+-- Returns: {1, id} when created, {0, existing id} when the item already exists.
+local existing = redis.call('GET', KEYS[1])
+if existing and redis.call('EXISTS', JOB .. existing) == 1 then return {0, existing} end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('RPUSH', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[2])
+redis.call('RPUSH', KEYS[6], ARGV[4])
+redis.call('RPUSH', KEYS[7], '1')
+redis.call('LTRIM', KEYS[7], -64, -1)
+return {1, ARGV[1]}
+"""
+
+POP_SCRIPT = """
+-- Take the head of the highest non-empty level and lease it, in one step: there is no moment
+-- when the item is in neither a queue nor the in-flight set, so a crash cannot lose it.
+-- KEYS: 1 in-flight zset, 2 RQ suspension flag, 3 RQ worker hash (any key for claims),
+--       4..3+n queue lists in hand-out order, then the wake lists to clear when all are empty
+-- ARGV: 1 now (ms), 2 lease deadline (ms), 3 holder name, 4 new state (started|claimed),
+--       5 n, 6 honour suspension ('1'|'0'), 7 start time in RQ's format, 8 '1' when KEYS[3]
+--       is a worker's hash to mark busy
+-- Returns: 'suspended', false when empty, or {id, team, priority, queued_ms, deliveries,
+--          call, decision, payload, source, external_id, queue}
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 'suspended' end
+local n = tonumber(ARGV[5])
+for i = 4, 3 + n do
+  while true do
+    local id = redis.call('LPOP', KEYS[i])
+    if not id then break end
+    local job = JOB .. id
+    local h = redis.call('HMGET', job, 'usm_state', 'usm_queue', 'usm_team')
+    -- 'dead' with an id in a queue: re-queued by `rq requeue`. Anything else is stale: skip it.
+    if h[1] == 'queued' or h[1] == 'dead' then
+      redis.call('ZREM', DUE .. h[2], id)
+      if h[1] == 'dead' then redis.call('ZREM', FAILED .. h[2], id) end
+      redis.call('ZADD', KEYS[1], ARGV[2], id)
+      if ARGV[4] == 'started' then
+        redis.call('ZADD', STARTED .. h[3], ARGV[1], id)
+      end
+      if ARGV[8] == '1' then redis.call('HSET', KEYS[3], 'state', 'busy', 'current_job', id) end
+      redis.call('HSET', job, 'usm_state', ARGV[4], 'status', 'started', 'started_at', ARGV[7],
+        'worker_name', ARGV[3], 'usm_worker', ARGV[3], 'usm_lease_ms', ARGV[2],
+        'usm_started_ms', ARGV[1])
+      redis.call('HINCRBY', job, 'usm_deliveries', 1)
+      event(id, ARGV[1], ARGV[4], ARGV[4], '', ARGV[3])
+      return {id, unpack(redis.call('HMGET', job, 'usm_team', 'usm_priority', 'usm_queued_ms',
+        'usm_deliveries', 'usm_call', 'usm_decision', 'usm_payload', 'usm_source',
+        'usm_external_id', 'usm_queue'))}
+    end
+  end
+end
+-- Nothing to hand out: drop the wake tokens, each stood for an item this call would have seen.
+for i = 4 + n, #KEYS do redis.call('DEL', KEYS[i]) end
+return false
+"""
+
+EXTEND_SCRIPT = """
+-- Heartbeat: push the lease deadline of an item out, if the caller still holds it.
+-- KEYS: 1 job hash, 2 in-flight zset
+-- ARGV: 1 item id, 2 holder, 3 new deadline (ms), 4 now in RQ's format
+-- Returns: 1 when extended, 0 when the lease was lost (item re-delivered, cancelled, done).
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_worker')
+if (h[1] == 'started' or h[1] == 'claimed') and h[2] == ARGV[2] then
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
+  redis.call('HSET', KEYS[1], 'usm_lease_ms', ARGV[3], 'last_heartbeat', ARGV[4])
+  return 1
+end
+return 0
+"""
+
+FINISH_SCRIPT = """
+-- End a lease: complete the item, dead-letter it, or put it back at the front of its level.
+-- KEYS: 1 job hash, 2 in-flight zset, 3 RQ worker hash (any key when not a worker)
+-- ARGV: 1 item id, 2 holder ('' accepts any holder), 3 outcome (completed|dead|queued),
+--       4 now (ms), 5 now in RQ's format, 6 TTL (s) of a completed or dead item,
+--       7 detail (error or reason), 8 '1' when called by a worker
+-- Returns: 1 done, 0 when the caller does not hold the item (lease lost, cancelled).
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_worker', 'usm_queue', 'usm_team',
+  'usm_idem', 'usm_response_by')
+if h[1] ~= 'started' and h[1] ~= 'claimed' then return 0 end
+if ARGV[2] ~= '' and h[2] ~= ARGV[2] then return 0 end
+local id, q, team, out = ARGV[1], h[3], h[4], ARGV[3]
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', STARTED .. team, id)
+local expire_at = tonumber(ARGV[4]) / 1000 + tonumber(ARGV[6])
+if out == 'completed' then
+  redis.call('HSET', KEYS[1], 'usm_state', 'completed', 'status', 'finished', 'ended_at', ARGV[5])
+  redis.call('ZADD', FINISHED .. q, expire_at, id)
+  event(id, ARGV[4], 'completed', 'completed', ARGV[7], h[2])
+elseif out == 'dead' then
+  redis.call('HSET', KEYS[1], 'usm_state', 'dead', 'status', 'failed', 'ended_at', ARGV[5],
+    'usm_error', ARGV[7])
+  redis.call('ZADD', FAILED .. q, expire_at, id)
+  event(id, ARGV[4], 'dead_lettered', 'dead', ARGV[7], h[2])
+else
+  redis.call('HSET', KEYS[1], 'usm_state', 'queued', 'status', 'queued', 'usm_queued_ms', ARGV[4])
+  redis.call('LPUSH', QUEUE .. q, id)
+  redis.call('ZADD', DUE .. q, h[6], id)
+  wake(team)
+  event(id, ARGV[4], 'released', 'queued', ARGV[7], h[2])
+end
+if out ~= 'queued' then
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', HISTORY .. id, ARGV[6])
+  if h[5] then redis.call('EXPIRE', h[5], ARGV[6]) end
+end
+if ARGV[8] == '1' then
+  redis.call('HSET', KEYS[3], 'state', 'idle', 'current_job', '')
+  if out == 'completed' then redis.call('HINCRBY', KEYS[3], 'successful_job_count', 1) end
+  if out == 'dead' then redis.call('HINCRBY', KEYS[3], 'failed_job_count', 1) end
+end
+return 1
+"""
+
+REAP_SCRIPT = """
+-- Re-deliver items whose lease expired (worker killed, claim forgotten) to the FRONT of their
+-- level; an item handed out too often goes to the dead letters instead (a poison item).
+-- KEYS: 1 in-flight zset
+-- ARGV: 1 now (ms), 2 at most this many items, 3 max deliveries, 4 dead-letter TTL (s)
+-- Returns: {{id, team, priority, 'requeued'|'dead'}, ...}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local job = JOB .. id
+  local h = redis.call('HMGET', job, 'usm_state', 'usm_worker', 'usm_queue', 'usm_team',
+    'usm_priority', 'usm_deliveries', 'usm_response_by')
+  if h[1] == 'started' or h[1] == 'claimed' then
+    local q, team = h[3], h[4]
+    redis.call('ZREM', STARTED .. team, id)
+    if tonumber(h[6] or '0') >= tonumber(ARGV[3]) then
+      local why = 'lease expired ' .. h[6] .. ' times; last holder ' .. (h[2] or '?')
+      redis.call('HSET', job, 'usm_state', 'dead', 'status', 'failed', 'usm_error', why)
+      redis.call('ZADD', FAILED .. q, tonumber(ARGV[1]) / 1000 + tonumber(ARGV[4]), id)
+      event(id, ARGV[1], 'dead_lettered', 'dead', why, h[2])
+      table.insert(out, {id, team, h[5], 'dead'})
+    else
+      redis.call('HSET', job, 'usm_state', 'queued', 'status', 'queued', 'usm_queued_ms', ARGV[1])
+      redis.call('LPUSH', QUEUE .. q, id)
+      redis.call('ZADD', DUE .. q, h[7], id)
+      wake(team)
+      event(id, ARGV[1], 'redelivered', 'queued', 'lease expired', h[2])
+      table.insert(out, {id, team, h[5], 'requeued'})
+    end
+  end
+end
+return out
+"""
+
+CANCEL_SCRIPT = """
+-- Cancel an item wherever it is: out of its queue, its lease, or the dead letters.
+-- KEYS: 1 job hash
+-- ARGV: 1 item id, 2 now (ms), 3 now in RQ's format, 4 TTL (s) of the cancelled item, 5 detail
+-- Returns: {1, previous state}, {0, state} when already completed or cancelled, {-1} if absent.
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_queue', 'usm_team', 'usm_idem')
+local id, state, q = ARGV[1], h[1], h[2]
+if not state then return {-1} end
+if state == 'completed' or state == 'cancelled' then return {0, state} end
+if state == 'queued' then
+  redis.call('LREM', QUEUE .. q, 1, id)
+  redis.call('ZREM', DUE .. q, id)
+elseif state == 'dead' then
+  redis.call('ZREM', FAILED .. q, id)
+else
+  redis.call('ZREM', INFLIGHT, id)
+  redis.call('ZREM', STARTED .. h[3], id)
+end
+redis.call('HSET', KEYS[1], 'usm_state', 'cancelled', 'status', 'canceled', 'ended_at', ARGV[3])
+event(id, ARGV[2], 'cancelled', 'cancelled', ARGV[5], '')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', HISTORY .. id, ARGV[4])
+if h[4] then redis.call('EXPIRE', h[4], ARGV[4]) end
+return {1, state}
+"""
+
+MOVE_SCRIPT = """
+-- Store a new decision; a queued item whose team or priority changed moves to its new queue,
+-- placed by original enqueue time (ids sort by time), so it keeps its seniority there.
+-- KEYS: 1 job hash, 2 RQ's queue set
+-- ARGV: 1 item id, 2 new queue name, 3 team, 4 priority, 5 decision (JSON),
+--       6 response target (epoch s), 7 history event (JSON), 8 call (JSON, '' keeps it)
+-- Returns: {1, old queue} moved, {0, old queue} decision stored in place, {-1} absent,
+--          {-2, state} when the item is completed or cancelled.
+local id, new = ARGV[1], ARGV[2]
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_queue')
+local state, old = h[1], h[2]
+if not state then return {-1} end
+if state == 'completed' or state == 'cancelled' then return {-2, state} end
+redis.call('HSET', KEYS[1], 'usm_decision', ARGV[5], 'usm_response_by', ARGV[6])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'usm_call', ARGV[8]) end
+redis.call('RPUSH', HISTORY .. id, ARGV[7])
+if old == new or (state ~= 'queued' and state ~= 'dead') then
+  if state == 'queued' then redis.call('ZADD', DUE .. old, ARGV[6], id) end
+  return {0, old}
+end
+if state == 'queued' then
+  redis.call('LREM', QUEUE .. old, 1, id)
+  redis.call('ZREM', DUE .. old, id)
+  local qk, start, pivot = QUEUE .. new, 0, nil
+  while not pivot do
+    local chunk = redis.call('LRANGE', qk, start, start + 199)
+    if #chunk == 0 then break end
+    for _, other in ipairs(chunk) do
+      if other > id then pivot = other; break end
+    end
+    start = start + 200
+  end
+  if pivot then redis.call('LINSERT', qk, 'BEFORE', pivot, id) else redis.call('RPUSH', qk, id) end
+  redis.call('ZADD', DUE .. new, ARGV[6], id)
+  redis.call('SADD', KEYS[2], qk)
+  wake(ARGV[3])
+else
+  local score = redis.call('ZSCORE', FAILED .. old, id)
+  redis.call('ZREM', FAILED .. old, id)
+  if score then redis.call('ZADD', FAILED .. new, score, id) end
+end
+redis.call('HSET', KEYS[1], 'usm_queue', new, 'origin', new, 'usm_team', ARGV[3],
+  'usm_priority', ARGV[4])
+return {1, old}
+"""
+
+REQUEUE_SCRIPT = """
+-- Put a dead-lettered item back at the end of its queue.
+-- KEYS: 1 job hash
+-- ARGV: 1 item id, 2 now (ms), 3 detail
+-- Returns: {1, 'dead'} done, {0, state} when the item is not dead, {-1} when absent.
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_queue', 'usm_team', 'usm_response_by')
+local id, state, q = ARGV[1], h[1], h[2]
+if not state then return {-1} end
+if state ~= 'dead' then return {0, state} end
+redis.call('ZREM', FAILED .. q, id)
+redis.call('RPUSH', QUEUE .. q, id)
+redis.call('ZADD', DUE .. q, h[4], id)
+redis.call('HSET', KEYS[1], 'usm_state', 'queued', 'status', 'queued', 'usm_queued_ms', ARGV[2],
+  'usm_error', '', 'usm_deliveries', 0)
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', HISTORY .. id)
+wake(h[3])
+event(id, ARGV[2], 'requeued', 'queued', ARGV[3], '')
+return {1, state}
+"""
+
+
+def _compile(body: str) -> str:
+    prelude = (
+        PRELUDE.replace("@JOB@", keys.JOB_PREFIX)
+        .replace("@QUEUE@", keys.QUEUE_PREFIX)
+        .replace("@DUE@", keys.DUE_PREFIX)
+        .replace("@STARTED@", keys.STARTED_PREFIX)
+        .replace("@WAKE@", keys.WAKE_PREFIX)
+        .replace("@HISTORY@", keys.HISTORY_PREFIX)
+        .replace("@FAILED@", keys.FAILED_PREFIX)
+        .replace("@FINISHED@", keys.FINISHED_PREFIX)
+        .replace("@INFLIGHT@", keys.INFLIGHT)
+    )
+    return prelude + body
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """The scripts registered on one connection (EVALSHA, loaded on first use)."""
+
+    enqueue: Script
+    pop: Script
+    extend: Script
+    finish: Script
+    reap: Script
+    cancel: Script
+    move: Script
+    requeue: Script
+
+
+_REGISTERED: weakref.WeakKeyDictionary[redis.Redis, Scripts] = weakref.WeakKeyDictionary()
+
+
+def scripts_for(conn: redis.Redis) -> Scripts:
+    """The scripts for ``conn``, registered on first use and cached for the connection's life."""
+    found = _REGISTERED.get(conn)
+    if found is None:
+        found = Scripts(
+            enqueue=conn.register_script(_compile(ENQUEUE_SCRIPT)),
+            pop=conn.register_script(_compile(POP_SCRIPT)),
+            extend=conn.register_script(_compile(EXTEND_SCRIPT)),
+            finish=conn.register_script(_compile(FINISH_SCRIPT)),
+            reap=conn.register_script(_compile(REAP_SCRIPT)),
+            cancel=conn.register_script(_compile(CANCEL_SCRIPT)),
+            move=conn.register_script(_compile(MOVE_SCRIPT)),
+            requeue=conn.register_script(_compile(REQUEUE_SCRIPT)),
+        )
+        _REGISTERED[conn] = found
+    return found

@@ -1,0 +1,247 @@
+"""Items in Redis: enqueue (idempotent), read, re-score and move, cancel, re-queue, list.
+
+Every write is one Lua call (see :mod:`service.dispatch.scripts`). Redis errors surface as
+:class:`~service.errors.QueueUnavailable` so the API answers 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import redis
+from rq.job import Job, JobStatus
+
+from service.core.calls import Call
+from service.core.decision import Decision
+from service.core.tables import TableSet
+from service.dispatch import keys
+from service.dispatch.config import DispatchConfig
+from service.dispatch.errors import ItemConflict
+from service.dispatch.items import Item, ItemState, encode_event, item_from_hash, new_item_id
+from service.dispatch.leases import rq_time
+from service.dispatch.scripts import scripts_for
+from service.errors import InvalidCall, NotFound, QueueUnavailable
+from service.metrics.instruments import ItemEvent, record
+
+__all__ = ["TASK", "ItemStore", "hand_out_order", "redis_errors"]
+
+TASK = "worker.tasks.handle_item"
+"""The RQ job function recorded in each item, so plain RQ tooling shows what the job does."""
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_ENC = msgspec.json.Encoder()
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Turn Redis being unreachable into :class:`QueueUnavailable` (503 + Retry-After)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise QueueUnavailable(f"queue store unavailable: {exc}") from None
+
+
+def hand_out_order(tables: TableSet, teams: Sequence[str]) -> list[str]:
+    """Queue names of ``teams`` in hand-out order: every P1 queue, then every P2 queue, ..."""
+    levels = sorted(tables.levels.priority, key=lambda p: p.level)
+    return [keys.queue_name(team, p.name) for p in levels for team in teams]
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+class ItemStore:
+    """Item operations on one Redis connection."""
+
+    def __init__(self, conn: redis.Redis, config: DispatchConfig | None = None) -> None:
+        self.conn = conn
+        self.config = config or DispatchConfig()
+        self.scripts = scripts_for(conn)
+
+    def enqueue(
+        self,
+        call: Call,
+        decision: Decision,
+        source: str,
+        external_id: str,
+        payload: dict[str, Any] | None,
+        now: datetime,
+    ) -> tuple[Item, bool]:
+        """Store and queue an item; ``(item, created)``. A retry returns the existing item."""
+        body = _ENC.encode(payload)
+        limit = self.config.max_payload_bytes
+        if len(body) > limit:
+            raise InvalidCall(
+                "payload", f"payload is {len(body)} bytes encoded; at most {limit} allowed"
+            )
+        at = _ms(now)
+        item_id = new_item_id(at)
+        queue = keys.queue_name(decision.team, decision.priority.name)
+        idem = keys.idem_key(source, external_id)
+        job = Job.create(
+            func=TASK,
+            args=(item_id,),
+            id=item_id,
+            connection=self.conn,
+            origin=queue,
+            description=f"{decision.call_type} {decision.priority.name} for {decision.team}: "
+            f"{source}/{external_id}",
+            timeout=-1,
+            failure_ttl=self.config.failure_ttl,
+            result_ttl=self.config.result_ttl,
+        )
+        fields: dict[str, Any] = job.to_dict()
+        fields.update(
+            status=JobStatus.QUEUED.value,
+            enqueued_at=rq_time(at),
+            usm_state=ItemState.QUEUED.value,
+            usm_team=decision.team,
+            usm_priority=decision.priority.name,
+            usm_queue=queue,
+            usm_source=source,
+            usm_external_id=external_id,
+            usm_call=_ENC.encode(call),
+            usm_decision=_ENC.encode(decision),
+            usm_payload=body,
+            usm_queued_ms=at,
+            usm_response_by=decision.response_by.timestamp(),
+            usm_deliveries=0,
+            usm_idem=idem,
+        )
+        flat: list[Any] = [x for kv in fields.items() for x in kv]
+        event = encode_event("enqueued", ItemState.QUEUED, at, decision=decision)
+        with redis_errors():
+            created, got = self.scripts.enqueue(
+                keys=[
+                    idem,
+                    keys.job_key(item_id),
+                    keys.queue_key(queue),
+                    keys.due_key(queue),
+                    keys.QUEUES_SET,
+                    keys.history_key(item_id),
+                    keys.wake_key(decision.team),
+                ],
+                args=[item_id, keys.queue_key(queue), fields["usm_response_by"], event, *flat],
+            )
+            if created:
+                record(ItemEvent.ENQUEUED, decision.team, decision.priority.name)
+            return self.get(got.decode()), bool(created)
+
+    def get(self, item_id: str) -> Item:
+        """The item with its history; :class:`NotFound` naming the id when there is none."""
+        return self.get_many([item_id], missing_ok=False)[0]
+
+    def get_many(self, item_ids: Sequence[str], missing_ok: bool = True) -> list[Item]:
+        """Items in the order given, read in one round trip; absent ones are skipped."""
+        wanted = [i for i in item_ids if _ID.match(i)]
+        if not missing_ok and len(wanted) != len(item_ids):
+            raise NotFound(f"unknown item '{item_ids[0]}'")
+        with redis_errors(), self.conn.pipeline(transaction=False) as pipe:
+            for i in wanted:
+                pipe.hgetall(keys.job_key(i))
+                pipe.lrange(keys.history_key(i), 0, -1)
+            rows = pipe.execute()
+        out = []
+        for n, i in enumerate(wanted):
+            raw, history = rows[2 * n], rows[2 * n + 1]
+            if b"usm_state" not in raw:
+                if not missing_ok:
+                    raise NotFound(f"unknown item '{i}'")
+                continue
+            out.append(item_from_hash(i, raw, history))
+        return out
+
+    def cancel(self, item_id: str, now: datetime, reason: str = "") -> Item:
+        """Cancel the item: it leaves its queue, lease or the dead letters."""
+        self.get(item_id)
+        with redis_errors():
+            code, *rest = self.scripts.cancel(
+                keys=[keys.job_key(item_id)],
+                args=[item_id, _ms(now), rq_time(_ms(now)), self.config.result_ttl, reason],
+            )
+        if code == -1:
+            raise NotFound(f"unknown item '{item_id}'")
+        if code == 0:
+            raise ItemConflict(f"item '{item_id}' is already {rest[0].decode()}")
+        item = self.get(item_id)
+        record(ItemEvent.CANCELLED, item.team, item.priority)
+        return item
+
+    def rescore(
+        self,
+        item_id: str,
+        decision: Decision,
+        now: datetime,
+        call: Call | None = None,
+        reason: str = "",
+    ) -> tuple[Item, bool]:
+        """Store a new decision; a waiting item moves if its team or priority changed.
+
+        Returns ``(item, moved)``. The decision is recorded in the item's history either way.
+        """
+        queue = keys.queue_name(decision.team, decision.priority.name)
+        event = encode_event(
+            "rescored", ItemState.QUEUED, _ms(now), detail=reason, decision=decision
+        )
+        with redis_errors():
+            code, *rest = self.scripts.move(
+                keys=[keys.job_key(item_id), keys.QUEUES_SET],
+                args=[
+                    item_id,
+                    queue,
+                    decision.team,
+                    decision.priority.name,
+                    _ENC.encode(decision),
+                    decision.response_by.timestamp(),
+                    event,
+                    _ENC.encode(call) if call is not None else "",
+                ],
+            )
+        if code == -1:
+            raise NotFound(f"unknown item '{item_id}'")
+        if code == -2:
+            raise ItemConflict(f"item '{item_id}' is {rest[0].decode()}; it cannot change")
+        item = self.get(item_id)
+        if code == 1:
+            record(ItemEvent.MOVED, decision.team, decision.priority.name)
+        return item, code == 1
+
+    def requeue(self, item_id: str, now: datetime) -> Item:
+        """Put a dead-lettered item back at the end of its queue."""
+        with redis_errors():
+            code, *rest = self.scripts.requeue(
+                keys=[keys.job_key(item_id)],
+                args=[item_id, _ms(now), "re-queued from dead letters"],
+            )
+        if code == -1 or not _ID.match(item_id):
+            raise NotFound(f"unknown item '{item_id}'")
+        if code == 0:
+            raise ItemConflict(
+                f"item '{item_id}' is {rest[0].decode()}; only dead items can be re-queued"
+            )
+        item = self.get(item_id)
+        record(ItemEvent.RETRIED, item.team, item.priority)
+        return item
+
+    def waiting_ids(self, queue_names: Sequence[str], limit: int) -> list[str]:
+        """Ids of waiting items in hand-out order, at most ``limit``."""
+        with redis_errors(), self.conn.pipeline(transaction=False) as pipe:
+            for name in queue_names:
+                pipe.lrange(keys.queue_key(name), 0, limit - 1)
+            rows = pipe.execute()
+        ids = [i.decode() for row in rows for i in row]
+        return ids[:limit]
+
+    def dead_letter_ids(self, queue_names: Sequence[str], limit: int) -> list[str]:
+        """Ids in the dead-letter registries of ``queue_names``, oldest first."""
+        with redis_errors(), self.conn.pipeline(transaction=False) as pipe:
+            for name in queue_names:
+                pipe.zrange(keys.failed_key(name), 0, limit - 1)
+            rows = pipe.execute()
+        return sorted(i.decode() for row in rows for i in row)[:limit]

@@ -1,0 +1,294 @@
+"""The worker loop: lease the next item (strict priority), run the handler, finish the lease.
+
+One process handles one item at a time, in the main thread, without forking (like RQ's
+``SimpleWorker``). A background thread keeps the worker's presence and the current item's
+lease alive and, every few seconds, re-delivers items whose holders died (the reaper).
+
+Idle workers block on their teams' wake lists (``BLPOP``), which every enqueue feeds, so a new
+item is picked up within milliseconds without polling.
+
+Signals: the first SIGTERM/SIGINT lets the current item finish, then the worker exits; a second
+one interrupts the handler and puts the item back at the front of its queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import FrameType
+
+import msgspec
+import redis
+from rq.worker import Worker as RQWorker
+
+from service.core.calls import Call
+from service.core.decision import Decision
+from service.core.tables import TableSet
+from service.dispatch import keys
+from service.dispatch.config import DispatchConfig
+from service.dispatch.items import ItemState, now_ms
+from service.dispatch.leases import SUSPENDED, Leased, Outcome, extend, finish, pop, reap
+from service.dispatch.store import hand_out_order
+from service.metrics.instruments import ITEM_HANDLING, ITEM_WAIT, ItemEvent, record
+from worker.handlers import Delivery, Handler, Interrupted, build_handler
+
+__all__ = ["Worker", "worker_teams"]
+
+log = logging.getLogger("usm.worker")
+
+_CALL = msgspec.json.Decoder(Call)
+_DECISION = msgspec.json.Decoder(Decision)
+_PAYLOAD = msgspec.json.Decoder(dict[str, object] | None)
+_IDLE_BLOCK = 1.0
+"""Longest a BLPOP waits, so stop requests are seen within a second."""
+
+
+def worker_teams(tables: TableSet) -> list[str]:
+    """Teams that get workers: every team in push mode."""
+    return [t.name for t in tables.teams.team if t.mode == "push"]
+
+
+class Worker:
+    """Handles the items of one or more teams, highest priority first."""
+
+    def __init__(
+        self,
+        conn: redis.Redis,
+        tables: TableSet,
+        teams: Sequence[str],
+        config: DispatchConfig | None = None,
+        name: str | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
+        known = {t.name: t for t in tables.teams.team}
+        for team in teams:
+            if team not in known:
+                raise ValueError(f"unknown team '{team}'; allowed: {', '.join(known)}")
+            if known[team].mode == "pull":
+                raise ValueError(
+                    f"team '{team}' is in pull mode: people claim its items over HTTP, "
+                    "it gets no workers"
+                )
+        if not teams:
+            raise ValueError(f"no team given; allowed: {', '.join(worker_teams(tables))}")
+        self.conn = conn
+        self.config = config or DispatchConfig()
+        self.teams = list(teams)
+        self.stop_event = threading.Event()
+        given = dict(handlers or {})
+        self.handlers = {t: given.get(t) or build_handler(known[t], self.stop_event) for t in teams}
+        self.queue_names = hand_out_order(tables, self.teams)
+        self.wake_keys = [keys.wake_key(t) for t in self.teams]
+        self.name = name or f"usm-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        self.rq_key = keys.worker_key(self.name)
+        self.current: Leased | None = None
+        self.handled = 0
+        self._signals = 0
+        self._beat_stop = threading.Event()
+        self._rq = RQWorker(
+            self.queue_names,
+            connection=conn,
+            name=self.name,
+            worker_ttl=max(10, int(self.config.lease_seconds)),
+        )
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def run(self, burst: bool = False, max_items: int | None = None) -> int:
+        """Work until stopped (or, with ``burst``, until the queues are empty). Items handled."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self._rq.register_birth()  # type: ignore[no-untyped-call]
+        self._rq.set_state("idle")
+        self._beat()
+        beat = threading.Thread(target=self._beat_loop, name="usm-heartbeat", daemon=True)
+        beat.start()
+        log.info("worker %s: teams %s, queues %s", self.name, self.teams, self.queue_names)
+        try:
+            self._loop(burst, max_items)
+        finally:
+            self._beat_stop.set()
+            beat.join(timeout=5)
+            self._leave()
+        return self.handled
+
+    def stop(self) -> None:
+        """Ask the loop to exit after the current item."""
+        self.stop_event.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        self.stop_event.set()
+        if self._signals == 1:
+            log.info("worker %s: stopping after the current item", self.name)
+        elif self.current is not None:
+            raise Interrupted(f"signal {signum} while handling {self.current.id}")
+
+    def _leave(self) -> None:
+        try:
+            with self.conn.pipeline(transaction=False) as pipe:
+                for team in self.teams:
+                    pipe.zrem(keys.workers_key(team), self.name)
+                pipe.execute()
+            self._rq.register_death()  # type: ignore[no-untyped-call]
+        except redis.RedisError as exc:
+            log.warning("worker %s: could not unregister: %s", self.name, exc)
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def _loop(self, burst: bool, max_items: int | None) -> None:
+        backoff = 0.1
+        suspended = False
+        while not self.stop_event.is_set():
+            if max_items is not None and self.handled >= max_items:
+                return
+            try:
+                now = now_ms()
+                got = pop(
+                    self.conn,
+                    self.queue_names,
+                    self.wake_keys,
+                    self.name,
+                    now,
+                    int(self.config.lease_seconds * 1000),
+                    ItemState.STARTED,
+                    worker_key=self.rq_key,
+                )
+                if got == SUSPENDED:
+                    if burst:
+                        log.info("worker %s: suspended in burst mode, exiting", self.name)
+                        return
+                    if not suspended:
+                        log.info("worker %s: suspended; `rq resume` resumes", self.name)
+                        self._rq.set_state("suspended")
+                        suspended = True
+                    self.stop_event.wait(0.2)
+                    continue
+                if suspended:
+                    self._rq.set_state("idle")
+                    suspended = False
+                if got is None:
+                    if burst:
+                        return
+                    self.conn.blpop(self.wake_keys, timeout=_IDLE_BLOCK)
+                    continue
+                backoff = 0.1
+                assert isinstance(got, Leased)
+                self._handle(got)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning(
+                    "worker %s: redis unavailable (%s); retry in %.1fs", self.name, exc, backoff
+                )
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _handle(self, leased: Leased) -> None:
+        self.current = leased
+        team, priority = leased.team, leased.priority
+        record(ItemEvent.STARTED, team, priority)
+        ITEM_WAIT.labels(team, priority).observe(max(0.0, (now_ms() - leased.queued_ms) / 1000))
+        started = time.perf_counter()
+        outcome, detail = Outcome.COMPLETED, ""
+        try:
+            delivery = Delivery(
+                id=leased.id,
+                team=team,
+                priority=priority,
+                source=leased.source,
+                external_id=leased.external_id,
+                call=_CALL.decode(leased.call),
+                decision=_DECISION.decode(leased.decision),
+                payload=_PAYLOAD.decode(leased.payload),
+                delivery=leased.deliveries,
+            )
+            handler = self.handlers.get(team)
+            if handler is None:
+                raise LookupError(f"worker {self.name} has no handler for team '{team}'")
+            handler(delivery)
+        except Interrupted as exc:
+            outcome, detail = Outcome.RELEASED, f"worker stopping: {exc}"
+        except Exception as exc:
+            outcome, detail = Outcome.DEAD, f"{type(exc).__name__}: {exc}"
+            log.warning("item %s failed: %s", leased.id, detail)
+        finally:
+            self.current = None
+        elapsed = time.perf_counter() - started
+        if not self._finish(leased, outcome, detail):
+            log.warning("item %s: lease lost before it finished (%s)", leased.id, outcome.value)
+            return
+        self.handled += 1
+        if outcome is Outcome.COMPLETED:
+            record(ItemEvent.COMPLETED, team, priority)
+            ITEM_HANDLING.labels(team, priority).observe(elapsed)
+        elif outcome is Outcome.DEAD:
+            record(ItemEvent.FAILED, team, priority)
+            record(ItemEvent.DEAD_LETTERED, team, priority)
+
+    def _finish(self, leased: Leased, outcome: Outcome, detail: str) -> bool:
+        """Finish the lease, retrying while Redis is away (until the lease would lapse)."""
+        ttl = self.config.failure_ttl if outcome is Outcome.DEAD else self.config.result_ttl
+        give_up = time.monotonic() + self.config.lease_seconds
+        delay = 0.05
+        while True:
+            try:
+                return finish(
+                    self.conn, leased.id, self.name, outcome, now_ms(), ttl, detail, self.rq_key
+                )
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if time.monotonic() > give_up:
+                    log.error("item %s: could not record %s: %s", leased.id, outcome.value, exc)
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # -- heartbeat and reaper -----------------------------------------------------------------
+
+    def _beat_loop(self) -> None:
+        tick = min(self.config.heartbeat_seconds, self.config.reaper_seconds, 1.0)
+        next_beat = time.monotonic() + self.config.heartbeat_seconds
+        next_reap = time.monotonic()
+        while not self._beat_stop.wait(tick):
+            now = time.monotonic()
+            if now >= next_beat:
+                self._beat()
+                next_beat = now + self.config.heartbeat_seconds
+            if now >= next_reap:
+                self._reap()
+                next_reap = now + self.config.reaper_seconds
+
+    def _beat(self) -> None:
+        """Presence for `usm` stats and `rq info`, and the current item's lease."""
+        deadline = now_ms() + int(3 * self.config.heartbeat_seconds * 1000)
+        try:
+            with self.conn.pipeline(transaction=False) as pipe:
+                for team in self.teams:
+                    pipe.zadd(keys.workers_key(team), {self.name: deadline})
+                self._rq.heartbeat(pipeline=pipe)
+                pipe.execute()
+            current = self.current
+            if current is not None:
+                lease = int(self.config.lease_seconds * 1000)
+                if not extend(self.conn, current.id, self.name, now_ms(), lease):
+                    log.warning("item %s: lease lost while handling", current.id)
+        except redis.RedisError as exc:
+            log.warning("worker %s: heartbeat failed: %s", self.name, exc)
+
+    def _reap(self) -> None:
+        try:
+            taken = reap(self.conn, now_ms(), self.config.max_deliveries, self.config.failure_ttl)
+        except redis.RedisError as exc:
+            log.debug("worker %s: reaper skipped: %s", self.name, exc)
+            return
+        for r in taken:
+            record(ItemEvent.ABANDONED, r.team, r.priority)
+            if r.dead:
+                record(ItemEvent.DEAD_LETTERED, r.team, r.priority)
+            log.warning(
+                "item %s: lease expired, %s", r.id, "dead-lettered" if r.dead else "re-queued"
+            )
