@@ -1,0 +1,227 @@
+"""deploy/compose.yaml: valid per the Compose Specification schema, and its references hold.
+
+The schema is the compose-spec JSON Schema that check-jsonschema vendors (builtin
+``vendor.compose-spec``), so validation runs offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import PurePosixPath
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.deploy.support import DEPLOY, load_yaml, push_teams
+
+COMPOSE = DEPLOY / "compose.yaml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    (doc,) = load_yaml(COMPOSE)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.protocols.Validator:
+    text = (
+        resources.files("check_jsonschema.builtin_schemas.vendor")
+        .joinpath("compose-spec.json")
+        .read_text()
+    )
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def usm_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Services built from this repo's Dockerfile."""
+    return {
+        name: svc
+        for name, svc in compose["services"].items()
+        if svc.get("build", {}).get("dockerfile") == "Dockerfile"
+    }
+
+
+def worker_teams(compose: dict[str, Any]) -> dict[str, list[str]]:
+    """Service name -> teams of every `usm worker` service."""
+    out: dict[str, list[str]] = {}
+    for name, svc in usm_services(compose).items():
+        command = svc["command"]
+        if command[0] == "worker":
+            out[name] = [command[i + 1] for i, word in enumerate(command) if word == "--team"]
+    return out
+
+
+def test_compose_file_is_valid_against_the_compose_specification(
+    compose: dict[str, Any], validator: jsonschema.protocols.Validator
+) -> None:
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+
+
+def test_the_schema_check_rejects_a_broken_compose_file(
+    compose: dict[str, Any], validator: jsonschema.protocols.Validator
+) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["api"]["depends_on"]["redis"]["condition"] = "service_up"
+    broken["services"]["redis"]["restart_policy"] = "always"
+    errors = list(validator.iter_errors(broken))
+    # The faults are reported at their exact places (a oneOf failure nests its reasons).
+    found = {(tuple(e.absolute_path), e.message) for e in flatten(errors)}
+    assert (
+        ("services", "redis"),
+        "Unevaluated properties are not allowed ('restart_policy' was unexpected)",
+    ) in found
+    assert (
+        ("services", "api", "depends_on", "redis", "condition"),
+        "'service_up' is not one of "
+        "['service_started', 'service_healthy', 'service_completed_successfully']",
+    ) in found
+    assert {tuple(e.absolute_path)[:2] for e in errors} == {
+        ("services", "api"),
+        ("services", "redis"),
+    }
+
+
+def flatten(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
+    out: list[jsonschema.ValidationError] = []
+    for error in errors:
+        out.append(error)
+        out.extend(flatten(list(error.context or [])))
+    return out
+
+
+def test_every_depends_on_target_is_a_service_with_a_healthcheck(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, svc in services.items():
+        for target, spec in svc.get("depends_on", {}).items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            assert spec["condition"] == "service_healthy"
+            assert "healthcheck" in services[target], f"{target} has no healthcheck"
+
+
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    missing = [n for n, svc in compose["services"].items() if "healthcheck" not in svc]
+    assert missing == []
+
+
+def test_every_bind_mounted_repo_path_exists(compose: dict[str, Any]) -> None:
+    # Relative paths in a compose file resolve against the file's folder.
+    sources = []
+    for svc in compose["services"].values():
+        for volume in svc.get("volumes", []):
+            if isinstance(volume, dict) and volume["type"] == "bind":
+                sources.append(volume["source"])
+            elif isinstance(volume, str) and volume.startswith("."):
+                sources.append(volume.split(":")[0])
+        if "build" in svc:
+            context = DEPLOY / svc["build"]["context"]
+            assert (context / svc["build"]["dockerfile"]).is_file()
+    assert sources, "the tables, Prometheus and Grafana files are mounted from the repo"
+    missing = [s for s in sources if not (DEPLOY / s).exists()]
+    assert missing == []
+
+
+def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes", {}))
+    used = {
+        volume.split(":")[0]
+        for svc in compose["services"].values()
+        for volume in svc.get("volumes", [])
+        if isinstance(volume, str) and not volume.startswith((".", "/"))
+    }
+    assert used and used <= declared
+
+
+def test_one_worker_service_per_push_team(compose: dict[str, Any]) -> None:
+    teams = [team for ts in worker_teams(compose).values() for team in ts]
+    assert sorted(teams) == sorted(push_teams())
+
+
+def test_redis_keeps_an_append_only_file_on_a_volume(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--appendfsync") + 1] == "everysec"
+    data_dir = command[command.index("--dir") + 1]
+    assert f"redis-data:{data_dir}" in redis["volumes"]
+
+
+def test_usm_services_reach_redis_by_service_name(compose: dict[str, Any]) -> None:
+    for name, svc in usm_services(compose).items():
+        assert svc["environment"]["REDIS_URL"] == "redis://redis:6379/0", name
+
+
+def test_prometheus_loads_the_scrape_config_and_the_alert_rules(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    targets = {v["target"]: v["source"] for v in prometheus["volumes"] if isinstance(v, dict)}
+    assert targets["/etc/prometheus/prometheus.yml"] == "./prometheus/prometheus.yml"
+    assert targets["/etc/prometheus/alerts.yml"] == "./prometheus/alerts.yml"
+    (config,) = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    # Rule files resolve against the config file's folder, /etc/prometheus in the container.
+    rule_files = {str(PurePosixPath("/etc/prometheus") / f) for f in config["rule_files"]}
+    assert "/etc/prometheus/alerts.yml" in rule_files
+
+
+def test_prometheus_scrape_targets_are_compose_services_or_aliases(
+    compose: dict[str, Any],
+) -> None:
+    (config,) = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    names = set(compose["services"])
+    for svc in compose["services"].values():
+        for network in (svc.get("networks") or {}).values():
+            names.update((network or {}).get("aliases", []))
+    hosts: set[str] = set()
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            hosts.update(target.rpartition(":")[0] for target in static["targets"])
+        for dns in job.get("dns_sd_configs", []):
+            hosts.update(dns["names"])
+    assert hosts, "prometheus.yml names its targets"
+    assert hosts <= names
+
+
+def test_every_worker_service_answers_to_the_worker_alias(compose: dict[str, Any]) -> None:
+    for name in worker_teams(compose):
+        aliases = compose["services"][name]["networks"]["default"]["aliases"]
+        assert "worker" in aliases, name
+
+
+def test_grafana_gets_the_provisioning_and_the_dashboards(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    targets = {v["target"]: v["source"] for v in grafana["volumes"] if isinstance(v, dict)}
+    assert targets["/etc/grafana/provisioning"] == "./grafana/provisioning"
+    providers = DEPLOY / "grafana" / "provisioning" / "dashboards"
+    paths = {
+        provider["options"]["path"]
+        for file in providers.glob("*.y*ml")
+        for doc in load_yaml(file)
+        for provider in doc["providers"]
+    }
+    # The dashboards land where the provisioning file tells Grafana to look.
+    assert paths and all(targets.get(path) == "./grafana/dashboards" for path in paths)
+    assert list((DEPLOY / "grafana" / "dashboards").glob("*.json"))
+
+
+def test_grafana_datasources_point_at_the_prometheus_service(compose: dict[str, Any]) -> None:
+    sources = DEPLOY / "grafana" / "provisioning" / "datasources"
+    urls = [
+        ds["url"]
+        for file in sources.glob("*.y*ml")
+        for doc in load_yaml(file)
+        for ds in doc["datasources"]
+    ]
+    assert urls == ["http://prometheus:9090"]
+    assert "prometheus" in compose["services"]
+
+
+def test_published_ports_bind_to_loopback_only(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every address"
