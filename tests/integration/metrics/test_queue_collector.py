@@ -1,0 +1,80 @@
+"""The queue collector reads real Redis state written by the dispatch layer's own enqueue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.core.calls import Call
+from service.dispatch.store import ItemStore
+from service.files.loader import LoadedSet
+from service.files.store import TableStore
+from service.metrics.queue_collector import QueueCollector
+from tests.support.redis_server import free_port
+
+
+def scrape(collector: QueueCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def q(team: str, priority: str) -> tuple[tuple[str, str], ...]:
+    return (("priority", priority), ("team", team))
+
+
+def test_depth_oldest_age_and_overdue_come_from_the_queues_in_redis(
+    redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    now = datetime.now(UTC)
+    scorer = default_set.scorer()
+    store = ItemStore(redis_client)
+    # Reported two hours ago: a P1 is long past its 15-minute response target.
+    late = Call(type="incident", impact="organisation", urgency="immediate",
+                reported_at=now - timedelta(hours=2))  # fmt: skip
+    fresh = Call(type="incident", impact="user", urgency="low")
+    late_decision = scorer.score(late, now - timedelta(seconds=40))
+    store.enqueue(late, late_decision, "test", "late-1", None, now - timedelta(seconds=40))
+    for n in range(3):
+        store.enqueue(fresh, scorer.score(fresh, now), "test", f"fresh-{n}", None, now)
+    fresh_decision = scorer.score(fresh, now)
+
+    samples = scrape(QueueCollector(redis_client, TableStore([default_set]), clock=lambda: now))
+
+    assert samples[("usm_redis_up", ())] == 1
+    p1 = q(late_decision.team, late_decision.priority.name)
+    assert samples[("usm_queue_depth", p1)] == 1
+    assert 39 <= samples[("usm_queue_oldest_age_seconds", p1)] <= 41
+    assert samples[("usm_queue_overdue_items", p1)] == 1
+    low = q(fresh_decision.team, fresh_decision.priority.name)
+    assert samples[("usm_queue_depth", low)] == 3
+    assert samples[("usm_queue_overdue_items", low)] == 0
+
+
+def test_every_team_and_priority_of_the_table_set_is_reported_even_when_empty(
+    redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    samples = scrape(QueueCollector(redis_client, TableStore([default_set])))
+    teams = [t.name for t in default_set.tables.teams.team]
+    priorities = [p.name for p in default_set.tables.levels.priority]
+    depths = {labels for name, labels in samples if name == "usm_queue_depth"}
+    assert depths == {q(t, p) for t in teams for p in priorities}
+    workers = {labels for name, labels in samples if name == "usm_workers_up"}
+    assert workers == {(("team", t),) for t in teams}
+    assert all(v == 0 for (name, _), v in samples.items() if name == "usm_queue_depth")
+
+
+def test_redis_unreachable_reports_redis_down_and_no_queue_state(default_set: LoadedSet) -> None:
+    collector = QueueCollector.from_url(
+        f"redis://127.0.0.1:{free_port()}/0", TableStore([default_set])
+    )
+    samples = scrape(collector)
+    assert samples == {("usm_redis_up", ()): 0}
