@@ -59,7 +59,7 @@ def test_priority_colours_run_from_red_for_the_first_level_to_green_for_the_last
 def test_the_html_page_colours_every_matrix_cell_by_its_priority(set_2026: LoadedSet) -> None:
     page = matrix_html(set_2026.tables, set_2026.hash)
     assert page.startswith("<!doctype html>")
-    cells = re.findall(r'<td class="p" style="background:([^"]+)">(P\d)<small>', page)
+    cells = re.findall(r'<td class="p" style="background:([^"]+)">(P\d)<', page)
     # 16 matrix cells and 5 target rows, each coloured by its own priority.
     assert len(cells) == 16 + 5
     for colour, name in cells:

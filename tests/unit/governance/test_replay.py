@@ -47,7 +47,8 @@ def test_calls_the_new_set_refuses_are_changes_with_the_reason(
         replace_in(
             copy_default(tmp_path),
             "services.toml",
-            '[[service]]\nname = "website"\nteam = "applications"\ndescription = "Public website."\n',
+            '[[service]]\nname = "website"\nteam = "applications"\n'
+            'description = "Public website."\n',
             "",
         )
     )

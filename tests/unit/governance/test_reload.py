@@ -1,0 +1,94 @@
+"""Hot reload from disk: valid sets swap in whole, invalid ones are refused and counted."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from service.files.loader import load_all
+from service.files.store import TableStore
+from service.governance.reload import TableReloader, fingerprint
+from service.metrics.tables import ReloadResult
+from tests.fixtures.table_edits import replace_in
+
+TABLES = Path(__file__).resolve().parents[3] / "tables"
+
+
+def _reloads(result: ReloadResult) -> float:
+    return REGISTRY.get_sample_value("usm_table_reloads_total", {"result": result.value}) or 0.0
+
+
+def _reloader(root: Path) -> TableReloader:
+    return TableReloader(TableStore(load_all(root)), root)
+
+
+def test_a_new_version_directory_is_loaded_beside_the_old_one(tables_copy: Path) -> None:
+    reloader = _reloader(tables_copy)
+    shutil.copytree(TABLES / "2027.1", tables_copy / "2027.1")
+    before = _reloads(ReloadResult.SUCCESS)
+    report = reloader.reload("admin")
+    assert report.result is ReloadResult.SUCCESS
+    assert report.versions == ["2026.1", "2027.1"]
+    assert reloader.store.versions.names() == ["2026.1", "2027.1"]
+    assert _reloads(ReloadResult.SUCCESS) == before + 1
+
+
+def test_an_invalid_set_is_refused_with_its_problems_and_the_running_sets_stay(
+    tables_copy: Path,
+) -> None:
+    reloader = _reloader(tables_copy)
+    running = reloader.store.versions
+    replace_in(tables_copy / "2026.1", "matrix.toml", 'high = "P3"', 'high = "P9"')
+    before = _reloads(ReloadResult.REJECTED)
+    report = reloader.reload("sighup")
+    assert report.result is ReloadResult.REJECTED
+    assert report.problems == [
+        "2026.1/matrix.toml: matrix.group.high: unknown priority level 'P9'; "
+        "allowed: P1, P2, P3, P4, P5"
+    ]
+    assert reloader.store.versions is running
+    assert report.active == "2026.1"
+    assert _reloads(ReloadResult.REJECTED) == before + 1
+
+
+def test_files_that_mean_the_same_are_unchanged_and_swap_nothing(tables_copy: Path) -> None:
+    reloader = _reloader(tables_copy)
+    running = reloader.store.versions
+    path = tables_copy / "2026.1" / "matrix.toml"
+    path.write_text("# a comment changes no meaning\n" + path.read_text())
+    report = reloader.reload("watch")
+    assert report.result is ReloadResult.UNCHANGED
+    assert reloader.store.versions is running
+    assert reloader.store.generation == 0
+
+
+def test_poll_reloads_only_after_a_file_changed(tables_copy: Path) -> None:
+    reloader = _reloader(tables_copy)
+    assert reloader.poll() is None
+    replace_in(tables_copy / "2026.1", "levels.toml", 'response = "PT30M"', 'response = "PT20M"')
+    report = reloader.poll()
+    assert report is not None and report.result is ReloadResult.SUCCESS
+    assert reloader.store.active(datetime.now(UTC)).tables.levels.priority[1].response.seconds == (
+        20 * 60
+    )
+    assert reloader.poll() is None
+
+
+def test_refused_files_are_not_retried_until_they_change_again(tables_copy: Path) -> None:
+    reloader = _reloader(tables_copy)
+    (tables_copy / "2026.1" / "teams.toml").unlink()
+    first = reloader.poll()
+    assert first is not None and first.result is ReloadResult.REJECTED
+    assert first.problems == ["2026.1/teams.toml: (file): missing file"]
+    assert reloader.poll() is None
+
+
+def test_fingerprint_sees_added_and_removed_files(tables_copy: Path) -> None:
+    before = fingerprint(tables_copy)
+    (tables_copy / "README.md").write_text("x")
+    assert fingerprint(tables_copy) != before
+    (tables_copy / "README.md").unlink()
+    assert fingerprint(tables_copy) == before
