@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from service import __version__
+from service.api.dispatch import DispatchPlugin
 from service.api.errors import exception_handlers
 from service.api.health import healthz, readyz
 from service.api.metrics import HTTP_METRICS, metrics
@@ -61,7 +62,10 @@ def create_app(
         stores=security.stores,
         on_startup=security.on_startup,
         on_shutdown=security.on_shutdown,
-        plugins=[GovernancePlugin(store, settings.tables, settings.redis_url)],
+        plugins=[
+            GovernancePlugin(store, settings.tables, settings.redis_url),
+            DispatchPlugin(settings),
+        ],
         openapi_config=OpenAPIConfig(
             title="usm-dispatch",
             version=__version__,

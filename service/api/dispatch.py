@@ -1,0 +1,107 @@
+"""Wires dispatch into the app: the item and team routes, the Redis client, the API's reaper.
+
+``create_app`` adds one :class:`DispatchPlugin`. The Redis client is built when the app starts
+(redis-py connects lazily, on the first command), so nothing connects at import or build time,
+and a Redis that is down at start-up or later only turns item requests into 503s until it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+import redis
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.plugins import InitPluginProtocol
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from service.api.items import DeadLettersController, ItemsController
+from service.api.teams import TeamsController
+from service.dispatch.config import DispatchConfig
+from service.dispatch.items import now_ms
+from service.dispatch.leases import reap
+from service.dispatch.store import ItemStore
+from service.errors import QueueUnavailable
+from service.metrics.instruments import ItemEvent, record
+from service.settings import Settings
+
+__all__ = ["DispatchPlugin", "item_store"]
+
+log = logging.getLogger("usm.dispatch")
+
+
+def item_store(state: State) -> ItemStore:
+    """The app's item store; 503 when the service runs without Redis."""
+    store: ItemStore | None = state.get("items")
+    if store is None:
+        raise QueueUnavailable("queues are not configured: set REDIS_URL (or run `usm serve`)")
+    return store
+
+
+class DispatchPlugin(InitPluginProtocol):
+    """Item and team routes plus, while the app runs, a Redis client and a lease reaper."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config = DispatchConfig.from_settings(settings)
+        self.store: ItemStore | None = None
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend([ItemsController, TeamsController, DeadLettersController])
+        app_config.state["dispatch_config"] = self.config
+        app_config.lifespan.append(self.lifespan)
+        return app_config
+
+    def _client(self) -> redis.Redis:
+        assert self.settings.redis_url
+        # One quick retry only: a down Redis should give a prompt 503, not a stalled request.
+        return redis.Redis.from_url(
+            self.settings.redis_url,
+            socket_connect_timeout=1.0,
+            socket_timeout=5.0,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        """Hold the client and run the reaper while the app serves."""
+        if not self.settings.redis_url:
+            yield
+            return
+        conn = self._client()
+        self.store = ItemStore(conn, self.config)
+        app.state["items"] = self.store
+        task = asyncio.create_task(self._reap_forever(conn), name="lease reaper")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            app.state["items"] = None
+            conn.close()
+
+    async def _reap_forever(self, conn: redis.Redis) -> None:
+        """Re-queue items whose lease expired: claims of pull-mode teams have no worker reaper."""
+        cfg = self.config
+        while True:
+            await asyncio.sleep(cfg.reaper_seconds)
+            try:
+                taken: list[Any] = await anyio.to_thread.run_sync(
+                    lambda: reap(conn, now_ms(), cfg.max_deliveries, cfg.failure_ttl)
+                )
+            except redis.RedisError as exc:
+                log.debug("reaper skipped: %s", exc)
+                continue
+            for r in taken:
+                record(ItemEvent.ABANDONED, r.team, r.priority)
+                if r.dead:
+                    record(ItemEvent.DEAD_LETTERED, r.team, r.priority)

@@ -1,0 +1,222 @@
+"""``/v1/items``: queue a scored call for its team, read it, re-score it, cancel it, finish it.
+
+Writes are idempotent where callers retry: ``POST /v1/items`` on (source, external_id).
+Redis down: these routes answer 503 with Retry-After while scoring keeps working.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+from litestar.response import Response
+from msgspec import UNSET, UnsetType
+
+from service.api.teams import known_team, team_queue_names
+from service.core.base import Base, Name, ShortText
+from service.core.calls import Call, LevelInput
+from service.dispatch.errors import ItemConflict
+from service.dispatch.items import Item, now_ms
+from service.dispatch.leases import Outcome, finish
+from service.dispatch.rescore import rescore_call
+from service.dispatch.store import redis_errors
+from service.files.store import TableStore
+from service.metrics.decisions import record_decision
+from service.metrics.instruments import ItemEvent, record
+
+__all__ = [
+    "DeadLetters",
+    "DeadLettersController",
+    "ItemPatch",
+    "ItemRequest",
+    "ItemsController",
+    "LeaseAction",
+]
+
+Source = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="The calling system, e.g. `servicenow`.",
+        examples=["servicenow"],
+    ),
+]
+ExternalId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        description="The caller's reference (ticket number); retries with it return one item.",
+        examples=["INC0012345"],
+    ),
+]
+Limit = Annotated[
+    int, QueryParameter(name="limit", ge=1, le=1000, description="At most this many.")
+]
+
+
+class ItemRequest(Call, kw_only=True):
+    """A call to score and queue, with the caller's reference and an optional payload."""
+
+    source: Source
+    external_id: ExternalId
+    payload: dict[str, Any] | None = None
+    """Free JSON object handed to the team's handler (bounded, USM_MAX_PAYLOAD_BYTES)."""
+
+    def call(self) -> Call:
+        return Call(**{f: getattr(self, f) for f in Call.__struct_fields__})
+
+
+class ItemPatch(Base, kw_only=True):
+    """Changed call fields; the item is re-scored and moves queue if priority or team changed.
+
+    A field left out keeps its value; ``null`` clears it.
+    """
+
+    type: Name | UnsetType = UNSET
+    impact: LevelInput | UnsetType | None = UNSET
+    urgency: LevelInput | UnsetType | None = UNSET
+    likelihood: LevelInput | UnsetType | None = UNSET
+    proximity: LevelInput | UnsetType | None = UNSET
+    service: Name | UnsetType | None = UNSET
+    category: ShortText | UnsetType | None = UNSET
+    reason: ShortText = ""
+    """Why it changed; kept in the item's history."""
+
+
+class LeaseAction(Base):
+    """Optional body of complete/release: the lease holder returned by claim, and a note."""
+
+    holder: ShortText | None = None
+    """When given, the action is refused unless this holder still holds the lease."""
+    note: ShortText = ""
+
+
+class DeadLetters(Base):
+    items: list[Item]
+
+
+def _store(state: State) -> Any:
+    from service.api.dispatch import item_store
+
+    return item_store(state)
+
+
+def _tables(state: State) -> TableStore:
+    tables: TableStore = state.tables
+    return tables
+
+
+class ItemsController(Controller):
+    path = "/v1/items"
+    tags = ["items"]
+
+    @post("/", sync_to_thread=True, summary="Score a call and queue it for its team")
+    def create(self, data: ItemRequest, state: State) -> Response[Item]:
+        """201 with the new item; 200 with the existing one when (source, external_id) is known."""
+        now = datetime.now(UTC)
+        call = data.call()
+        started = perf_counter()
+        decision = _tables(state).scorer(now).score(call, now)
+        record_decision(decision, perf_counter() - started)
+        item, created = _store(state).enqueue(
+            call, decision, data.source, data.external_id, data.payload, now
+        )
+        log = state.get("decision_log")
+        if created and log is not None:
+            log.append(call, decision)
+        return Response(
+            item,
+            status_code=201 if created else 200,
+            headers={"Location": f"{self.path}/{item.id}"},
+        )
+
+    @get("/{item_id:str}", sync_to_thread=True, summary="An item with its decision and history")
+    def read(self, item_id: str, state: State) -> Item:
+        """State, decision, payload and the history of decisions and state changes."""
+        item: Item = _store(state).get(item_id)
+        return item
+
+    @patch("/{item_id:str}", sync_to_thread=True, summary="Change call fields and re-score")
+    def change(self, item_id: str, data: ItemPatch, state: State) -> Item:
+        """Re-score with the changed fields; a waiting item moves if priority or team changed."""
+        store = _store(state)
+        now = datetime.now(UTC)
+        item = store.get(item_id)
+        changes = {
+            f: getattr(data, f)
+            for f in Call.__struct_fields__
+            if f in ItemPatch.__struct_fields__ and getattr(data, f) is not UNSET
+        }
+        call = msgspec.structs.replace(item.call, **changes)
+        decision = rescore_call(_tables(state).scorer(now), call, item.decision, now)
+        what = ", ".join(f"{k}={v!r}" for k, v in changes.items()) or "no field"
+        reason = f"changed {what}" + (f": {data.reason}" if data.reason else "")
+        updated, _ = store.rescore(item_id, decision, now, call=call, reason=reason)
+        result: Item = updated
+        return result
+
+    @delete("/{item_id:str}", status_code=200, sync_to_thread=True, summary="Cancel an item")
+    def cancel(self, item_id: str, state: State) -> Item:
+        """Removes it from its queue (or lease, or the dead letters); 409 when already done."""
+        item: Item = _store(state).cancel(item_id, datetime.now(UTC), reason="cancelled via API")
+        return item
+
+    @post("/{item_id:str}/complete", status_code=200, sync_to_thread=True, summary="Complete")
+    def complete(self, item_id: str, state: State, data: LeaseAction | None = None) -> Item:
+        """Finish a claimed (or started) item."""
+        return _end(state, item_id, Outcome.COMPLETED, data)
+
+    @post("/{item_id:str}/release", status_code=200, sync_to_thread=True, summary="Release")
+    def release(self, item_id: str, state: State, data: LeaseAction | None = None) -> Item:
+        """Give a claimed item back: it returns to the front of its queue."""
+        return _end(state, item_id, Outcome.RELEASED, data)
+
+    @post("/{item_id:str}/requeue", status_code=200, sync_to_thread=True, summary="Re-queue")
+    def requeue(self, item_id: str, state: State) -> Item:
+        """Put a dead-lettered item back at the end of its queue (admin)."""
+        item: Item = _store(state).requeue(item_id, datetime.now(UTC))
+        return item
+
+
+def _end(state: State, item_id: str, outcome: Outcome, data: LeaseAction | None) -> Item:
+    store = _store(state)
+    item: Item = store.get(item_id)
+    holder = data.holder if data else None
+    note = data.note if data else ""
+    ttl = store.config.result_ttl
+    with redis_errors():
+        done = finish(store.conn, item_id, holder, outcome, now_ms(), ttl, note)
+    if not done:
+        held = f"held by {item.lease.holder}" if item.lease else f"{item.state.value}"
+        raise ItemConflict(f"item '{item_id}' is not held by the caller; it is {held}")
+    after: Item = store.get(item_id)
+    if outcome is Outcome.COMPLETED:
+        record(ItemEvent.COMPLETED, after.team, after.priority)
+    return after
+
+
+class DeadLettersController(Controller):
+    path = "/v1/dead-letters"
+    tags = ["items"]
+
+    @get("/", sync_to_thread=True, summary="Items that failed after their retries")
+    def list_dead(
+        self,
+        state: State,
+        team: Annotated[str | None, QueryParameter(name="team")] = None,
+        limit: Limit = 100,
+    ) -> DeadLetters:
+        """Dead-lettered items, oldest first; re-queue one with POST /v1/items/{id}/requeue."""
+        tables = _tables(state).active(datetime.now(UTC)).tables
+        teams = [known_team(tables, team).name] if team else [t.name for t in tables.teams.team]
+        store = _store(state)
+        ids = store.dead_letter_ids(team_queue_names(tables, teams), limit)
+        return DeadLetters(items=store.get_many(ids))

@@ -1,0 +1,183 @@
+"""``/v1/teams``: what waits for each team, the order it will be handed out, pull-mode claims."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+from litestar.response import Response
+
+from service.core.base import Base, ShortText
+from service.core.tables import TableSet, Team
+from service.dispatch import keys
+from service.dispatch.errors import ItemConflict
+from service.dispatch.items import Item, ItemState, now_ms
+from service.dispatch.leases import Leased, pop
+from service.dispatch.stats import WorkerStat, read_queue_stats, read_worker_stats
+from service.dispatch.store import hand_out_order, redis_errors
+from service.errors import NotFound
+from service.files.store import TableStore
+from service.metrics.instruments import ITEM_WAIT, ItemEvent, record
+
+__all__ = [
+    "ClaimRequest",
+    "QueueView",
+    "TeamQueue",
+    "TeamView",
+    "TeamsController",
+    "known_team",
+    "team_queue_names",
+]
+
+
+class QueueView(Base):
+    priority: str
+    queue: str
+    """RQ queue name (`rq info` shows it)."""
+    depth: int
+    oldest_age_seconds: float
+    overdue: int
+    """Waiting items past their response target."""
+
+
+class TeamView(Base):
+    name: str
+    mode: str
+    """``push``: workers handle items; ``pull``: people claim them."""
+    handler: str
+    queues: list[QueueView]
+    workers: WorkerStat
+
+
+class Teams(Base):
+    teams: list[TeamView]
+    table_version: str
+
+
+class TeamQueue(Base):
+    team: str
+    items: list[Item]
+    """Waiting items in the order they will be handed out (history left out)."""
+
+
+class ClaimRequest(Base):
+    claimant: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "anonymous"
+    """Who claims; the lease holder is this name plus a short random tag."""
+    note: ShortText = ""
+
+
+def known_team(tables: TableSet, name: str) -> Team:
+    """The team called ``name``; 404 naming it and the known teams otherwise."""
+    for team in tables.teams.team:
+        if team.name == name:
+            return team
+    known = ", ".join(t.name for t in tables.teams.team)
+    raise NotFound(f"unknown team '{name}'; known: {known}")
+
+
+def team_queue_names(tables: TableSet, teams: list[str]) -> list[str]:
+    return hand_out_order(tables, teams)
+
+
+def _parts(state: State) -> tuple[TableSet, Any]:
+    from service.api.dispatch import item_store
+
+    tables: TableStore = state.tables
+    return tables.active(datetime.now(UTC)).tables, item_store(state)
+
+
+class TeamsController(Controller):
+    path = "/v1/teams"
+    tags = ["teams"]
+
+    @get("/", sync_to_thread=True, summary="Teams with queue depth per priority")
+    def list_teams(self, state: State) -> Teams:
+        """Each team: depth, oldest age and overdue count per priority; workers up and busy."""
+        tables, store = _parts(state)
+        now = datetime.now(UTC)
+        names = [t.name for t in tables.teams.team]
+        priorities = [p.name for p in sorted(tables.levels.priority, key=lambda p: p.level)]
+        with redis_errors():
+            queues = read_queue_stats(store.conn, names, priorities, now)
+            workers = {w.team: w for w in read_worker_stats(store.conn, names, now)}
+        return Teams(
+            table_version=tables.version,
+            teams=[
+                TeamView(
+                    name=t.name,
+                    mode=t.mode,
+                    handler=type(t.handler).__struct_config__.tag or "log",  # type: ignore[arg-type]
+                    queues=[
+                        QueueView(
+                            priority=q.priority,
+                            queue=keys.queue_name(q.team, q.priority),
+                            depth=q.depth,
+                            oldest_age_seconds=round(q.oldest_age_seconds, 3),
+                            overdue=q.overdue,
+                        )
+                        for q in queues
+                        if q.team == t.name
+                    ],
+                    workers=workers[t.name],
+                )
+                for t in tables.teams.team
+            ],
+        )
+
+    @get("/{team:str}/queue", sync_to_thread=True, summary="A team's items in hand-out order")
+    def queue(
+        self,
+        team: str,
+        state: State,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
+    ) -> TeamQueue:
+        """Waiting items, highest priority first, FIFO within a priority."""
+        tables, store = _parts(state)
+        known_team(tables, team)
+        ids = store.waiting_ids(team_queue_names(tables, [team]), limit)
+        items = [
+            msgspec.structs.replace(i, history=[])
+            for i in store.get_many(ids)
+            if i.state is ItemState.QUEUED
+        ]
+        return TeamQueue(team=team, items=items)
+
+    @post("/{team:str}/claim", sync_to_thread=True, summary="Claim the next item (pull mode)")
+    def claim(
+        self, team: str, state: State, data: ClaimRequest | None = None
+    ) -> Response[Item | None]:
+        """The highest-priority waiting item, leased to the caller; 204 when none waits.
+
+        Finish it with ``POST /v1/items/{id}/complete`` or give it back with ``/release``; if
+        the lease (USM_CLAIM_LEASE_SECONDS) runs out first, it returns to the front of its queue.
+        """
+        tables, store = _parts(state)
+        spec = known_team(tables, team)
+        if spec.mode != "pull":
+            raise ItemConflict(f"team '{team}' is in push mode: its workers handle its items")
+        claimant = data.claimant if data else "anonymous"
+        holder = f"{claimant}#{now_ms() % 0xFFFFFF:06x}"
+        lease_ms = int(store.config.claim_lease_seconds * 1000)
+        with redis_errors():
+            got = pop(
+                store.conn,
+                team_queue_names(tables, [team]),
+                [keys.wake_key(team)],
+                holder,
+                now_ms(),
+                lease_ms,
+                ItemState.CLAIMED,
+                honour_suspension=True,
+            )
+        if not isinstance(got, Leased):
+            return Response(None, status_code=204)
+        record(ItemEvent.STARTED, got.team, got.priority)
+        ITEM_WAIT.labels(got.team, got.priority).observe(
+            max(0.0, (now_ms() - got.queued_ms) / 1000)
+        )
+        item: Item = store.get(got.id)
+        return Response(item, status_code=200)

@@ -1,0 +1,179 @@
+"""The items, teams and dead-letter routes against a real Redis (in-process ASGI client)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from service.api.app import create_app
+from service.settings import Settings
+from tests.support.redis_server import RedisServer
+
+INCIDENT = {"type": "incident", "impact": "user", "urgency": "low"}
+
+
+@pytest.fixture
+def client(redis_url: str, tables_dir: Path) -> Iterator[TestClient[Any]]:
+    settings = Settings(
+        redis_url=redis_url, tables=str(tables_dir), claim_lease_seconds=1.0, reaper_seconds=0.2
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _item(client: TestClient[Any], ext: str, **call: Any) -> dict[str, Any]:
+    body = {**INCIDENT, **call, "source": "snow", "external_id": ext}
+    r = client.post("/v1/items", json=body)
+    assert r.status_code in (200, 201), r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+def test_post_creates_an_item_and_a_retry_returns_it_with_200(client: TestClient[Any]) -> None:
+    body = {**INCIDENT, "source": "snow", "external_id": "INC1", "payload": {"title": "x"}}
+    first = client.post("/v1/items", json=body)
+    again = client.post("/v1/items", json=body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert first.headers["location"] == f"/v1/items/{first.json()['id']}"
+    item = client.get(f"/v1/items/{first.json()['id']}").json()
+    assert item["state"] == "queued" and item["payload"] == {"title": "x"}
+    assert item["decision"]["priority"]["name"] == "P5"
+    assert [h["event"] for h in item["history"]] == ["enqueued"]
+
+
+def test_bad_item_input_names_the_field_and_allowed_values(client: TestClient[Any]) -> None:
+    r = client.post(
+        "/v1/items", json={**INCIDENT, "urgency": "hgih", "source": "s", "external_id": "1"}
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("unknown urgency 'hgih' - at `$.urgency`; allowed: ")
+    r = client.post("/v1/items", json={**INCIDENT, "source": "s"})
+    assert r.status_code == 400
+    assert "Object missing required field `external_id`" in r.json()["detail"]
+    r = client.post("/v1/items", json={**INCIDENT, "source": "s", "external_id": "1", "x": 1})
+    assert r.status_code == 400 and "external_id" in r.json()["allowed"]
+
+
+def test_unknown_item_and_team_are_404_naming_them(client: TestClient[Any]) -> None:
+    r = client.get("/v1/items/00000000000000000000000000000000")
+    assert (r.status_code, r.json()["detail"]) == (
+        404,
+        "unknown item '00000000000000000000000000000000'",
+    )
+    r = client.get("/v1/teams/nobody/queue")
+    assert r.status_code == 404
+    assert r.json()["detail"].startswith("unknown team 'nobody'; known: service_desk, ")
+
+
+def test_patch_rescores_and_moves_the_item(client: TestClient[Any]) -> None:
+    item = _item(client, "INC2")
+    r = client.patch(
+        f"/v1/items/{item['id']}",
+        json={"impact": "organisation", "urgency": "immediate", "reason": "outage"},
+    )
+    assert r.status_code == 200, r.text
+    moved = r.json()
+    assert (moved["priority"], moved["queue"]) == ("P1", "usm.service_desk.P1")
+    assert moved["history"][-1]["event"] == "rescored"
+    assert moved["history"][-1]["detail"] == (
+        "changed impact='organisation', urgency='immediate': outage"
+    )
+    queue = client.get("/v1/teams/service_desk/queue").json()["items"]
+    assert [i["id"] for i in queue] == [item["id"]]
+
+
+def test_queue_lists_items_in_hand_out_order_and_teams_show_depth(
+    client: TestClient[Any],
+) -> None:
+    low = _item(client, "a")
+    top = _item(client, "b", impact="organisation", urgency="immediate")
+    low2 = _item(client, "c")
+    queue = client.get("/v1/teams/service_desk/queue").json()["items"]
+    assert [i["id"] for i in queue] == [top["id"], low["id"], low2["id"]]
+    teams = {t["name"]: t for t in client.get("/v1/teams").json()["teams"]}
+    depth = {q["priority"]: q["depth"] for q in teams["service_desk"]["queues"]}
+    assert depth == {"P1": 1, "P2": 0, "P3": 0, "P4": 0, "P5": 2}
+    assert teams["change_advisory"]["mode"] == "pull"
+
+
+def test_delete_cancels_and_a_second_delete_is_a_conflict(client: TestClient[Any]) -> None:
+    item = _item(client, "d")
+    r = client.delete(f"/v1/items/{item['id']}")
+    assert (r.status_code, r.json()["state"]) == (200, "cancelled")
+    assert client.get("/v1/teams/service_desk/queue").json()["items"] == []
+    r = client.delete(f"/v1/items/{item['id']}")
+    assert (r.status_code, r.json()["detail"]) == (409, f"item '{item['id']}' is already cancelled")
+
+
+def test_claim_complete_release_and_lease_expiry_for_a_pull_team(
+    client: TestClient[Any],
+) -> None:
+    assert client.post("/v1/teams/change_advisory/claim").status_code == 204
+    rfc = _item(client, "RFC1", type="change", impact="department", urgency="normal")
+    assert rfc["team"] == "change_advisory"
+    r = client.post("/v1/teams/change_advisory/claim", json={"claimant": "ann"})
+    assert r.status_code == 200
+    claimed = r.json()
+    assert claimed["state"] == "claimed" and claimed["lease"]["holder"].startswith("ann#")
+    r = client.post(f"/v1/items/{rfc['id']}/release", json={"holder": "bob#000000"})
+    assert r.status_code == 409
+    r = client.post(f"/v1/items/{rfc['id']}/release", json={"holder": claimed["lease"]["holder"]})
+    assert (r.status_code, r.json()["state"]) == (200, "queued")
+    again = client.post("/v1/teams/change_advisory/claim", json={"claimant": "bob"}).json()
+    assert again["id"] == rfc["id"] and again["deliveries"] == 2
+    r = client.post(f"/v1/items/{rfc['id']}/complete")
+    assert (r.status_code, r.json()["state"]) == (200, "completed")
+    assert client.post("/v1/teams/service_desk/claim").status_code == 409
+
+
+def test_a_claim_whose_lease_expires_goes_back_to_the_queue(client: TestClient[Any]) -> None:
+    rfc = _item(client, "RFC3", type="change", impact="department", urgency="normal")
+    assert client.post("/v1/teams/change_advisory/claim").json()["id"] == rfc["id"]
+    deadline = time.monotonic() + 5
+    while client.get(f"/v1/items/{rfc['id']}").json()["state"] != "queued":
+        assert time.monotonic() < deadline, "claim lease did not expire"
+        time.sleep(0.1)
+    item = client.get(f"/v1/items/{rfc['id']}").json()
+    assert [h["event"] for h in item["history"]] == ["enqueued", "claimed", "redelivered"]
+    assert client.post("/v1/teams/change_advisory/claim").json()["id"] == rfc["id"]
+
+
+def test_dead_letters_list_and_requeue(client: TestClient[Any], redis_url: str) -> None:
+    import redis
+
+    from service.dispatch.items import now_ms
+    from service.dispatch.leases import Outcome, finish
+
+    rfc = _item(client, "RFC2", type="change", impact="department", urgency="normal")
+    client.post("/v1/teams/change_advisory/claim")
+    conn = redis.Redis.from_url(redis_url)
+    assert finish(conn, rfc["id"], None, Outcome.DEAD, now_ms(), 3600, "boom")
+    dead = client.get("/v1/dead-letters").json()["items"]
+    assert [(d["id"], d["error"]) for d in dead] == [(rfc["id"], "boom")]
+    assert client.get("/v1/dead-letters?team=service_desk").json()["items"] == []
+    r = client.post(f"/v1/items/{rfc['id']}/requeue")
+    assert (r.status_code, r.json()["state"]) == (200, "queued")
+    assert client.get("/v1/dead-letters").json()["items"] == []
+
+
+def test_items_answer_503_with_retry_after_while_redis_is_down_and_scoring_still_works(
+    client: TestClient[Any], redis_server: RedisServer
+) -> None:
+    item = _item(client, "before")
+    redis_server.stop()
+    try:
+        r = client.get(f"/v1/items/{item['id']}")
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        r = client.post("/v1/items", json={**INCIDENT, "source": "s", "external_id": "during"})
+        assert r.status_code == 503
+        assert client.post("/v1/priority", json=INCIDENT).status_code == 200
+    finally:
+        redis_server.start()
+    assert client.get(f"/v1/items/{item['id']}").json()["id"] == item["id"]
+    assert _item(client, "after")["state"] == "queued"
