@@ -21,6 +21,7 @@ from litestar.exceptions import (
     HTTPException,
     MethodNotAllowedException,
     NotFoundException,
+    SerializationException,
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -36,6 +37,7 @@ log = logging.getLogger("usm.api")
 
 _AT = re.compile(r" - at `(\$[^`]*)`")
 _UNKNOWN = re.compile(r"unknown field `")
+_MISSING = re.compile(r"missing required field `")
 _LEVEL_FIELDS = ("impact", "urgency", "likelihood", "proximity", "type", "service")
 
 
@@ -91,7 +93,7 @@ def _fields_for(request: Request[Any, Any, Any], at: str) -> list[str]:
 
 def _body_allowed(request: Request[Any, Any, Any], at: str, msg: str) -> list[str]:
     """What the body may hold at ``at``, judged from what msgspec refused there."""
-    if _UNKNOWN.search(msg) or (at == "$" and ("object" in msg or "body" in msg)):
+    if at == "$" or _UNKNOWN.search(msg) or _MISSING.search(msg):
         return _fields_for(request, at)
     if at == "$.calls" and "length" in msg:
         return [f"1 to {MAX_BATCH} calls"]
@@ -159,7 +161,10 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         bound = f"at most {limit} bytes" if limit else "a smaller body"
         text = f"request body is too large - at `$`; allowed: {bound}"
         return problem(status, text, "$", [bound], headers)
-    if isinstance(exc, ClientException) and detail.startswith("JSON is malformed"):
+    if isinstance(exc, ClientException) and isinstance(exc.__cause__, SerializationException):
+        # litestar wraps msgspec's decode error: the body is not JSON at all.
+        if not detail.startswith("JSON is malformed"):
+            detail = f"JSON is malformed: {detail[:1].lower()}{detail[1:]}"
         text = f"{detail} - at `$`; allowed: a JSON object"
         return problem(status, text, "$", ["a JSON object"], headers)
     return problem(status, detail, headers=headers)

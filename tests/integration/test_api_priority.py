@@ -1,0 +1,83 @@
+"""``POST /v1/priority`` and ``/v1/priority/batch``: decisions over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from tests.fixtures.api import api_tables, app, client
+
+__all__ = ["api_tables", "app", "client"]
+
+Client = TestClient[Litestar]
+
+
+def test_one_call_gets_its_priority_team_targets_and_explanation(client: Client) -> None:
+    body = {
+        "type": "incident",
+        "impact": "user",
+        "urgency": "high",
+        "service": "email",
+        "reported_at": "2026-03-02T09:00:00Z",
+    }
+    response = client.post("/v1/priority", json=body)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    d = response.json()
+    assert d["priority"] == {"name": "P2", "level": 2, "label": "high"}
+    assert d["impact"] == {"name": "department", "level": 2}
+    assert d["urgency"] == {"name": "high", "level": 2}
+    assert d["team"] == "infrastructure"
+    assert (d["call_type"], d["workflow"], d["trigger"]) == ("incident", "incident", "reactive")
+    assert d["reported_at"] == "2026-03-02T09:00:00Z"
+    assert d["response_by"] == "2026-03-02T09:30:00Z"
+    assert d["resolve_by"] == "2026-03-02T17:00:00Z"
+    assert d["table_version"] == "2026.1"
+    assert d["table_hash"].startswith("sha256:")
+    assert [s["rule"] for s in d["explanation"]] == [
+        "call_types.toml: incident",
+        "levels.toml: impact",
+        "levels.toml: urgency",
+        "services.toml: email.impact_floor 'department'",
+        "matrix.toml: matrix.department.high",
+        "services.toml: email.team (no route matched)",
+        "levels.toml: P2 targets",
+    ]
+
+
+def test_a_risk_is_scored_on_the_same_scale(client: Client) -> None:
+    risk = {"type": "risk", "impact": 2, "likelihood": "likely", "proximity": "imminent"}
+    incident = {"type": "incident", "impact": 2, "urgency": "high"}
+    a = client.post("/v1/priority", json=risk).json()
+    b = client.post("/v1/priority", json=incident).json()
+    assert a["trigger"] == "proactive"
+    assert a["priority"] == b["priority"] == {"name": "P2", "level": 2, "label": "high"}
+
+
+def test_a_batch_returns_one_decision_per_call_in_order(client: Client) -> None:
+    calls: list[dict[str, Any]] = [
+        {"type": "incident", "impact": i, "urgency": u} for i in (4, 1, 3) for u in (4, 1)
+    ]
+    response = client.post("/v1/priority/batch", json={"calls": calls})
+    assert response.status_code == 200
+    decisions = response.json()["decisions"]
+    assert [d["priority"]["name"] for d in decisions] == ["P5", "P3", "P3", "P1", "P5", "P2"]
+    assert [d["impact"]["level"] for d in decisions] == [4, 4, 1, 1, 3, 3]
+
+
+def test_a_batch_of_ten_thousand_calls_is_accepted(client: Client) -> None:
+    calls = [{"type": "wish", "impact": "user", "urgency": "low"}] * 10_000
+    response = client.post("/v1/priority/batch", json={"calls": calls})
+    assert response.status_code == 200
+    assert len(response.json()["decisions"]) == 10_000
+
+
+def test_a_call_may_ask_for_a_loaded_version_by_name(client: Client) -> None:
+    body = {"type": "incident", "impact": 1, "urgency": 1}
+    response = client.post("/v1/priority", params={"version": "2026.1"}, json=body)
+    assert response.status_code == 200
+    assert response.json()["table_version"] == "2026.1"
+    batch = client.post("/v1/priority/batch", params={"version": "2026.1"}, json={"calls": [body]})
+    assert batch.json()["decisions"][0]["table_version"] == "2026.1"
