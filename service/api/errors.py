@@ -150,7 +150,10 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status, detail, headers = exc.status_code, str(exc.detail), exc.headers
     method, path = request.method, request.url.path
     if isinstance(exc, MethodNotAllowedException):
-        allowed = [m.strip() for m in (headers or {}).get("allow", "").split(",") if m.strip()]
+        # litestar builds the Allow header from a set: sort for a stable message.
+        allowed = sorted(
+            m.strip() for m in (headers or {}).get("allow", "").split(",") if m.strip()
+        )
         text = f"method {method} is not allowed on {path}"
         return problem(status, f"{text}; allowed: {', '.join(allowed)}", None, allowed, headers)
     if isinstance(exc, NotFoundException):

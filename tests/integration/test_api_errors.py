@@ -250,7 +250,8 @@ def test_a_wrong_method_is_405_listing_the_allowed_methods(client: Client) -> No
     problem = _problem(client.get("/v1/priority"), 405)
     assert problem["detail"] == "method GET is not allowed on /v1/priority; allowed: OPTIONS, POST"
     assert problem["allowed"] == ["OPTIONS", "POST"]
-    assert client.get("/v1/priority").headers["allow"] == "OPTIONS, POST"
+    allow = client.get("/v1/priority").headers["allow"]
+    assert {m.strip() for m in allow.split(",")} == {"OPTIONS", "POST"}
 
 
 def test_an_unknown_route_is_404_pointing_at_the_api_description(client: Client) -> None:
