@@ -41,6 +41,7 @@ CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda-triggerauthentication",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule",
 }
 
 
@@ -229,8 +230,42 @@ def test_service_monitors_scrape_named_ports_of_matching_services() -> None:
         assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
 
 
+def test_service_monitors_yield_the_job_names_of_the_prometheus_config() -> None:
+    # The operator names a ServiceMonitor's job after the Service (no jobLabel set), so the
+    # alerts written against deploy/prometheus/prometheus.yml (e.g. up{job="usm-api"}) hold.
+    (config,) = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    services = by_kind("Service")
+    names = set()
+    for monitor in by_kind("ServiceMonitor"):
+        assert "jobLabel" not in monitor["spec"]
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        names |= {
+            s["metadata"]["name"] for s in services if wanted <= s["metadata"]["labels"].items()
+        }
+    assert names == jobs
+
+
+def test_the_prometheus_rule_is_the_alert_rule_file() -> None:
+    from tests.deploy.prometheusrule import MANIFEST, build
+
+    (manifest,) = load_yaml(MANIFEST)
+    assert manifest == build(), "stale: run .venv/bin/python -m tests.deploy.prometheusrule"
+
+
+def test_every_grafana_dashboard_is_in_the_dashboards_configmap() -> None:
+    generators = {g["name"]: g for g in kustomization(BASE)["configMapGenerator"]}
+    dashboards = generators["usm-grafana-dashboards"]
+    files = {(BASE / f).resolve() for f in dashboards["files"]}
+    assert files == {p.resolve() for p in (DEPLOY / "grafana" / "dashboards").glob("*.json")}
+    assert dashboards["options"]["labels"] == {"grafana_dashboard": "1"}
+
+
 def test_tables_configmaps_carry_every_file_of_every_table_version() -> None:
     generators = {g["name"]: g for g in kustomization(BASE)["configMapGenerator"]}
+    assert {n for n in generators if n.startswith("usm-tables-")} == {
+        f"usm-tables-{p.parent.name}" for p in (ROOT / "tables").glob("*/set.toml")
+    }
     (patch,) = load_yaml(BASE / "tables-volume.yaml")
     sources = {
         s["configMap"]["name"]: s["configMap"]["items"]
