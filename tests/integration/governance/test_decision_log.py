@@ -1,0 +1,129 @@
+"""The decision log: buffered in memory, flushed to a bounded Redis stream, never in the way."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import redis
+import redis.asyncio
+from prometheus_client import REGISTRY
+
+from service.core.calls import Call
+from service.core.scoring import Scorer
+from service.files.loader import LoadedSet
+from service.governance.decision_log import DecisionLog, read_log
+from service.governance.keys import DECISION_LOG
+from tests.support.redis_server import RedisServer
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _dropped(reason: str) -> float:
+    return REGISTRY.get_sample_value("usm_decision_log_dropped_total", {"reason": reason}) or 0.0
+
+
+def _flush(log: DecisionLog, url: str) -> int:
+    async def go() -> int:
+        client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            return await log.flush(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def _scored(scorer: Scorer, n: int) -> tuple[list[Call], list[object]]:
+    calls = [Call(type="incident", impact="user", urgency=1 + i % 4) for i in range(n)]
+    return calls, [scorer.score(c, NOW) for c in calls]
+
+
+def test_a_flush_writes_every_buffered_decision_with_its_call_and_table_version(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    scorer = default_set.scorer()
+    log = DecisionLog(maxlen=1000)
+    call = Call(type="risk", impact="group", likelihood="likely", proximity="imminent")
+    log.append(call, scorer.score(call, NOW))
+    assert log.pending() == 1
+    assert _flush(log, redis_url) == 1
+    assert log.pending() == 0
+    [entry] = read_log(redis_client, 10)
+    assert entry.call == call
+    assert (entry.version, entry.hash) == (default_set.version, default_set.hash)
+    assert (entry.priority, entry.team) == ("P3", "service_desk")
+    assert entry.at == NOW
+
+
+def test_a_batch_is_logged_call_by_call_in_order(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    calls, decisions = _scored(default_set.scorer(), 6)
+    log = DecisionLog(maxlen=1000)
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    assert _flush(log, redis_url) == 6
+    assert [e.call for e in read_log(redis_client, 100)] == calls
+
+
+def test_the_stream_keeps_about_maxlen_entries(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    scorer = default_set.scorer()
+    log = DecisionLog(maxlen=200)
+    for _ in range(10):
+        calls, decisions = _scored(scorer, 500)
+        log.extend(calls, decisions)  # type: ignore[arg-type]
+        _flush(log, redis_url)
+    length = redis_client.xlen(DECISION_LOG)
+    # MAXLEN ~ trims whole radix-tree nodes (100 entries each by default), never below maxlen.
+    assert 200 <= length <= 200 + 100
+
+
+def test_with_redis_down_a_flush_drops_and_counts_and_never_raises(
+    redis_server: RedisServer, redis_url: str, default_set: LoadedSet
+) -> None:
+    calls, decisions = _scored(default_set.scorer(), 3)
+    log = DecisionLog(maxlen=1000)
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    before = _dropped("redis_down")
+    redis_server.stop()
+    try:
+        assert _flush(log, redis_url) == 0
+    finally:
+        redis_server.start()
+    assert _dropped("redis_down") == before + 3
+    assert log.pending() == 0
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    assert _flush(log, redis_url) == 3  # recovers by itself
+
+
+def test_a_full_buffer_drops_the_oldest_and_counts_them(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    calls, decisions = _scored(default_set.scorer(), 8)
+    log = DecisionLog(maxlen=1000, buffer=5)
+    before = _dropped("buffer_full")
+    for c, d in zip(calls, decisions, strict=True):
+        log.append(c, d)  # type: ignore[arg-type]
+    assert _flush(log, redis_url) == 5
+    assert _dropped("buffer_full") == before + 3
+    assert [e.call for e in read_log(redis_client, 100)] == calls[3:]
+
+
+def test_a_log_with_maxlen_zero_collects_nothing(default_set: LoadedSet) -> None:
+    calls, decisions = _scored(default_set.scorer(), 2)
+    log = DecisionLog(maxlen=0)
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    assert (log.enabled, log.pending()) == (False, 0)
+
+
+def test_read_log_skips_entries_it_cannot_decode(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    redis_client.xadd(DECISION_LOG, {"call": b"not json"})
+    calls, decisions = _scored(default_set.scorer(), 1)
+    log = DecisionLog(maxlen=1000)
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    _flush(log, redis_url)
+    assert [e.call for e in read_log(redis_client, 10)] == calls
