@@ -29,8 +29,13 @@ from service.errors import InvalidCall
 
 __all__ = ["Scorer"]
 
-_CACHE_LIMIT = 65_536
-"""Distinct call shapes remembered; the cache is emptied when full (shapes are few in practice)."""
+_CACHE_LIMIT = 16_384
+"""Distinct call shapes remembered; the memo is emptied when full.
+
+Only valid shapes are remembered and a category counts only when a route names it, so the
+shapes of one table set are bounded (types x levels x services x routed categories); the limit
+caps memory (~2.6 kB a shape) should a set have more.
+"""
 
 
 class _Resolved(NamedTuple):
@@ -79,6 +84,8 @@ class Scorer:
         self.call_types: dict[str, CallType] = {c.name: c for c in tables.call_types.call_type}
         self.services: dict[str, Service] = {s.name: s for s in tables.services.service}
         self.proactive = [c.name for c in tables.call_types.call_type if c.trigger.is_proactive]
+        # Free-text categories no route names cannot change a decision: keep them out of the memo.
+        self._routed = frozenset(r.category for r in tables.routing.route if r.category is not None)
         self._cache: dict[tuple[object, ...], _Resolved] = {}
 
     def score(self, call: Call, now: datetime) -> Decision:
@@ -92,6 +99,7 @@ class Scorer:
             InvalidCall: A field names something the table set does not know, or a required
                 field is missing; the error names the field and the allowed values.
         """
+        category = call.category if call.category in self._routed else None
         key = (
             call.type,
             call.impact,
@@ -99,11 +107,11 @@ class Scorer:
             call.likelihood,
             call.proximity,
             call.service,
-            call.category,
+            category,
         )
         r = self._cache.get(key)
         if r is None:
-            r = self._resolve(call)
+            r = self._resolve(call, category)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = r
@@ -138,7 +146,8 @@ class Scorer:
                 raise exc.at(f"calls[{i}]") from None
         return out
 
-    def _resolve(self, call: Call) -> _Resolved:
+    def _resolve(self, call: Call, category: str | None) -> _Resolved:
+        """Everything but the timestamps; ``category`` is the call's, if a route names it."""
         steps: list[Step] = []
         call_type = self.call_types.get(call.type)
         if call_type is None:
@@ -169,7 +178,7 @@ class Scorer:
                 result=f"priority {priority.name} ({priority.label})",
             )
         )
-        team = self._route(call, service, steps)
+        team = self._route(call.type, service, category, steps)
         steps.append(
             Step(
                 input=f"priority {priority.name}",
@@ -280,22 +289,29 @@ class Scorer:
         )
         return floor if raised else impact
 
-    def _route(self, call: Call, service: Service | None, steps: list[Step]) -> str:
-        """First matching route, else the service's owning team, else the default team."""
+    def _route(
+        self, call_type: str, service: Service | None, category: str | None, steps: list[Step]
+    ) -> str:
+        """First matching route, else the service's owning team, else the default team.
+
+        ``category`` is None unless some route names the call's category; any other category
+        could match no route, so the explanation leaves it out.
+        """
+        service_name = service.name if service is not None else None
         matched = ", ".join(
             f"{field}='{value}'"
             for field, value in (
-                ("call_type", call.type),
-                ("service", call.service),
-                ("category", call.category),
+                ("call_type", call_type),
+                ("service", service_name),
+                ("category", category),
             )
             if value is not None
         )
         for i, route in enumerate(self.tables.routing.route):
             if (
-                (route.call_type is None or route.call_type == call.type)
-                and (route.service is None or route.service == call.service)
-                and (route.category is None or route.category == call.category)
+                (route.call_type is None or route.call_type == call_type)
+                and (route.service is None or route.service == service_name)
+                and (route.category is None or route.category == category)
             ):
                 rule = f"routing.toml: route[{i}]"
                 steps.append(Step(input=matched, rule=rule, result=f"team '{route.team}'"))
