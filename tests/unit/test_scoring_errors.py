@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from service.core.calls import Call
 from service.core.scoring import Scorer
+from service.core.validation import validate
 from service.errors import InvalidCall
+from service.files.loader import LoadedSet
 from tests.unit.conftest import NOW
 
 IMPACTS = "organisation, department, group, user, 1, 2, 3, 4"
@@ -137,3 +140,17 @@ def test_a_refused_call_is_not_remembered_as_valid(scorer: Scorer) -> None:
     for _ in range(2):
         with pytest.raises(InvalidCall):
             scorer.score(bad, NOW)
+
+
+def test_allowed_values_are_listed_most_severe_first_whatever_the_file_order(
+    default_set: LoadedSet,
+) -> None:
+    levels = default_set.tables.levels
+    shuffled = msgspec.structs.replace(
+        default_set.tables,
+        levels=msgspec.structs.replace(levels, urgency=list(reversed(levels.urgency))),
+    )
+    assert validate(shuffled) == []
+    with pytest.raises(InvalidCall) as caught:
+        Scorer(shuffled, "sha256:test").score(Call(type="incident", impact=1, urgency="x"), NOW)
+    assert caught.value.allowed == URGENCIES.split(", ")
