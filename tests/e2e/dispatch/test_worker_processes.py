@@ -1,0 +1,158 @@
+"""Worker processes on a real Redis: strict order, kill -9 without loss, SIGTERM behaviour."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+
+from service.core.calls import Call
+from service.dispatch import keys
+from service.dispatch.items import ItemState
+from service.dispatch.stats import read_worker_stats
+from service.dispatch.store import ItemStore
+from service.files.loader import load_all
+from tests.e2e.dispatch.conftest import Processes, handled, wait_for
+
+RQ = Path(sys.executable).with_name("rq")
+
+
+def _calls_by_priority(tables: Path) -> dict[str, Call]:
+    scorer = {s.version: s for s in load_all(tables)}["2026.1"].scorer()
+    found: dict[str, Call] = {}
+    for impact in scorer.impact.allowed:
+        for urgency in scorer.urgency.allowed:
+            call = Call(type="incident", impact=impact, urgency=urgency)
+            found.setdefault(scorer.score(call, datetime.now(UTC)).priority.name, call)
+    return found
+
+
+def _enqueue(store: ItemStore, tables: Path, call: Call, ext: str) -> str:
+    now = datetime.now(UTC)
+    scorer = {s.version: s for s in load_all(tables)}["2026.1"].scorer()
+    item, _ = store.enqueue(call, scorer.score(call, now), "e2e", ext, None, now)
+    return item.id
+
+
+def _worker_up(conn: redis.Redis, n: int = 1) -> bool:
+    return read_worker_stats(conn, ["service_desk"], datetime.now(UTC))[0].up >= n
+
+
+def test_a_suspended_worker_released_handles_a_shuffled_mix_in_strict_priority_order(
+    processes: Processes,
+    store: ItemStore,
+    redis_client: redis.Redis,
+    redis_url: str,
+    handler_tables: Path,
+    record_file: Path,
+) -> None:
+    subprocess.run([str(RQ), "suspend", "--url", redis_url], check=True, capture_output=True)
+    worker = processes.worker()
+    wait_for("the worker to register", lambda: _worker_up(redis_client))
+    calls = _calls_by_priority(handler_tables)
+    mix = [p for p in sorted(calls) for _ in range(12)]
+    random.Random(3).shuffle(mix)
+    enqueued = [(p, _enqueue(store, handler_tables, calls[p], f"o{n}")) for n, p in enumerate(mix)]
+    time.sleep(0.5)
+    assert handled(record_file) == [], "a suspended worker handed something out"
+    info = subprocess.run(
+        [str(RQ), "info", "--url", redis_url, "--raw"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "queue usm.service_desk.P1 12" in info and "suspended" in info
+    subprocess.run([str(RQ), "resume", "--url", redis_url], check=True, capture_output=True)
+    rows = wait_for(
+        "every item handled", lambda: len(handled(record_file)) == len(mix) and handled(record_file)
+    )
+    order = [p for _, p, _ in rows]
+    inversions = sum(
+        1 for i in range(len(order)) for j in range(i + 1, len(order)) if order[i] > order[j]
+    )
+    assert inversions == 0
+    expected = [i for p in sorted(calls) for q, i in enqueued if q == p]
+    assert [i for i, _, _ in rows] == expected
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
+
+
+def test_kill_9_of_workers_while_1000_items_flow_loses_nothing(
+    processes: Processes,
+    store: ItemStore,
+    redis_client: redis.Redis,
+    handler_tables: Path,
+    record_file: Path,
+) -> None:
+    call = Call(type="incident", impact="user", urgency="low")
+    ids = [_enqueue(store, handler_tables, call, f"c{n}") for n in range(1000)]
+    workers = [processes.worker(USM_TEST_DELAY="0.01") for _ in range(3)]
+    rng = random.Random(11)
+    kills = 0
+    deadline = time.monotonic() + 50
+    while len({i for i, _, _ in handled(record_file)}) < len(ids):
+        assert time.monotonic() < deadline, f"only {len(handled(record_file))} handled"
+        time.sleep(0.6)
+        if kills < 12:
+            victim = workers.pop(rng.randrange(len(workers)))
+            victim.kill()  # SIGKILL: no clean-up of any kind
+            victim.wait()
+            kills += 1
+            workers.append(processes.worker(USM_TEST_DELAY="0.01"))
+    rows = handled(record_file)
+    assert {i for i, _, _ in rows} == set(ids)
+    duplicates = len(rows) - len(ids)
+    assert duplicates <= kills, f"{duplicates} duplicates for {kills} kills"
+    wait_for(
+        "every item completed",
+        lambda: all(i.state is ItemState.COMPLETED for i in store.get_many(ids)),
+        timeout=20,
+    )
+    # Kills landed mid-item: those items were taken back by the reaper and handed out again.
+    redelivered = [i for i in store.get_many(ids) if i.deliveries > 1]
+    assert redelivered
+    assert all(any(h.event == "redelivered" for h in i.history) for i in redelivered)
+    assert redis_client.zcard(keys.INFLIGHT) == 0
+    assert kills >= 5
+
+
+def test_sigterm_lets_the_current_item_finish_then_the_worker_exits(
+    processes: Processes,
+    store: ItemStore,
+    redis_client: redis.Redis,
+    handler_tables: Path,
+    record_file: Path,
+) -> None:
+    call = Call(type="incident", impact="user", urgency="low")
+    first = _enqueue(store, handler_tables, call, "t1")
+    second = _enqueue(store, handler_tables, call, "t2")
+    worker = processes.worker(USM_TEST_DELAY="1.5")
+    wait_for("the first item to start", lambda: store.get(first).state is ItemState.STARTED)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+    assert store.get(first).state is ItemState.COMPLETED
+    assert store.get(second).state is ItemState.QUEUED
+    assert [i for i, _, _ in handled(record_file)] == [first]
+
+
+def test_a_second_sigterm_interrupts_the_handler_and_requeues_the_item_at_the_front(
+    processes: Processes, store: ItemStore, handler_tables: Path, record_file: Path
+) -> None:
+    call = Call(type="incident", impact="user", urgency="low")
+    first = _enqueue(store, handler_tables, call, "s1")
+    second = _enqueue(store, handler_tables, call, "s2")
+    worker = processes.worker(USM_TEST_DELAY="30")
+    wait_for("the item to start", lambda: store.get(first).state is ItemState.STARTED)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+    item = store.get(first)
+    assert item.state is ItemState.QUEUED
+    assert item.history[-1].event == "released"
+    assert handled(record_file) == []
+    queue = store.waiting_ids([item.queue], 10)
+    assert queue == [first, second]

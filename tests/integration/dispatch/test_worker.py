@@ -1,0 +1,208 @@
+"""The worker loop in-process against a real Redis and real HTTP receivers.
+
+Worker *processes* (ordering, kill -9, SIGTERM) are tested in tests/e2e/dispatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+import redis
+
+from service.core.calls import Call
+from service.core.tables import PythonHandler, TableSet, WebhookHandler
+from service.dispatch.config import DispatchConfig
+from service.dispatch.items import ItemState
+from service.dispatch.stats import read_worker_stats
+from service.dispatch.store import ItemStore
+from service.files.loader import LoadedSet
+from tests.integration.dispatch.conftest import Enqueue
+from worker.handlers import SIGNATURE_HEADER, TIMESTAMP_HEADER, Delivery
+from worker.runner import Worker
+
+SECRET = "webhook-test-secret"
+
+
+def with_handler(tables: TableSet, team: str, handler: Any) -> TableSet:
+    teams = [
+        msgspec.structs.replace(t, handler=handler) if t.name == team else t
+        for t in tables.teams.team
+    ]
+    return msgspec.structs.replace(tables, teams=msgspec.structs.replace(tables.teams, team=teams))
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records webhook requests and verifies them."""
+
+    statuses: list[int]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def verify(self, headers: Any, body: bytes) -> bool:
+        ts = headers[TIMESTAMP_HEADER]
+        mac = hmac.new(SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(headers.get(SIGNATURE_HEADER, ""), f"sha256={mac}")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver(statuses=[])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            rec.requests.append(
+                {
+                    "headers": dict(self.headers),
+                    "body": body,
+                    "valid": rec.verify(self.headers, body),
+                }
+            )
+            status = rec.statuses.pop(0) if rec.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield rec
+    server.shutdown()
+    server.server_close()
+
+
+def _webhook_tables(base: LoadedSet, url: str) -> TableSet:
+    spec = WebhookHandler(url=url, secret_env="USM_TEST_WEBHOOK_SECRET", retries=2, backoff=0.05)
+    return with_handler(base.tables, "service_desk", spec)
+
+
+def test_webhook_is_signed_retried_with_backoff_and_carries_the_idempotency_key(
+    monkeypatch: pytest.MonkeyPatch,
+    receiver: Receiver,
+    base_set: LoadedSet,
+    store: ItemStore,
+    enqueue: Enqueue,
+    config: DispatchConfig,
+    redis_client: redis.Redis,
+) -> None:
+    monkeypatch.setenv("USM_TEST_WEBHOOK_SECRET", SECRET)
+    receiver.statuses = [503]
+    item = enqueue(Call(type="incident", impact="user", urgency="low"), external_id="INC-7")
+    worker = Worker(redis_client, _webhook_tables(base_set, receiver.url), ["service_desk"], config)
+    assert worker.run(burst=True) == 1
+    assert len(receiver.requests) == 2
+    assert all(r["valid"] for r in receiver.requests)
+    first, second = receiver.requests
+    assert first["body"] == second["body"]
+    assert second["headers"]["Idempotency-Key"] == item.id
+    delivery = msgspec.json.decode(second["body"], type=Delivery)
+    assert (delivery.id, delivery.external_id, delivery.priority) == (item.id, "INC-7", "P5")
+    assert store.get(item.id).state is ItemState.COMPLETED
+
+
+def test_a_webhook_refused_with_4xx_is_dead_lettered_without_retry(
+    monkeypatch: pytest.MonkeyPatch,
+    receiver: Receiver,
+    base_set: LoadedSet,
+    store: ItemStore,
+    enqueue: Enqueue,
+    config: DispatchConfig,
+    redis_client: redis.Redis,
+) -> None:
+    monkeypatch.setenv("USM_TEST_WEBHOOK_SECRET", SECRET)
+    receiver.statuses = [400]
+    item = enqueue(Call(type="incident", impact="user", urgency="low"))
+    Worker(redis_client, _webhook_tables(base_set, receiver.url), ["service_desk"], config).run(
+        burst=True
+    )
+    assert len(receiver.requests) == 1
+    dead = store.get(item.id)
+    assert dead.state is ItemState.DEAD
+    assert dead.error == f"HandlerError: HTTP 400 from {receiver.url}: not retried"
+    assert store.dead_letter_ids([dead.queue], 10) == [item.id]
+
+
+def test_a_webhook_without_its_secret_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, base_set: LoadedSet, redis_client: redis.Redis
+) -> None:
+    monkeypatch.delenv("USM_TEST_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(Exception, match="USM_TEST_WEBHOOK_SECRET is not set"):
+        Worker(redis_client, _webhook_tables(base_set, "http://127.0.0.1:9/x"), ["service_desk"])
+
+
+def test_a_python_handler_that_raises_sends_the_item_to_the_dead_letters(
+    base_set: LoadedSet,
+    store: ItemStore,
+    enqueue: Enqueue,
+    config: DispatchConfig,
+    redis_client: redis.Redis,
+) -> None:
+    spec = PythonHandler(target="tests.integration.dispatch.handlers:explode")
+    tables = with_handler(base_set.tables, "service_desk", spec)
+    item = enqueue(Call(type="incident", impact="user", urgency="low"), external_id="E-1")
+    Worker(redis_client, tables, ["service_desk"], config).run(burst=True)
+    dead = store.get(item.id)
+    assert (dead.state, dead.error) == (ItemState.DEAD, "RuntimeError: cannot handle E-1")
+    assert [h.event for h in dead.history] == ["enqueued", "started", "dead_lettered"]
+
+
+def test_workers_refuse_pull_mode_and_unknown_teams(
+    base_set: LoadedSet, redis_client: redis.Redis
+) -> None:
+    with pytest.raises(ValueError, match="team 'change_advisory' is in pull mode"):
+        Worker(redis_client, base_set.tables, ["change_advisory"])
+    with pytest.raises(ValueError, match="unknown team 'nobody'; allowed: service_desk, "):
+        Worker(redis_client, base_set.tables, ["nobody"])
+
+
+def test_an_idle_worker_picks_up_a_new_item_at_once_and_reports_itself(
+    base_set: LoadedSet,
+    store: ItemStore,
+    enqueue: Enqueue,
+    config: DispatchConfig,
+    redis_client: redis.Redis,
+) -> None:
+    seen: list[tuple[str, float]] = []
+    worker = Worker(
+        redis_client,
+        base_set.tables,
+        ["service_desk"],
+        config,
+        handlers={"service_desk": lambda d: seen.append((d.id, time.perf_counter()))},
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # idle: blocked on the wake list
+        [stat] = read_worker_stats(redis_client, ["service_desk"], datetime.now(UTC))
+        assert stat.up == 1
+        sent = time.perf_counter()
+        item = enqueue(Call(type="incident", impact="user", urgency="low"))
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert seen and seen[0][0] == item.id
+        # Woken by the enqueue's token, not by the 1 s BLPOP timeout.
+        assert seen[0][1] - sent < 0.5
+    finally:
+        worker.stop()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    [stat] = read_worker_stats(redis_client, ["service_desk"], datetime.now(UTC))
+    assert stat.up == 0
+    assert store.get(item.id).state is ItemState.COMPLETED
