@@ -247,8 +247,10 @@ class TableSet(Base):
 
     @property
     def version(self) -> str:
+        """The set's version, from ``set.toml``."""
         return self.set.version
 
     @property
     def effective_from(self) -> datetime:
+        """The moment the set starts scoring calls, from ``set.toml``."""
         return self.set.effective_from

@@ -32,9 +32,11 @@ class LoadedSet(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def version(self) -> str:
+        """The set's version, from ``set.toml``."""
         return self.tables.version
 
     def scorer(self) -> Scorer:
+        """A new scorer for this set (with an empty memo)."""
         return Scorer(self.tables, self.hash)
 
 

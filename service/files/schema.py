@@ -12,10 +12,11 @@ import msgspec
 
 from service.core.tables import FILES
 
-__all__ = ["render_schemas", "schema_file_name", "write_schemas"]
+__all__ = ["render_schemas", "schema_file_name", "stale_schemas", "write_schemas"]
 
 
 def schema_file_name(table_file: str) -> str:
+    """``levels.toml`` -> ``levels.schema.json``."""
     return table_file.removesuffix(".toml") + ".schema.json"
 
 
