@@ -21,6 +21,7 @@ import kubernetes_validate
 import pytest
 
 from service.dispatch.keys import queue_key, queue_name
+from service.files.loader import load_all
 from tests.deploy.support import (
     DEPLOY,
     ROOT,
@@ -284,6 +285,28 @@ def test_tables_configmaps_carry_every_file_of_every_table_version() -> None:
             assert (BASE / f).resolve().parent == version.resolve()
         items = {i["key"]: i["path"] for i in sources[name]}
         assert items == {f: f"{version.name}/{f}" for f in files}, f"tables-volume.yaml: {name}"
+
+
+def test_the_loader_reads_the_tables_as_the_kubelet_lays_out_the_projected_volume(
+    tmp_path: Path,
+) -> None:
+    # The kubelet writes a projected volume atomically: the files go into a timestamped hidden
+    # folder, `..data` points at it, and each top-level entry is a symlink through `..data`.
+    (patch,) = load_yaml(BASE / "tables-volume.yaml")
+    generators = {g["name"]: g for g in kustomization(BASE)["configMapGenerator"]}
+    payload = tmp_path / "..2026_11_22_00_00_00.000000001"
+    for source in patch["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]:
+        files = {Path(f).name: BASE / f for f in generators[source["configMap"]["name"]]["files"]}
+        for item in source["configMap"]["items"]:
+            target = payload / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[item["key"]].read_bytes())
+    (tmp_path / "..data").symlink_to(payload.name)
+    for top in payload.iterdir():
+        (tmp_path / top.name).symlink_to(Path("..data") / top.name)
+    mounted = sorted(s.version for s in load_all(tmp_path))
+    in_repo = sorted(s.version for s in load_all(ROOT / "tables"))
+    assert mounted == in_repo
 
 
 def test_the_example_overlay_provides_the_secrets_the_base_refers_to() -> None:
