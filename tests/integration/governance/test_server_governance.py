@@ -45,8 +45,14 @@ def api(
     process.stop()
 
 
+NO_WATCH = [
+    pytest.param({"USM_TABLES_WATCH_INTERVAL": "0", "USM_SERVER": s}, id=s)
+    for s in ("uvicorn", "granian")
+]
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("api", [{"USM_TABLES_WATCH_INTERVAL": "0"}], indirect=True)
+@pytest.mark.parametrize("api", NO_WATCH, indirect=True)
 def test_sighup_reloads_the_tables_without_a_restart(api: ApiProcess, root: Path) -> None:
     pid = api.proc.pid
     path = root / "2026.1" / "levels.toml"
@@ -121,3 +127,19 @@ def test_scoring_answers_with_redis_down_and_the_log_counts_the_drops(
         assert _until(lambda: dropped() >= 20)
     finally:
         redis_server.start()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("api", NO_WATCH, indirect=True)
+def test_sighup_with_invalid_tables_keeps_the_running_set_and_the_service_up(
+    api: ApiProcess, root: Path
+) -> None:
+    running = httpx.get(f"{api.url}/v1/tables/").json()["hash"]
+    path = root / "2026.1" / "matrix.toml"
+    path.write_text(path.read_text().replace('high = "P3"', 'high = "P9"', 1))
+    api.hup()
+    assert _until(lambda: b"tables refused (sighup)" in api.log.read_bytes())
+    assert api.proc.poll() is None
+    assert httpx.get(f"{api.url}/readyz").json()["table_hash"] == running
+    refused = httpx.get(f"{api.url}/metrics").text
+    assert 'usm_table_reloads_total{result="rejected"} 1.0' in refused
