@@ -72,7 +72,7 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('USM_PORT', '8000'), timeout=2)"]
 
 # Exec form: `usm` is PID 1 and receives SIGTERM itself (the API and the workers handle it:
-# the API drains, a worker finishes or re-queues its current item).
+# the API drains; a worker finishes its current item, a second signal puts it back).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["usm"]
 CMD ["api"]
