@@ -8,6 +8,7 @@ come from the msgspec types themselves, so they never drift from what the loader
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 import msgspec.inspect as mi
@@ -22,6 +23,7 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`$")
 _DATETIME_HINT = "an unquoted TOML date-time with a timezone, e.g. 2026-01-01T00:00:00Z"
 _DURATION_HINT = "an ISO 8601 duration in days, hours, minutes or seconds, e.g. PT30M, PT4H, P2D"
 _STEP = re.compile(r"\.?([^.\[]+)|\[(\d+)\]")
+_TOKEN = re.compile(r"\.?([^.\[]+)|\[(\d+)\]|\[(\.\.\.)\]")
 
 
 def _unwrap(info: mi.Type) -> mi.Type:
@@ -77,11 +79,62 @@ def _allowed_tags(kind: type, key: str) -> list[str]:
     ]
 
 
-def decode_problem(file: str, kind: type, exc: msgspec.MsgspecError) -> Problem:
-    """The problem ``exc`` reports for ``file``, decoded as ``kind``, with key and reason."""
+def _replaced(doc: Any, path: list[str | int], value: Any) -> Any:
+    """``doc`` with the node at ``path`` replaced by ``value`` (copies along the path only)."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(doc, list) and isinstance(head, int):
+        return [*doc[:head], _replaced(doc[head], rest, value), *doc[head + 1 :]]
+    return {**doc, head: _replaced(doc[head], rest, value)}
+
+
+def _name_dict_keys(kind: type, raw: bytes, key: str, text: str) -> str:
+    """``key`` with msgspec's ``[...]`` (a dict key it does not name) replaced by the real key.
+
+    Each unnamed dict is narrowed to one entry at a time until the same error appears again:
+    that entry holds it. Only runs on the error path, so the extra decoding costs nothing.
+    """
+    try:
+        doc: Any = msgspec.toml.decode(raw)
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return key
+    node: Any = doc
+    path: list[str | int] = []
+    out = ""
+    for name, index, _ in _TOKEN.findall(key):
+        if name or index:
+            step: str | int = name or int(index)
+            try:
+                node = node[step]
+            except (KeyError, IndexError, TypeError):
+                return key
+            path.append(step)
+            out += f".{name}" if name else f"[{index}]"
+            continue
+        if not isinstance(node, dict):
+            return key
+        for k, v in node.items():
+            try:
+                msgspec.convert(_replaced(doc, path, {k: v}), kind)
+            except msgspec.ValidationError as exc:
+                if str(exc) == text:
+                    doc, node = _replaced(doc, path, {k: v}), v
+                    path.append(k)
+                    out += f".{k}"
+                    break
+        else:
+            return key
+    return out.removeprefix(".")
+
+
+def decode_problem(file: str, kind: type, exc: msgspec.MsgspecError, raw: bytes = b"") -> Problem:
+    """The problem ``exc`` reports for ``file`` (content ``raw``), decoded as ``kind``."""
     text = str(exc)
     at = _AT.match(text)
     key, reason = (at["key"], at["reason"]) if at else ("", text)
+    if "[...]" in key and raw:
+        key = _name_dict_keys(kind, raw, key, text)
     unknown = _UNKNOWN.match(reason)
     if unknown:
         name = unknown["name"]

@@ -77,7 +77,7 @@ def load_set(directory: Path) -> LoadedSet:
             reason = f"not UTF-8 text: byte {exc.start} cannot be decoded"
             problems.append(Problem(file=label, key="(file)", reason=reason))
         except msgspec.MsgspecError as exc:
-            problems.append(decode_problem(label, kind, exc))
+            problems.append(decode_problem(label, kind, exc, raw))
     if problems:
         raise InvalidTables(problems)
     tables = TableSet(**parts)  # type: ignore[arg-type]

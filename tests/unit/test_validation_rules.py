@@ -298,6 +298,12 @@ RULES: dict[str, tuple[str, str, str, list[str]]] = {
         'by hand."\nmode = "pull"\nhandler = { kind = "email" }',
         ["teams.toml: team[4].handler.kind: Invalid value 'email'; allowed: log, webhook, python"],
     ),
+    "matrix cell that is not a priority name": (
+        "matrix.toml",
+        'low = "P4"',
+        "low = 4",
+        ["matrix.toml: matrix.department.low: Expected `str`, got `int`"],
+    ),
     "value of the wrong type": (
         "levels.toml",
         "level = 2\n",
