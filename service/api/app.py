@@ -16,7 +16,7 @@ from service import __version__
 from service.api.dispatch import DispatchPlugin
 from service.api.errors import exception_handlers
 from service.api.health import healthz, readyz
-from service.api.metrics import HTTP_METRICS, metrics
+from service.api.metrics import HTTP_METRICS, metrics, prime_metrics
 from service.api.priority import PriorityController
 from service.api.tables import TablesController
 from service.files.loader import load_all
@@ -44,6 +44,7 @@ def create_app(
     if store is None:
         store = TableStore(load_all(Path(settings.tables)))
         record_loaded()
+    prime_metrics(store)
     security = build_security(settings)
     return Litestar(
         route_handlers=[

@@ -14,11 +14,12 @@ from litestar.response import Response
 from prometheus_client.registry import Collector
 
 from service.files.store import TableStore
+from service.metrics.instruments import initialise
 from service.metrics.registry import ScrapeRegistry, render
-from service.metrics.tables import TableCollector
+from service.metrics.tables import TableCollector, queues
 from service.settings import Settings
 
-__all__ = ["HTTP_METRICS", "metrics", "scrape_collectors"]
+__all__ = ["HTTP_METRICS", "metrics", "prime_metrics", "scrape_collectors"]
 
 HTTP_METRICS = PrometheusConfig(
     app_name="usm",
@@ -30,6 +31,15 @@ HTTP_METRICS = PrometheusConfig(
     buckets=[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
 )
 """Request count, latency, in-progress and 5xx counters as ``usm_http_*{method,path,...}``."""
+
+
+def prime_metrics(store: TableStore) -> None:
+    """Create the item counters of every team and priority at 0 when the API starts.
+
+    Under ``usm serve`` the workers' counts merge into these series, so even a queue's first
+    event is an increase Prometheus sees (see :func:`service.metrics.instruments.initialise`).
+    """
+    initialise(*queues(store))
 
 
 def scrape_collectors(store: TableStore, settings: Settings) -> list[Collector]:

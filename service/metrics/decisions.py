@@ -1,6 +1,6 @@
 """Counting decisions where the priority endpoints make them, at a cost per batch, not per call.
 
-A batch of 10,000 calls is tallied by (call type, priority) with C-level iteration, then each
+A batch of 10,000 calls is tallied by (call type, priority) in one C-level pass, then each
 distinct combination increments its counter child once. Children are cached, so the labels lookup
 (a lock and a tuple build inside prometheus-client) happens once per combination per process.
 """
@@ -18,8 +18,7 @@ from service.metrics.instruments import DECISIONS, SCORING_SECONDS
 __all__ = ["record_decision", "record_decisions"]
 
 _children: dict[tuple[str, str, str], Any] = {}
-_call_type = attrgetter("call_type")
-_priority = attrgetter("priority.name")
+_key = attrgetter("call_type", "priority.name")
 
 
 def _child(call_type: str, priority: str, version: str) -> Any:
@@ -47,6 +46,6 @@ def record_decisions(decisions: Sequence[Decision], seconds: float) -> None:
     if not decisions:
         return
     version = decisions[0].table_version
-    tally = Tally(zip(map(_call_type, decisions), map(_priority, decisions), strict=True))
-    for (call_type, priority), n in tally.items():
+    # One C-level pass: attrgetter builds the (call type, priority) key, Counter tallies it.
+    for (call_type, priority), n in Tally(map(_key, decisions)).items():
         _child(call_type, priority, version).inc(n)

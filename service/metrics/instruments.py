@@ -8,6 +8,7 @@ it from Redis at scrape time so every replica reports the same truth.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram
 
@@ -18,6 +19,7 @@ __all__ = [
     "ITEM_WAIT",
     "SCORING_SECONDS",
     "ItemEvent",
+    "initialise",
     "record",
 ]
 
@@ -77,3 +79,16 @@ ITEM_HANDLING = Histogram(
 def record(event: ItemEvent, team: str, priority: str, amount: int = 1) -> None:
     """Count one item event."""
     ITEM_EVENTS[event].labels(team, priority).inc(amount)
+
+
+def initialise(teams: Iterable[str], priorities: Iterable[str]) -> None:
+    """Create every item counter of these queues at 0, before anything happens to them.
+
+    A counter series that is born at 1 shows no increase to ``rate()`` or ``increase()``: the
+    first item a team ever dead-letters would not raise ``UsmDeadLettersGrowing``. Histograms are
+    left to appear on first use (23 series each, mostly for queues that never see work).
+    """
+    pairs = [(t, p) for t in teams for p in priorities]
+    for counter in ITEM_EVENTS.values():
+        for team, priority in pairs:
+            counter.labels(team, priority)

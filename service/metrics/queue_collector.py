@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from service.dispatch.stats import read_queue_stats, read_worker_stats
 from service.files.store import TableStore
+from service.metrics.tables import queues
 
 __all__ = ["QueueCollector"]
 
@@ -33,8 +34,7 @@ READ_TIMEOUT = 2.0
 class QueueCollector(Collector):
     """Depth, oldest age and overdue items per team and priority; workers per team.
 
-    Teams and priorities are those of every loaded table set, so queues of a set that is about
-    to take over (or just did) are reported too.
+    Teams and priorities are those of every loaded table set (:func:`queues`).
     """
 
     def __init__(
@@ -56,20 +56,12 @@ class QueueCollector(Collector):
         )
         return cls(conn, store)
 
-    def _scope(self) -> tuple[list[str], list[str]]:
-        teams: dict[str, None] = {}
-        priorities: dict[str, None] = {}
-        for loaded in self._store.versions.sets:
-            teams.update(dict.fromkeys(t.name for t in loaded.tables.teams.team))
-            priorities.update(dict.fromkeys(p.name for p in loaded.tables.levels.priority))
-        return list(teams), list(priorities)
-
     def collect(self) -> Iterator[GaugeMetricFamily]:
         started = time.perf_counter()
-        teams, priorities = self._scope()
+        teams, priorities = queues(self._store)
         now = self._clock()
         try:
-            queues = read_queue_stats(self._conn, teams, priorities, now)
+            stats = read_queue_stats(self._conn, teams, priorities, now)
             workers = read_worker_stats(self._conn, teams, now)
         except redis.RedisError as exc:
             if self._was_up:
@@ -94,7 +86,7 @@ class QueueCollector(Collector):
             "Waiting items past their response target.",
             labels=qlabels,
         )
-        for q in queues:
+        for q in stats:
             key = [q.team, q.priority]
             depth.add_metric(key, q.depth)
             oldest.add_metric(key, q.oldest_age_seconds)

@@ -25,6 +25,7 @@ __all__ = [
     "TABLE_RELOADS",
     "ReloadResult",
     "TableCollector",
+    "queues",
     "record_loaded",
     "record_reload",
 ]
@@ -57,6 +58,19 @@ TABLE_LAST_LOAD = Gauge(
     "Unix time the table sets were last loaded successfully.",
     multiprocess_mode="max",
 )
+
+
+def queues(store: TableStore) -> tuple[list[str], list[str]]:
+    """Teams and priority names of every loaded set (in force, past or future), in order.
+
+    Metrics cover all of them, so queues of a set about to take over are reported too.
+    """
+    teams: dict[str, None] = {}
+    priorities: dict[str, None] = {}
+    for loaded in store.versions.sets:
+        teams.update(dict.fromkeys(t.name for t in loaded.tables.teams.team))
+        priorities.update(dict.fromkeys(p.name for p in loaded.tables.levels.priority))
+    return list(teams), list(priorities)
 
 
 def record_reload(result: ReloadResult | str, at: float | None = None) -> None:
