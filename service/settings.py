@@ -24,6 +24,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """``USM_PORT``: port the API binds to."""
     data_dir: str = "var"
     """``USM_DATA_DIR``: where the embedded Redis keeps its data."""
+    redis_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    """``USM_REDIS_PORT``: port of the embedded Redis (``usm serve`` without REDIS_URL); 0 picks
+    a free one."""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 * 1024 * 1024
     """``USM_MAX_BODY_BYTES``: larger request bodies get 413."""
     lease_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0

@@ -8,11 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from service.dispatch.config import DispatchConfig
-from service.files.loader import load_all
-from service.files.store import TableStore
 from service.settings import Settings
 
 __all__ = ["register", "run_worker"]
@@ -51,6 +46,13 @@ def run_worker(
     heartbeat: float | None = None,
 ) -> int:
     """Run one worker in this process until stopped; returns the number of items handled."""
+    # Imported here: the CLI must not import prometheus_client before `usm serve` chooses its
+    # multiprocess mode.
+    import redis
+
+    from service.dispatch.config import DispatchConfig
+    from service.files.loader import load_all
+    from service.files.store import TableStore
     from worker.runner import Worker, worker_teams
 
     if not settings.redis_url:

@@ -19,6 +19,7 @@ from service.dispatch.store import ItemStore
 
 ROOT = Path(__file__).resolve().parents[3]
 RECORD = "tests.integration.dispatch.handlers:record"
+RUN_CLI = "import sys; from service.cli.main import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +60,7 @@ class Processes:
     def start(self, *args: str, log: str = "worker", **env: str) -> subprocess.Popen[bytes]:
         out = open(self.workdir / f"{log}-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli.main", *args],
+            [sys.executable, "-c", RUN_CLI, *args],
             cwd=ROOT,
             env={**self.env, **env},
             stdout=out,
