@@ -60,9 +60,27 @@ def _at(kind: type, key: str) -> mi.Type | None:
     return info
 
 
-def _allowed_keys(info: mi.Type | None) -> list[str]:
+def _node(raw: bytes, key: str) -> Any:
+    """The value at concrete ``key`` (``team[4].handler``) in the TOML ``raw``, or None."""
+    try:
+        node: Any = msgspec.toml.decode(raw)
+        for name, index in _STEP.findall(key):
+            node = node[name] if name else node[int(index)]
+    except (msgspec.MsgspecError, UnicodeDecodeError, KeyError, IndexError, TypeError):
+        return None
+    return node
+
+
+def _allowed_keys(info: mi.Type | None, raw: bytes, key: str) -> list[str]:
+    """Keys the struct at ``key`` accepts; for a tagged union, the member its tag names."""
+    if isinstance(info, mi.UnionType):
+        node = _node(raw, key)
+        members = [t for t in info.types if isinstance(t, mi.StructType) and t.tag_field]
+        tag = node.get(members[0].tag_field) if members and isinstance(node, dict) else None
+        info = next((t for t in members if t.tag == tag), None)
     if isinstance(info, mi.StructType):
-        return [f.encode_name for f in info.fields]
+        tag = [info.tag_field] if info.tag_field else []
+        return [*tag, *(f.encode_name for f in info.fields)]
     return []
 
 
@@ -138,7 +156,7 @@ def decode_problem(file: str, kind: type, exc: msgspec.MsgspecError, raw: bytes 
     unknown = _UNKNOWN.match(reason)
     if unknown:
         name = unknown["name"]
-        allowed = _allowed_keys(_at(kind, key))
+        allowed = _allowed_keys(_at(kind, key), raw, key)
         reason = f"unknown key '{name}'"
         if allowed:
             reason += f"; allowed: {', '.join(allowed)}"

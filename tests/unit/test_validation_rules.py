@@ -304,6 +304,15 @@ RULES: dict[str, tuple[str, str, str, list[str]]] = {
         "low = 4",
         ["matrix.toml: matrix.department.low: Expected `str`, got `int`"],
     ),
+    "unknown key in a webhook handler": (
+        "teams.toml",
+        'by hand."\nmode = "pull"',
+        'by hand."\nmode = "pull"\nhandler = { kind = "webhook", url = "https://x", secret = "s" }',
+        [
+            "teams.toml: team[4].handler.secret: unknown key 'secret'; "
+            "allowed: kind, url, secret_env, timeout, retries, backoff"
+        ],
+    ),
     "value of the wrong type": (
         "levels.toml",
         "level = 2\n",
