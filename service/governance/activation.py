@@ -52,12 +52,10 @@ class Activation(Base):
     """Queued items whose priority or team changed and that were moved."""
 
 
-def default_rescore() -> Rescore | None:
-    """The dispatch package's ``rescore_all``, or None while it is not installed."""
-    try:
-        from service.dispatch.rescore import rescore_all  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+def default_rescore() -> Rescore:
+    """The dispatch layer's ``rescore_all``: re-score waiting items, move the changed ones."""
+    from service.dispatch.rescore import rescore_all
+
     fn: Rescore = rescore_all
     return fn
 

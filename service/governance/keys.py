@@ -1,10 +1,16 @@
-"""Redis key names used by governance; built here and nowhere else."""
+"""Redis key names used by governance, built on the service's one key prefix.
+
+Layout::
+
+    usm:decisions                              stream  recent decisions (XADD MAXLEN ~ N)
+    usm:tables:activation:<version>:<hash>     str     JSON Activation: running, done, skipped
+"""
 
 from __future__ import annotations
 
-__all__ = ["DECISION_LOG", "activation_key"]
+from service.dispatch.keys import PREFIX
 
-PREFIX = "usm"
+__all__ = ["DECISION_LOG", "activation_key"]
 
 DECISION_LOG = f"{PREFIX}:decisions"
 """Stream of recent decisions (bounded with ``XADD MAXLEN ~``), for replay and audit."""

@@ -177,9 +177,9 @@ def replay_markdown(report: ReplayReport, source: str) -> str:
     out = [
         f"## Replay: {r.old_version} → {r.new_version}",
         "",
-        f"{r.calls} calls from {source} replayed: **{r.changed} would change**{pct} "
-        f"({r.priority_changed} priority, {r.team_changed} team, {r.refused} refused by the "
-        f"new set).",
+        f"{r.calls} calls from {source} replayed: **{r.changed} would change**{pct}: "
+        f"{r.priority_changed} in priority, {r.team_changed} in team, {r.refused} refused by "
+        f"the new set.",
     ]
     if r.skipped:
         out.append(f"{r.skipped} calls were skipped: {r.old_version} itself refuses them.")

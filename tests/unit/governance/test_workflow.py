@@ -117,7 +117,7 @@ def test_a_refused_table_set_fails_the_validate_step(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert summary.read_text() == (
         "## Validation\n\n```\n"
-        "2027.1/matrix.toml: matrix[...][...]: Expected `str`, got `int`\n"
+        "2027.1/matrix.toml: matrix.group.high: Expected `str`, got `int`\n"
         "1 problem(s); the table sets were refused\n"
         "```\n"
     )
