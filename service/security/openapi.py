@@ -2,7 +2,9 @@
 
 Route handlers belong to their features; the security layer documents, for every route it
 guards, the ``401``/``403``/``429`` it may answer and the scope the route needs, and ``413`` for
-every request body. It runs once at start-up on the document litestar built, before it is served.
+every request body (and ``422``, which the shared error handler answers for a call naming an
+unknown level, type or service). It runs once at start-up on the document litestar built,
+before it is served.
 """
 
 from __future__ import annotations
@@ -59,7 +61,13 @@ _REFUSALS = {
         {"Retry-After": _INT_HEADER, "RateLimit-Limit": _INT_HEADER},
     ),
 }
-_TOO_LARGE = _problem("The request body is larger than `USM_MAX_BODY_BYTES`.")
+_BODY_REFUSALS = {
+    "413": _problem("The request body is larger than `USM_MAX_BODY_BYTES`."),
+    "422": _problem(
+        "The body is well-formed but names something the active table set does not know; "
+        "`field` and `allowed` say what and which values are accepted."
+    ),
+}
 
 
 def _guard(op: Operation, scope: str) -> None:
@@ -72,7 +80,7 @@ def _guard(op: Operation, scope: str) -> None:
 
 
 def document_security(app: Litestar) -> None:
-    """Add key schemes, per-operation scopes and the 401/403/413/429 responses to the document."""
+    """Add key schemes, per-operation scopes and the 401/403/413/422/429 answers to the document."""
     doc = app.openapi_schema
     doc.components = doc.components or Components()
     doc.components.security_schemes = {
@@ -91,7 +99,8 @@ def document_security(app: Litestar) -> None:
                 continue
             if op.request_body is not None:
                 op.responses = op.responses or {}
-                op.responses.setdefault("413", _TOO_LARGE)
+                for status, response in _BODY_REFUSALS.items():
+                    op.responses.setdefault(status, response)
             if is_open(path):
                 continue
             scope = required_scope(path, method.upper())
