@@ -116,6 +116,15 @@ class Scorer:
                 self._cache.clear()
             self._cache[key] = r
         reported = call.reported_at or now
+        try:
+            response_by, resolve_by = reported + r.response, reported + r.resolve
+        except OverflowError:
+            # A reported time near year 9999 would put the targets past what a datetime holds.
+            raise InvalidCall(
+                "reported_at",
+                f"reported_at {reported.isoformat()} puts the {r.priority.name} targets "
+                "after the year 9999",
+            ) from None
         return Decision(
             call_type=r.call_type,
             workflow=r.workflow,
@@ -125,8 +134,8 @@ class Scorer:
             urgency=r.urgency,
             team=r.team,
             reported_at=reported,
-            response_by=reported + r.response,
-            resolve_by=reported + r.resolve,
+            response_by=response_by,
+            resolve_by=resolve_by,
             table_version=self.version,
             table_hash=self.table_hash,
             explanation=r.explanation,

@@ -131,6 +131,15 @@ CASES: dict[str, tuple[str, Any, int, str, str | None, list[str]]] = {
         "$.reported_at",
         [],
     ),
+    "reported time so late that the targets overflow": (
+        "/v1/priority",
+        {**OK, "reported_at": "9999-12-31T23:00:00Z"},
+        422,
+        "reported_at 9999-12-31T23:00:00+00:00 puts the P4 targets after the year 9999"
+        " - at `$.reported_at`",
+        "$.reported_at",
+        [],
+    ),
     "unknown urgency name": (
         "/v1/priority",
         {**OK, "urgency": "hgih"},
@@ -292,7 +301,11 @@ _call_like = st.fixed_dictionaries(
         "proximity": st.sampled_from(["near", 2]) | _json,
         "service": st.sampled_from(["email", "mail"]) | _json,
         "category": _json,
-        "reported_at": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01"]) | _json,
+        "reported_at": st.sampled_from(
+            ["2026-01-01T00:00:00Z", "2026-01-01", "9999-12-31T23:59:59+01:00"]
+        )
+        | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+        | _json,
     },
 )
 

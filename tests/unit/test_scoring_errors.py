@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 import pytest
 
@@ -154,3 +156,14 @@ def test_allowed_values_are_listed_most_severe_first_whatever_the_file_order(
     with pytest.raises(InvalidCall) as caught:
         Scorer(shuffled, "sha256:test").score(Call(type="incident", impact=1, urgency="x"), NOW)
     assert caught.value.allowed == URGENCIES.split(", ")
+
+
+def test_a_reported_time_that_puts_targets_past_year_9999_is_refused(scorer: Scorer) -> None:
+    reported = datetime(9999, 12, 31, tzinfo=UTC)
+    call = Call(type="wish", impact="user", urgency="low", reported_at=reported)
+    with pytest.raises(InvalidCall) as caught:
+        scorer.score_many([call], NOW)
+    assert str(caught.value) == (
+        "reported_at 9999-12-31T00:00:00+00:00 puts the P5 targets after the year 9999"
+        " - at `$.calls[0].reported_at`"
+    )
