@@ -216,3 +216,29 @@ def test_the_memo_stays_correct_when_it_overflows(
         for call in shapes:
             assert small.score(call, NOW) == default_set.scorer().score(call, NOW)
     assert len(small._cache) <= 3
+
+
+_any_level = st.none() | st.text(max_size=64) | st.integers(min_value=1, max_value=1000)
+_name = st.from_regex(r"\A[a-z][a-z0-9_]{0,62}\Z")
+
+
+@FIXTURES
+@given(
+    call=st.builds(
+        Call,
+        type=st.sampled_from(CALL_TYPES) | _name,
+        impact=_any_level,
+        urgency=_any_level,
+        likelihood=_any_level,
+        proximity=_any_level,
+        service=st.none() | st.sampled_from(SERVICES) | _name,
+        category=st.none() | st.text(max_size=200),
+        reported_at=st.none() | st.datetimes(timezones=st.timezones()),
+    )
+)
+def test_any_call_the_api_can_decode_gets_a_decision_or_an_invalid_call(
+    scorer: Scorer, call: Call
+) -> None:
+    # Every value here passes the Call type's own constraints, so it can arrive over HTTP.
+    outcome = _outcome(scorer, call)
+    assert isinstance(outcome, (Decision, str))
