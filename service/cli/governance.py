@@ -112,7 +112,7 @@ def _diff(args: argparse.Namespace) -> int:
         _emit(msgspec.json.format(msgspec.json.encode(diff)).decode() + "\n", args.output)
         return 0
     text = diff_markdown(diff, new.tables)
-    if len(old_all) > 1 or len(new_all) > 1 or old.version != new.version:
+    if len(old_all) > 1 or len(new_all) > 1:  # tables directories: say which versions moved
         text = versions_markdown(old_all, new_all) + "\n" + text
     _emit(text, args.output)
     return 0
