@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from service import __version__
 from service.cli import serve, tables, worker
+from service.errors import UsmError
 from service.security import cli as keys
 
 __all__ = ["build_parser", "main"]
@@ -34,7 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except UsmError as exc:  # a refusal with a clear message: no traceback
+        sys.stderr.write(f"usm {args.command}: {exc}\n")
+        return 2
     return result
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from service.security import preflight
 from service.settings import Settings
 
 __all__ = ["WorkerPool", "register"]
@@ -58,6 +59,7 @@ def _api(args: argparse.Namespace) -> int:
     from service.api.server import run_api
 
     settings = Settings.from_env(host=args.host, port=args.port, tables=args.tables)
+    preflight(settings)  # refuse bad keys or an open non-loopback bind before starting anything
     run_api(settings)
     return 0
 
@@ -114,6 +116,7 @@ class WorkerPool:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, tables=args.tables)
+    preflight(settings)  # refuse bad keys or an open non-loopback bind before starting anything
     data = Path(settings.data_dir)
     # Before anything imports prometheus_client: API and workers share one /metrics.
     from service.metrics.multiprocess import prepare

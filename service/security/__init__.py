@@ -36,6 +36,7 @@ __all__ = [
     "hash_key",
     "is_loopback",
     "new_key",
+    "preflight",
     "required_scope",
 ]
 
@@ -78,6 +79,21 @@ def check_bind(host: str, ring: KeyRing) -> None:
         "no API keys configured: every endpoint is open, so the API listens on loopback only (%s)",
         host,
     )
+
+
+def preflight(settings: Settings) -> KeyRing:
+    """Load the keys and apply the loopback rule before a command starts any process.
+
+    ``create_app`` checks the same again; calling this first makes ``usm api``/``usm serve``
+    stop with one clear line instead of a server worker's traceback.
+
+    Raises:
+        KeyConfigError: the key file or ``USM_API_KEYS`` is unusable.
+        InsecureBind: see :func:`check_bind`.
+    """
+    ring = KeyRing.configured(settings.api_keys_file, settings.api_keys)
+    check_bind(settings.host, ring)
+    return ring
 
 
 @dataclass

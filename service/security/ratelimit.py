@@ -35,6 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from service.dispatch.keys import PREFIX
 from service.security.keys import LOCAL, Principal
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
 
 log = logging.getLogger("usm.security")
 
-NAMESPACE = "usm:ratelimit"
+NAMESPACE = f"{PREFIX}:ratelimit"
 """Prefix of the counters in Redis."""
 RETRY_REDIS_AFTER = 1.0
 """Seconds the fallback is used after a Redis error before Redis is tried again."""

@@ -48,3 +48,16 @@ def test_with_keys_any_address_is_allowed_and_key_names_are_announced(
     env = {"USM_HOST": "0.0.0.0", "USM_API_KEYS": f"jira:dispatch:{hash_key(new_key())}"}
     create_app(Settings.from_env(env))
     assert "API keys required: 1 key(s) configured: jira" in caplog.messages
+
+
+def test_usm_api_refuses_an_open_public_bind_with_one_line_before_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli.main import main
+
+    monkeypatch.delenv("USM_API_KEYS", raising=False)
+    monkeypatch.delenv("USM_API_KEYS_FILE", raising=False)
+    assert main(["api", "--host", "0.0.0.0", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usm api: refusing to listen on 0.0.0.0: no API keys are configured")
+    assert err.count("\n") == 1
