@@ -22,22 +22,66 @@ LevelInput = (
 """A level given by name (``"department"``) or by rank (``2``)."""
 
 
-class Call(Base):
-    """A call to score: an incident, service request, change, wish, or a risk."""
+def _doc(text: str, example: object) -> msgspec.Meta:
+    return msgspec.Meta(description=text, examples=[example])
 
-    type: Name
+
+class Call(Base):
+    """A call to score: an incident, service request, change, wish, or a risk.
+
+    Field descriptions double as the OpenAPI documentation of ``POST /v1/priority``.
+    """
+
+    type: Annotated[
+        Name, _doc("Call type from call_types.toml, e.g. incident or risk.", "incident")
+    ]
     """Call type from ``call_types.toml``, e.g. ``incident`` or ``risk``."""
-    impact: LevelInput | None = None
+    impact: Annotated[
+        LevelInput | None,
+        _doc(
+            "Impact by name or level (1 is the most severe). May be left out when the service "
+            "sets an impact floor.",
+            "department",
+        ),
+    ] = None
     """Impact by name or level; may be left out when the service sets an impact floor."""
-    urgency: LevelInput | None = None
-    """Urgency by name or level; for a risk it may be derived from likelihood and proximity."""
-    likelihood: LevelInput | None = None
+    urgency: Annotated[
+        LevelInput | None,
+        _doc(
+            "Urgency by name or level. A risk gives either urgency or likelihood and proximity.",
+            "high",
+        ),
+    ] = None
+    """Urgency by name or level; a risk gives it or likelihood and proximity, not both."""
+    likelihood: Annotated[
+        LevelInput | None,
+        _doc("Risks only: how likely the risk materialises (risk.toml).", "likely"),
+    ] = None
     """Risks only: how likely the risk materialises."""
-    proximity: LevelInput | None = None
+    proximity: Annotated[
+        LevelInput | None,
+        _doc("Risks only: how soon the risk may materialise (risk.toml).", "near"),
+    ] = None
     """Risks only: how soon the risk may materialise."""
-    service: Name | None = None
+    service: Annotated[
+        Name | None,
+        _doc("Service from services.toml; brings its impact floor and owning team.", "email"),
+    ] = None
     """Service from ``services.toml``; brings its impact floor and owning team."""
-    category: ShortText | None = None
+    category: Annotated[
+        ShortText | None, _doc("Free category; routing rules may match on it.", "security")
+    ] = None
     """Free category, used by routing rules."""
-    reported_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    reported_at: (
+        Annotated[
+            datetime,
+            msgspec.Meta(
+                tz=True,
+                description="When the call was reported (RFC 3339 with a timezone); targets "
+                "count from here. Defaults to now.",
+                examples=["2026-03-02T09:00:00Z"],
+            ),
+        ]
+        | None
+    ) = None
     """When the call was reported; targets count from here. Defaults to now."""

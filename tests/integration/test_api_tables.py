@@ -114,3 +114,20 @@ def test_the_browsable_api_pages_answer(client: Client) -> None:
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/html")
         assert "<title>usm-dispatch</title>" in response.text
+
+
+def test_the_openapi_document_describes_every_call_field(client: Client) -> None:
+    schema = client.get("/schema/openapi.json").json()["components"]["schemas"]["Call"]
+    fields = schema["properties"]
+    assert list(fields) == [
+        "type",
+        "impact",
+        "urgency",
+        "likelihood",
+        "proximity",
+        "service",
+        "category",
+        "reported_at",
+    ]
+    assert all(spec.get("description") for spec in fields.values())
+    assert schema["required"] == ["type"]
