@@ -39,6 +39,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="bind address (USM_HOST, default 127.0.0.1)")
     p.add_argument("--port", default=None, type=int, help="port (USM_PORT, default 8000)")
     p.add_argument("--tables", default=None, help="table set directory (USM_TABLES)")
+    p.add_argument(
+        "--server",
+        default=None,
+        choices=("granian", "uvicorn"),
+        help="ASGI server (USM_SERVER, default granian: see docs/benchmarks.md)",
+    )
 
 
 def register(sub: Any) -> None:
@@ -60,7 +66,7 @@ def _api(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(host=args.host, port=args.port, tables=args.tables)
     preflight(settings)  # refuse bad keys or an open non-loopback bind before starting anything
-    run_api(settings)
+    run_api(settings, args.server)
     return 0
 
 
@@ -148,7 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
             }
             pool = WorkerPool(worker_teams(tables), env)
             pool.start()
-        run_api(settings)
+        run_api(settings, args.server)
     finally:
         if pool is not None:
             pool.stop()

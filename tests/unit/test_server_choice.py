@@ -1,0 +1,31 @@
+"""Which ASGI server ``run_api`` uses: granian unless told otherwise (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.api.server import DEFAULT_SERVER, SERVERS, server_name
+
+
+def test_the_default_server_is_the_one_the_benchmark_chose() -> None:
+    assert server_name(None, env={}) == DEFAULT_SERVER == "granian"
+
+
+def test_usm_server_in_the_environment_picks_the_server() -> None:
+    assert server_name(None, env={"USM_SERVER": "uvicorn"}) == "uvicorn"
+
+
+def test_an_explicit_choice_wins_over_the_environment() -> None:
+    assert server_name("granian", env={"USM_SERVER": "uvicorn"}) == "granian"
+
+
+def test_an_empty_usm_server_means_the_default() -> None:
+    assert server_name(None, env={"USM_SERVER": ""}) == DEFAULT_SERVER
+
+
+def test_an_unknown_server_is_refused_naming_the_allowed_ones() -> None:
+    with pytest.raises(ValueError) as exc:
+        server_name(None, env={"USM_SERVER": "hypercorn"})
+
+    assert str(exc.value) == "unknown server 'hypercorn'; allowed: granian, uvicorn"
+    assert SERVERS == ("granian", "uvicorn")
