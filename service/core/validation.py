@@ -208,7 +208,9 @@ def _references(tables: TableSet) -> Iterator[Problem]:
                 reason=f"duplicate call type '{name}'",
             )
     if not call_types:
-        yield Problem(file="call_types.toml", key="call_type", reason="at least one call type")
+        yield Problem(
+            file="call_types.toml", key="call_type", reason="at least one call type is required"
+        )
     for i, s in enumerate(tables.services.service):
         if s.name in services[:i]:
             yield Problem(

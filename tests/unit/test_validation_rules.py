@@ -9,10 +9,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from service.core.tables import CallTypesFile
+from service.core.validation import validate
 from service.errors import InvalidTables
-from service.files.loader import load_all, load_set
+from service.files.loader import LoadedSet, load_all, load_set
 from tests.fixtures.table_edits import copy_default, edit, replace_in
 
 TEAMS = "service_desk, infrastructure, applications, security, change_advisory"
@@ -433,3 +436,23 @@ def test_a_version_directory_may_be_validated_on_its_own(tmp_path: Path) -> None
     directory = copy_default(tmp_path)
     shutil.rmtree(directory / "__pycache__", ignore_errors=True)
     assert [s.version for s in load_all(directory)] == ["2026.1"]
+
+
+def test_an_empty_scale_is_refused(default_set: LoadedSet) -> None:
+    tables = default_set.tables
+    empty = msgspec.structs.replace(
+        tables, risk=msgspec.structs.replace(tables.risk, proximity=[], urgency={})
+    )
+    # With no proximity there are no cells to miss: the empty scale is the one problem.
+    assert [str(p) for p in validate(empty)] == [
+        "risk.toml: proximity: at least one level is required"
+    ]
+
+
+def test_a_set_without_call_types_is_refused(default_set: LoadedSet) -> None:
+    tables = default_set.tables
+    routing = msgspec.structs.replace(tables.routing, route=[])
+    none = msgspec.structs.replace(tables, call_types=CallTypesFile(call_type=[]), routing=routing)
+    assert [str(p) for p in validate(none)] == [
+        "call_types.toml: call_type: at least one call type is required"
+    ]
