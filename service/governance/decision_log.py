@@ -2,8 +2,10 @@
 
 Scoring must not wait for Redis, nor fail when it is down. A request only appends
 ``(call, decision)`` to an in-memory deque; a background task drains it every ~200 ms, encodes the
-entries and writes them with one pipelined round trip of ``XADD ... MAXLEN ~ N``. When the buffer
-overflows or Redis is down the entries are dropped and counted.
+entries and appends them with ``XADD ... MAXLEN ~ N`` inside a Lua script. When the buffer
+overflows or Redis is down the entries are dropped and counted. The flush sends up to
+:data:`FLUSH_CHUNK` decisions per call of :data:`APPEND_SCRIPT`, which runs the ``XADD``s inside
+Redis: per decision, the client only encodes one JSON row instead of packing one command.
 
 Each stream entry has the fields ``call`` (the call as JSON, what replay needs), ``version`` and
 ``hash`` (the table set that decided), ``priority``, ``team`` and ``at`` (ISO time the call was
@@ -22,6 +24,7 @@ from typing import Any
 import msgspec
 import redis
 import redis.asyncio
+from redis.commands.core import AsyncScript
 
 from service.core.calls import Call
 from service.core.decision import Decision
@@ -32,11 +35,30 @@ from service.governance.instruments import (
 )
 from service.governance.keys import DECISION_LOG
 
-__all__ = ["DecisionLog", "LoggedDecision", "read_log"]
+__all__ = ["APPEND_SCRIPT", "FLUSH_CHUNK", "DecisionLog", "LoggedDecision", "read_log"]
 
 log = logging.getLogger("usm.governance.decision_log")
 
 _encode = msgspec.json.Encoder().encode
+
+FLUSH_CHUNK = 1000
+"""Decisions per script call: bounds how long one call keeps Redis busy (about a millisecond)."""
+
+APPEND_SCRIPT = """
+-- Append decisions to the decision log stream, trimming it to about ARGV[1] entries.
+-- One call replaces one XADD round trip (and its client-side command packing) per decision.
+-- KEYS[1]: the stream.
+-- ARGV[1]: MAXLEN (approximate).
+-- ARGV[2]: JSON array of [call, version, hash, priority, team, at] rows; call is the call's JSON
+--          as a string, at an ISO time.
+-- Returns: the number of entries added.
+local rows = cjson.decode(ARGV[2])
+for _, r in ipairs(rows) do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+    'call', r[1], 'version', r[2], 'hash', r[3], 'priority', r[4], 'team', r[5], 'at', r[6])
+end
+return #rows
+"""
 
 
 class LoggedDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +85,7 @@ class DecisionLog:
         self._taken = 0
         self._overflowed = 0
         self._redis_down = False
+        self._registered: tuple[redis.asyncio.Redis, AsyncScript] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -98,38 +121,46 @@ class DecisionLog:
         return items
 
     async def flush(self, client: redis.asyncio.Redis) -> int:
-        """Write everything buffered in one pipelined round trip; returns entries written."""
+        """Write everything buffered, a chunk per script call; returns entries written."""
         items = self._take()
         if not items:
             return 0
-        pipe = client.pipeline(transaction=False)
-        for call, d in items:
-            pipe.xadd(
-                self.key,
-                {
-                    "call": _encode(call),
-                    "version": d.table_version,
-                    "hash": d.table_hash,
-                    "priority": d.priority.name,
-                    "team": d.team,
-                    "at": d.reported_at.isoformat(),
-                },
-                maxlen=self.maxlen,
-                approximate=True,
-            )
+        script = self._script(client)
+        written = 0
         try:
-            await pipe.execute()
+            for start in range(0, len(items), FLUSH_CHUNK):
+                rows = _encode(
+                    [
+                        (
+                            _encode(call).decode(),
+                            d.table_version,
+                            d.table_hash,
+                            d.priority.name,
+                            d.team,
+                            d.reported_at.isoformat(),
+                        )
+                        for call, d in items[start : start + FLUSH_CHUNK]
+                    ]
+                )
+                written += int(await script(keys=[self.key], args=[self.maxlen, rows]))
         except (redis.RedisError, OSError) as exc:
-            DECISION_LOG_DROPPED.labels(DropReason.REDIS_DOWN.value).inc(len(items))
+            DECISION_LOG_DROPPED.labels(DropReason.REDIS_DOWN.value).inc(len(items) - written)
             if not self._redis_down:
                 log.warning("decision log: Redis unreachable (%s); dropping decisions", exc)
             self._redis_down = True
-            return 0
+            DECISION_LOG_WRITTEN.inc(written)
+            return written
         if self._redis_down:
             log.info("decision log: Redis reachable again")
         self._redis_down = False
-        DECISION_LOG_WRITTEN.inc(len(items))
-        return len(items)
+        DECISION_LOG_WRITTEN.inc(written)
+        return written
+
+    def _script(self, client: redis.asyncio.Redis) -> AsyncScript:
+        """APPEND_SCRIPT registered on ``client`` (once per client)."""
+        if self._registered is None or self._registered[0] is not client:
+            self._registered = (client, client.register_script(APPEND_SCRIPT))
+        return self._registered[1]
 
     async def run(self, client: redis.asyncio.Redis, interval: float = 0.2) -> None:
         """Flush every ``interval`` seconds until cancelled, then flush what is left."""

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from service.core.calls import Call
 from service.core.scoring import Scorer
 from service.files.loader import LoadedSet
-from service.governance.decision_log import DecisionLog, read_log
+from service.governance.decision_log import FLUSH_CHUNK, DecisionLog, read_log
 from service.governance.keys import DECISION_LOG
 from tests.support.redis_server import RedisServer
 
@@ -127,3 +127,23 @@ def test_read_log_skips_entries_it_cannot_decode(
     log.extend(calls, decisions)  # type: ignore[arg-type]
     _flush(log, redis_url)
     assert [e.call for e in read_log(redis_client, 10)] == calls
+
+
+def test_calls_with_quotes_and_non_ascii_text_come_back_exactly(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    call = Call(type="incident", impact="user", urgency="low", category='naïve "quoted" \\ 日本')
+    log = DecisionLog(maxlen=1000)
+    log.append(call, default_set.scorer().score(call, NOW))
+    assert _flush(log, redis_url) == 1
+    assert read_log(redis_client, 1)[0].call == call
+
+
+def test_more_decisions_than_one_script_call_takes_are_all_written_in_order(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    calls, decisions = _scored(default_set.scorer(), FLUSH_CHUNK * 2 + 500)
+    log = DecisionLog(maxlen=100_000)
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    assert _flush(log, redis_url) == len(calls)
+    assert [e.call for e in read_log(redis_client, len(calls))] == calls
