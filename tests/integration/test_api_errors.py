@@ -206,6 +206,24 @@ CASES: dict[str, tuple[str, Any, int, str, str | None, list[str]]] = {
         "$.calls[1]",
         CALL_FIELDS,
     ),
+    "wrong type in one call of a batch": (
+        "/v1/priority/batch",
+        {"calls": [OK, {**OK, "urgency": [1]}]},
+        400,
+        "Expected `int | str | null`, got `array` - at `$.calls[1].urgency`; allowed: "
+        + ", ".join(URGENCIES),
+        "$.calls[1].urgency",
+        URGENCIES,
+    ),
+    "missing call type in one call of a batch": (
+        "/v1/priority/batch",
+        {"calls": [{"impact": 1, "urgency": 1}]},
+        400,
+        "Object missing required field `type` - at `$.calls[0]`; allowed: "
+        + ", ".join(CALL_FIELDS),
+        "$.calls[0]",
+        CALL_FIELDS,
+    ),
     "unknown level in one call of a batch": (
         "/v1/priority/batch",
         {"calls": [OK, OK, {**OK, "urgency": "hgih"}]},
