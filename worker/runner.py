@@ -90,12 +90,17 @@ class Worker:
         self.handled = 0
         self._signals = 0
         self._beat_stop = threading.Event()
+        # prepare_for_work=False: RQ would talk to Redis here (CLIENT SETNAME); a worker must
+        # start even while Redis is away, and wait for it in run().
         self._rq = RQWorker(
             self.queue_names,
             connection=conn,
             name=self.name,
             worker_ttl=max(10, int(self.config.lease_seconds)),
+            prepare_for_work=False,
         )
+        self._rq.hostname = socket.gethostname()
+        self._rq.pid = os.getpid()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -104,9 +109,8 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        self._rq.register_birth()  # type: ignore[no-untyped-call]
-        self._rq.set_state("idle")
-        self._beat()
+        if not self._register():
+            return 0
         beat = threading.Thread(target=self._beat_loop, name="usm-heartbeat", daemon=True)
         beat.start()
         log.info("worker %s: teams %s, queues %s", self.name, self.teams, self.queue_names)
@@ -117,6 +121,23 @@ class Worker:
             beat.join(timeout=5)
             self._leave()
         return self.handled
+
+    def _register(self) -> bool:
+        """Announce this worker (for `rq info` and stats), waiting for Redis if it is away."""
+        delay = 0.1
+        while not self.stop_event.is_set():
+            try:
+                self._rq.register_birth()  # type: ignore[no-untyped-call]
+                self._rq.set_state("idle")
+                self._beat()
+                return True
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning(
+                    "worker %s: redis unavailable (%s); retry in %.1fs", self.name, exc, delay
+                )
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 5.0)
+        return False
 
     def stop(self) -> None:
         """Ask the loop to exit after the current item."""
