@@ -78,6 +78,16 @@ def load_set(directory: Path) -> LoadedSet:
             problems.append(Problem(file=label, key="(file)", reason=reason))
         except msgspec.MsgspecError as exc:
             problems.append(decode_problem(label, kind, exc, raw))
+    for extra in sorted(directory.glob("*.toml")):
+        # A misspelt file name would otherwise be ignored in silence.
+        if extra.name not in FILES:
+            problems.append(
+                Problem(
+                    file=f"{prefix}/{extra.name}",
+                    key="(file)",
+                    reason=f"unknown table file; allowed: {', '.join(FILES)}",
+                )
+            )
     if problems:
         raise InvalidTables(problems)
     tables = TableSet(**parts)  # type: ignore[arg-type]

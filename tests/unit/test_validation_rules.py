@@ -373,6 +373,18 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     assert [str(p) for p in caught.value.problems] == ["2026.1/routing.toml: (file): missing file"]
 
 
+def test_a_misspelt_table_file_is_named_not_ignored(tmp_path: Path) -> None:
+    directory = copy_default(tmp_path)
+    (directory / "routing.toml").rename(directory / "routes.toml")
+    with pytest.raises(InvalidTables) as caught:
+        load_set(directory)
+    assert [str(p) for p in caught.value.problems] == [
+        "2026.1/routing.toml: (file): missing file",
+        "2026.1/routes.toml: (file): unknown table file; allowed: set.toml, levels.toml, "
+        "matrix.toml, call_types.toml, risk.toml, services.toml, teams.toml, routing.toml",
+    ]
+
+
 def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     directory = copy_default(tmp_path)
     (directory / "teams.toml").write_bytes(b"name = \xff\n")
