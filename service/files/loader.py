@@ -79,8 +79,8 @@ def load_set(directory: Path) -> LoadedSet:
         except msgspec.MsgspecError as exc:
             problems.append(decode_problem(label, kind, exc, raw))
     for extra in sorted(directory.glob("*.toml")):
-        # A misspelt file name would otherwise be ignored in silence.
-        if extra.name not in FILES:
+        # A misspelt file name would otherwise be ignored in silence; hidden files are editors'.
+        if extra.name not in FILES and not extra.name.startswith("."):
             problems.append(
                 Problem(
                     file=f"{prefix}/{extra.name}",

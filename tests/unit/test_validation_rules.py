@@ -376,6 +376,7 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_a_misspelt_table_file_is_named_not_ignored(tmp_path: Path) -> None:
     directory = copy_default(tmp_path)
     (directory / "routing.toml").rename(directory / "routes.toml")
+    (directory / ".#levels.toml").write_text("an editor's lock file is not a table file")
     with pytest.raises(InvalidTables) as caught:
         load_set(directory)
     assert [str(p) for p in caught.value.problems] == [
