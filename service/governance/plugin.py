@@ -19,7 +19,6 @@ import redis
 import redis.asyncio
 from litestar import Litestar
 from litestar.config.app import AppConfig
-from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from service.api.admin import AdminController
@@ -61,14 +60,10 @@ class GovernancePlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.append(AdminController)
-        app_config.dependencies["decision_log"] = Provide(self._decision_log, sync_to_thread=False)
         app_config.state["reloader"] = self.reloader
         app_config.state["decision_log"] = self.decisions
         app_config.lifespan.append(self.lifespan)
         return app_config
-
-    def _decision_log(self) -> DecisionLog:
-        return self.decisions
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
