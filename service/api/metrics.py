@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from service.files.store import TableStore
 from service.metrics.instruments import initialise
-from service.metrics.registry import ScrapeRegistry, render
+from service.metrics.registry import ScrapeRegistry
 from service.metrics.tables import TableCollector, queues
 from service.settings import Settings
 
@@ -70,6 +70,6 @@ def _registry(state: State) -> ScrapeRegistry:
 )
 def metrics(request: Request[object, object, State], state: State) -> Response[bytes]:
     """Event metrics of every process plus queue and table state read now (text or OpenMetrics)."""
-    body, content_type = render(_registry(state), request.headers.get("accept"))
+    body, content_type = _registry(state).render(request.headers.get("accept"))
     # As a header, not media_type: litestar would append a second charset to text/plain.
     return Response(body, headers={"Content-Type": content_type})
