@@ -1,0 +1,102 @@
+"""The governance endpoints in-process: versions switch by the clock, admin reload is guarded."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from litestar.testing import TestClient
+
+from service.api.app import create_app
+from service.files.loader import load_all, load_set
+from service.files.store import TableStore
+from service.security.keys import hash_key, new_key
+from service.settings import Settings
+
+TABLES = Path(__file__).resolve().parents[3] / "tables"
+CALL = {"type": "incident", "impact": "group", "urgency": "high"}
+
+
+def _future_copy(tmp_path: Path, seconds: float) -> tuple[Path, datetime]:
+    """tables/ with 2026.1 and a copy of 2027.1 (as 2026.9) taking effect ``seconds`` from now."""
+    root = tmp_path / "tables"
+    shutil.copytree(TABLES / "2026.1", root / "2026.1")
+    shutil.copytree(TABLES / "2027.1", root / "2026.9")
+    at = datetime.now(UTC) + timedelta(seconds=seconds)
+    path = root / "2026.9" / "set.toml"
+    path.write_text(
+        path.read_text()
+        .replace('version = "2027.1"', 'version = "2026.9"')
+        .replace("effective_from = 2027-01-01T00:00:00Z", f"effective_from = {at.isoformat()}")
+    )
+    return root, at
+
+
+def test_versions_and_scoring_switch_at_the_effective_moment_without_a_reload(
+    tmp_path: Path,
+) -> None:
+    root, at = _future_copy(tmp_path, 1.5)
+    store = TableStore(load_all(root))
+    settings = Settings.from_env({}, tables=str(root))
+    with TestClient(create_app(settings, store=store)) as client:
+        before = client.get("/v1/tables/versions").json()
+        assert [(v["version"], v["active"]) for v in before] == [
+            ("2026.1", True),
+            ("2026.9", False),
+        ]
+        assert client.post("/v1/priority", json=CALL).json()["priority"]["name"] == "P3"
+        time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.05)
+        after = client.get("/v1/tables/versions").json()
+        assert [(v["version"], v["active"]) for v in after] == [
+            ("2026.1", False),
+            ("2026.9", True),
+        ]
+        decision = client.post("/v1/priority", json=CALL).json()
+        assert (decision["table_version"], decision["priority"]["name"]) == ("2026.9", "P2")
+        assert decision["table_hash"] == load_set(root / "2026.9").hash
+        assert client.get("/readyz").json()["table_version"] == "2026.9"
+    assert store.generation == 0  # no reload happened: the store chose by the clock
+
+
+def test_the_admin_reload_needs_an_admin_key(tmp_path: Path) -> None:
+    root = tmp_path / "tables"
+    shutil.copytree(TABLES / "2026.1", root / "2026.1")
+    admin, scorer = new_key(), new_key()
+    keys = f"ops:admin:{hash_key(admin)};tool:score:{hash_key(scorer)}"
+    settings = Settings.from_env({}, tables=str(root), api_keys=keys, rate_limit="off")
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/admin/tables/reload").status_code == 401
+        denied = client.post(
+            "/v1/admin/tables/reload", headers={"Authorization": f"Bearer {scorer}"}
+        )
+        assert denied.status_code == 403
+        shutil.copytree(TABLES / "2027.1", root / "2027.1")
+        ok = client.post("/v1/admin/tables/reload", headers={"Authorization": f"Bearer {admin}"})
+        assert ok.status_code == 200
+        assert ok.json()["result"] == "success"
+        assert ok.json()["versions"] == ["2026.1", "2027.1"]
+
+
+def test_a_refused_admin_reload_is_a_problem_document_listing_every_problem(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "tables"
+    shutil.copytree(TABLES / "2026.1", root / "2026.1")
+    settings = Settings.from_env({}, tables=str(root))
+    with TestClient(create_app(settings)) as client:
+        (root / "2026.1" / "teams.toml").unlink()
+        (root / "2026.1" / "risk.toml").write_text("likelihood = 3\n")
+        r = client.post("/v1/admin/tables/reload")
+        assert r.status_code == 422
+        assert r.headers["content-type"].startswith("application/problem+json")
+        body = r.json()
+        assert body["detail"].startswith("tables refused: 2 problem(s); 2026.1 sha256:")
+        assert body["detail"].endswith(" stays in force")
+        assert body["report"]["result"] == "rejected"
+        assert body["report"]["problems"] == [
+            "2026.1/risk.toml: likelihood: Expected `array`, got `int`",
+            "2026.1/teams.toml: (file): missing file",
+        ]
+        assert client.post("/v1/priority", json=CALL).status_code == 200
