@@ -312,9 +312,10 @@ def report(r: Results) -> int:
         )  # fmt: skip
     print_table(rows)
     small, large, serve = sides[1], sides[2], sides[3]
+    wall, spent = p50[large] / p50[small], cpu[large] / cpu[small]
     print(
-        f"\n{large.items:,} / {small.items:,} queued items: scrape p50 x{p50[large] / p50[small]:.2f}, "
-        f"server CPU x{cpu[large] / cpu[small]:.2f} (must stay near 1: cost does not grow with items)"
+        f"\n{large.items:,} / {small.items:,} queued items: scrape p50 x{wall:.2f}, server CPU "
+        f"x{spent:.2f} (must stay near 1: the cost does not grow with items)"
     )
     worst = max(p50[large], p50[serve])
     verdict = "meets" if worst <= TARGET_MS else "MISSES"
