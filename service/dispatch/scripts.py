@@ -235,7 +235,8 @@ MOVE_SCRIPT = """
 -- placed by original enqueue time (ids sort by time), so it keeps its seniority there.
 -- KEYS: 1 job hash, 2 RQ's queue set
 -- ARGV: 1 item id, 2 new queue name, 3 team, 4 priority, 5 decision (JSON),
---       6 response target (epoch s), 7 history event (JSON), 8 call (JSON, '' keeps it)
+--       6 response target (epoch s), 7 history event (JSON, state written as '@STATE@'),
+--       8 call (JSON, '' keeps it)
 -- Returns: {1, old queue} moved, {0, old queue} decision stored in place, {-1} absent,
 --          {-2, state} when the item is completed or cancelled.
 local id, new = ARGV[1], ARGV[2]
@@ -245,9 +246,23 @@ if not state then return {-1} end
 if state == 'completed' or state == 'cancelled' then return {-2, state} end
 redis.call('HSET', KEYS[1], 'usm_decision', ARGV[5], 'usm_response_by', ARGV[6])
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'usm_call', ARGV[8]) end
-redis.call('RPUSH', HISTORY .. id, ARGV[7])
-if old == new or (state ~= 'queued' and state ~= 'dead') then
+-- The event was written before the state was known: fill it in (first match is the state).
+redis.call('RPUSH', HISTORY .. id, (string.gsub(ARGV[7], '@STATE@', state, 1)))
+if old == new then
   if state == 'queued' then redis.call('ZADD', DUE .. old, ARGV[6], id) end
+  return {0, old}
+end
+if state ~= 'queued' and state ~= 'dead' then
+  -- In hand: it stays with its holder; a release or an expired lease returns it to its new
+  -- queue. A worker's start entry follows it to the new team.
+  local team = redis.call('HGET', KEYS[1], 'usm_team')
+  local since = redis.call('ZSCORE', STARTED .. team, id)
+  if since then
+    redis.call('ZREM', STARTED .. team, id)
+    redis.call('ZADD', STARTED .. ARGV[3], since, id)
+  end
+  redis.call('HSET', KEYS[1], 'usm_queue', new, 'origin', new, 'usm_team', ARGV[3],
+    'usm_priority', ARGV[4])
   return {0, old}
 end
 if state == 'queued' then

@@ -34,6 +34,7 @@ TASK = "worker.tasks.handle_item"
 """The RQ job function recorded in each item, so plain RQ tooling shows what the job does."""
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
+_STATE_PLACEHOLDER: Any = "@STATE@"
 _ENC = msgspec.json.Encoder()
 
 
@@ -186,8 +187,9 @@ class ItemStore:
         Returns ``(item, moved)``. The decision is recorded in the item's history either way.
         """
         queue = keys.queue_name(decision.team, decision.priority.name)
+        # The script fills in the state the item is in when the decision lands.
         event = encode_event(
-            "rescored", ItemState.QUEUED, _ms(now), detail=reason, decision=decision
+            "rescored", _STATE_PLACEHOLDER, _ms(now), detail=reason, decision=decision
         )
         with redis_errors():
             code, *rest = self.scripts.move(

@@ -150,3 +150,24 @@ def test_a_cancelled_item_cannot_be_rescored(
     now = datetime.now(UTC)
     with pytest.raises(ItemConflict, match="is cancelled; it cannot change"):
         store.rescore(item.id, scorer.score(call, now), now)
+
+
+def test_rescoring_an_item_in_hand_keeps_it_with_its_holder_and_records_its_state(
+    store: ItemStore, scorer: Scorer, enqueue: Enqueue, redis_client: redis.Redis
+) -> None:
+    from service.dispatch.items import now_ms
+    from service.dispatch.leases import Outcome, finish, pop
+
+    item = enqueue(Call(type="incident", impact="user", urgency="low"))
+    assert pop(redis_client, [item.queue], [], "w1", now_ms(), 60_000) is not None
+    now = datetime.now(UTC)
+    raised = Call(type="incident", impact="organisation", urgency="immediate")
+    after, moved = store.rescore(item.id, scorer.score(raised, now), now, call=raised)
+    assert not moved
+    assert after.state is ItemState.STARTED and after.lease and after.lease.holder == "w1"
+    assert (after.priority, after.decision.priority.name) == ("P1", "P1")
+    assert (after.history[-1].event, after.history[-1].state) == ("rescored", ItemState.STARTED)
+    # Given back, it goes to the queue of its new priority.
+    assert finish(redis_client, item.id, "w1", Outcome.RELEASED, now_ms(), 60)
+    assert store.waiting_ids(["usm.service_desk.P1"], 10) == [item.id]
+    assert store.waiting_ids([item.queue], 10) == []
