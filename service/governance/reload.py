@@ -66,6 +66,7 @@ class TableReloader:
         self.root = root
         self._lock = threading.Lock()
         self._seen: Fingerprint = fingerprint(root) if root.is_dir() else ()
+        self._settling: Fingerprint | None = None
 
     def reload(self, trigger: str) -> ReloadReport:
         """Load every set now; swap them in if valid and different. Blocking: run in a thread."""
@@ -109,8 +110,21 @@ class TableReloader:
         return now != self._seen
 
     def poll(self) -> ReloadReport | None:
-        """Reload when the files changed (refused files are not retried until edited again)."""
-        return self.reload("watch") if self.changed() else None
+        """Reload once the files changed and then held still for one poll.
+
+        Waiting for two equal looks keeps a checkout or copy that is still writing files from
+        being loaded half-way, which could otherwise pass validation and come into force for a
+        moment. Refused files are not retried until they are edited again.
+        """
+        now = fingerprint(self.root) if self.root.is_dir() else ()
+        if now == self._seen:
+            self._settling = None
+            return None
+        if now != self._settling:
+            self._settling = now
+            return None
+        self._settling = None
+        return self.reload("watch")
 
     async def areload(self, trigger: str) -> ReloadReport:
         """:meth:`reload` off the event loop: parsing and validating must not stall requests."""

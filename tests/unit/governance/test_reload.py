@@ -65,10 +65,12 @@ def test_files_that_mean_the_same_are_unchanged_and_swap_nothing(tables_copy: Pa
     assert reloader.store.generation == 0
 
 
-def test_poll_reloads_only_after_a_file_changed(tables_copy: Path) -> None:
+def test_poll_reloads_a_changed_file_once_it_held_still_for_one_poll(tables_copy: Path) -> None:
     reloader = _reloader(tables_copy)
     assert reloader.poll() is None
     replace_in(tables_copy / "2026.1", "levels.toml", 'response = "PT30M"', 'response = "PT20M"')
+    assert reloader.changed()
+    assert reloader.poll() is None  # first look: the change may still be in progress
     report = reloader.poll()
     assert report is not None and report.result is ReloadResult.SUCCESS
     assert reloader.store.active(datetime.now(UTC)).tables.levels.priority[1].response.seconds == (
@@ -80,6 +82,7 @@ def test_poll_reloads_only_after_a_file_changed(tables_copy: Path) -> None:
 def test_refused_files_are_not_retried_until_they_change_again(tables_copy: Path) -> None:
     reloader = _reloader(tables_copy)
     (tables_copy / "2026.1" / "teams.toml").unlink()
+    assert reloader.poll() is None
     first = reloader.poll()
     assert first is not None and first.result is ReloadResult.REJECTED
     assert first.problems == ["2026.1/teams.toml: (file): missing file"]
@@ -92,3 +95,15 @@ def test_fingerprint_sees_added_and_removed_files(tables_copy: Path) -> None:
     assert fingerprint(tables_copy) != before
     (tables_copy / "README.md").unlink()
     assert fingerprint(tables_copy) == before
+
+
+def test_files_still_being_written_are_not_loaded_half_way(tables_copy: Path) -> None:
+    reloader = _reloader(tables_copy)
+    shutil.copytree(TABLES / "2027.1", tables_copy / "2027.1")
+    assert reloader.poll() is None
+    # A checkout goes on writing: the files changed again since the last look.
+    replace_in(tables_copy / "2027.1", "levels.toml", 'response = "PT20M"', 'response = "PT25M"')
+    assert reloader.poll() is None
+    report = reloader.poll()
+    assert report is not None and report.result is ReloadResult.SUCCESS
+    assert reloader.store.versions.names() == ["2026.1", "2027.1"]
