@@ -159,3 +159,17 @@ def test_default_redelivery_bound_is_within_a_minute() -> None:
     config = DispatchConfig()
     assert config.lease_seconds + config.reaper_seconds <= 60
     assert config.heartbeat_seconds < config.lease_seconds
+
+
+def test_rqs_own_requeue_of_a_dead_letter_is_handed_out_again(
+    redis_client: redis.Redis, store: ItemStore, base_set: LoadedSet, enqueue: Enqueue
+) -> None:
+    from rq.registry import FailedJobRegistry
+
+    item = enqueue(Call(type="incident", impact="user", urgency="low"))
+    _pop(redis_client, base_set.tables)
+    finish(redis_client, item.id, "w1", Outcome.DEAD, now_ms(), 3600, "boom")
+    FailedJobRegistry(item.queue, connection=redis_client).requeue(item.id)  # `rq requeue`
+    again = _pop(redis_client, base_set.tables, holder="w2")
+    assert (again.id, again.deliveries) == (item.id, 2)
+    assert store.dead_letter_ids([item.queue], 10) == []
