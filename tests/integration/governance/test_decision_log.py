@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 import redis
 import redis.asyncio
 from prometheus_client import REGISTRY
 
+from service.cli.main import main
 from service.core.calls import Call
 from service.core.scoring import Scorer
 from service.files.loader import LoadedSet
 from service.governance.decision_log import FLUSH_CHUNK, DecisionLog, read_log
 from service.governance.keys import DECISION_LOG
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, free_port
+
+TABLES = Path(__file__).resolve().parents[3] / "tables"
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -147,3 +153,30 @@ def test_more_decisions_than_one_script_call_takes_are_all_written_in_order(
     log.extend(calls, decisions)  # type: ignore[arg-type]
     assert _flush(log, redis_url) == len(calls)
     assert [e.call for e in read_log(redis_client, len(calls))] == calls
+
+
+def test_replay_from_the_log_scores_the_logged_calls_under_both_sets(
+    redis_url: str, default_set: LoadedSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scorer = default_set.scorer()
+    calls = [
+        Call(type="incident", impact="group", urgency="high"),  # P3 -> P2 in 2027.1
+        Call(type="incident", impact="organisation", urgency="immediate"),  # P1 in both
+        Call(type="change", impact="user", urgency="normal"),  # P4 -> P5
+    ]
+    log = DecisionLog(maxlen=1000)
+    log.extend(calls, [scorer.score(c, NOW) for c in calls])
+    _flush(log, redis_url)
+    args = ["tables", "replay", "--from-log", redis_url, "--old", f"{TABLES}@2026.1"]
+    assert main([*args, "--new", f"{TABLES}@2027.1", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["calls"], report["changed"], report["priority_changed"]) == (3, 2, 2)
+    assert report["by_call_type"]["change"]["lowered"] == 1
+
+
+def test_replay_from_an_unreachable_log_exits_1_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["tables", "replay", "--from-log", url, "--new", str(TABLES)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: decision log at {url}: ")
