@@ -37,7 +37,7 @@ def _future_copy(tmp_path: Path, seconds: float) -> tuple[Path, datetime]:
 def test_versions_and_scoring_switch_at_the_effective_moment_without_a_reload(
     tmp_path: Path,
 ) -> None:
-    root, at = _future_copy(tmp_path, 1.5)
+    root, at = _future_copy(tmp_path, 3.0)
     store = TableStore(load_all(root))
     settings = Settings.from_env({}, tables=str(root))
     with TestClient(create_app(settings, store=store)) as client:
