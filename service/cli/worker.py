@@ -35,6 +35,12 @@ def register(sub: Any) -> None:
         "--reaper", type=float, default=None, help="reaper interval seconds (USM_REAPER_SECONDS)"
     )
     p.add_argument("--name", default=None, help="worker name (shown by `rq info`)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve this worker's Prometheus metrics on this port (distributed deployments)",
+    )
     p.set_defaults(func=_worker)
 
 
@@ -74,5 +80,9 @@ def _worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         tables=args.tables, lease_seconds=args.lease, reaper_seconds=args.reaper
     )
+    if args.metrics_port is not None:
+        from service.metrics.exporter import start_worker_exporter
+
+        start_worker_exporter(args.metrics_port, teams=args.team, tables=settings.tables)
     run_worker(settings, args.team, burst=args.burst, name=args.name, heartbeat=args.heartbeat)
     return 0

@@ -151,34 +151,26 @@ class Prometheus:
 
 
 class Service:
-    """``usm api`` and a ``usm worker`` for the test team, as ``usm serve`` runs them: separate
-    processes sharing one multiprocess metrics directory, so the API's /metrics shows all."""
+    """``usm serve``, the README's run command: the API plus one worker process per push team,
+    all counting into one multiprocess directory that the API's /metrics merges."""
 
     def __init__(self, workdir: Path, redis_url: str, tables: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        shared = workdir / "metrics"
-        shared.mkdir()
+        self.release = workdir / "release"
+        """Created on close: the test team's busy handler returns, so workers stop at once."""
         env = {
             **os.environ,
             "REDIS_URL": redis_url,
             "USM_TABLES": str(tables),
             "USM_HOST": "127.0.0.1",
             "USM_PORT": str(self.port),
-            "PROMETHEUS_MULTIPROC_DIR": str(shared),
+            "USM_DATA_DIR": str(workdir / "data"),
             # The python handler of the test team lives in this module.
             "PYTHONPATH": str(ROOT),
         }
-        self.processes = [
-            Process("usm api", [str(USM), "api"], workdir / "api.log", env),
-            Process(
-                "usm worker",
-                [str(USM), "worker", "--team", TEAM, "--name", "e2e-metrics"],
-                workdir / "worker.log",
-                env,
-                grace=2.0,
-            ),
-        ]
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # usm serve prepares its own
+        self.processes = [Process("usm serve", [str(USM), "serve"], workdir / "serve.log", env)]
         self.http = httpx.Client(base_url=self.url, timeout=30)
         wait_for("the API", lambda: self.http.get("/readyz").status_code == 200, timeout=60)
 
@@ -210,6 +202,7 @@ class Service:
         return "\n".join(p.tail() for p in self.processes)
 
     def close(self) -> None:
+        self.release.touch()
         self.http.close()
         for p in reversed(self.processes):
             p.stop()
@@ -224,7 +217,10 @@ def handle(delivery: Any) -> None:
     payload = delivery.payload or {}
     if payload.get("fail"):
         raise RuntimeError("e2e: this item fails on purpose")
-    time.sleep(float(payload.get("sleep", 0)))
+    deadline = time.monotonic() + float(payload.get("sleep", 0))
+    release = Path(str(payload.get("release", "/nonexistent")))
+    while time.monotonic() < deadline and not release.exists():
+        time.sleep(0.05)
 
 
 def push_dispatch_traffic(service: Service) -> None:
@@ -238,7 +234,7 @@ def push_dispatch_traffic(service: Service) -> None:
     response = service.http.post(f"/v1/items/{bad['id']}/requeue")
     assert response.status_code == 200, response.text
     wait_for("the re-queued item to fail again", lambda: service.state(bad["id"]) == "dead")
-    busy = service.enqueue("busy-1", {"sleep": 600}, urgency="low")
+    busy = service.enqueue("busy-1", {"sleep": 600, "release": str(service.release)}, urgency="low")
     service.wait_state(busy, "started")
     reported = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     late = service.enqueue("late-p1", {}, urgency="immediate", reported_at=reported)
