@@ -24,6 +24,7 @@ import redis
 from service.core.base import Base
 from service.core.scoring import Scorer
 from service.files.store import TableStore
+from service.governance.instruments import TABLE_ACTIVATIONS
 from service.governance.keys import activation_key
 
 __all__ = ["Activation", "ActivationWatcher", "Rescore", "default_rescore"]
@@ -121,6 +122,7 @@ class ActivationWatcher:
             raise
         self.conn.set(key, msgspec.json.encode(done), ex=DONE_TTL)
         self.handled.add(ident)
+        TABLE_ACTIVATIONS.labels(done.state).inc()
         return done
 
     async def run(self, interval: float) -> None:

@@ -36,3 +36,5 @@ TABLE_ACTIVATIONS = Counter(
     "(done: queued items re-scored; skipped: rescore_on_activate is off).",
     ["outcome"],
 )
+for _outcome in ("done", "skipped"):
+    TABLE_ACTIVATIONS.labels(_outcome)

@@ -50,8 +50,19 @@ def matrix_markdown(tables: TableSet, table_hash: str = "") -> str:
             ["priority", "label", "respond within", "resolve within"],
             [[p.name, p.label, duration(p.response), duration(p.resolve)] for p in prios.values()],
         )
+        + "\n\n### Risk urgency (likelihood x proximity)\n\n"
+        + _risk_markdown(tables)
         + "\n"
     )
+
+
+def _risk_markdown(tables: TableSet) -> str:
+    proximities = _ordered(tables.risk.proximity)
+    rows = [
+        [f"**{lk.name}**", *(tables.risk.urgency[lk.name][p.name] for p in proximities)]
+        for lk in _ordered(tables.risk.likelihood)
+    ]
+    return table(["likelihood \\ proximity", *(p.name for p in proximities)], rows)
 
 
 _CSS = """
@@ -95,6 +106,18 @@ def matrix_html(tables: TableSet, table_hash: str = "") -> str:
         f"<td>{duration(p.resolve)}</td><td>{escape(p.description)}</td></tr>"
         for p in prios.values()
     )
+    urgency_rank = {u.name: u.level for u in urgencies}
+    proximities = _ordered(tables.risk.proximity)
+    risk = "".join(
+        f'<tr><th scope="row" title="{escape(lk.description)}">{escape(lk.name)}</th>'
+        + "".join(
+            f'<td style="background:{priority_colour(urgency_rank[u], len(urgencies))}">'
+            f"{escape(u)}</td>"
+            for u in (tables.risk.urgency[lk.name][p.name] for p in proximities)
+        )
+        + "</tr>"
+        for lk in _ordered(tables.risk.likelihood)
+    )
     version = escape(tables.version)
     ident = f" <code>{escape(table_hash)}</code>" if table_hash else ""
     return f"""<!doctype html>
@@ -107,6 +130,13 @@ def matrix_html(tables: TableSet, table_hash: str = "") -> str:
 <caption>impact (rows) &times; urgency (columns) → priority</caption>
 <tr><th>impact \\ urgency</th>{"".join(_head(u) for u in urgencies)}</tr>
 {"".join(body)}
+</table>
+<h2>Risk urgency</h2>
+<p>A risk's urgency follows from its likelihood and proximity, then the matrix above gives its
+priority: risks and reactive calls share one scale.</p>
+<table>
+<tr><th>likelihood \\ proximity</th>{"".join(_head(p) for p in proximities)}</tr>
+{risk}
 </table>
 <h2>Targets</h2>
 <table>

@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from service.core.scoring import Scorer
 from service.files.loader import LoadedSet, load_set
@@ -19,6 +20,11 @@ from tests.fixtures.table_edits import copy_default, replace_in
 
 TABLES = Path(__file__).resolve().parents[3] / "tables"
 SWITCH = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def _activations(outcome: str) -> float:
+    value = REGISTRY.get_sample_value("usm_table_activations_total", {"outcome": outcome})
+    return value or 0.0
 
 
 class Clock:
@@ -58,6 +64,7 @@ def test_the_set_in_force_is_rescored_once_and_marked_done(
     redis_client: redis.Redis, both: list[LoadedSet]
 ) -> None:
     rescore = Recorder(moved=7)
+    before = _activations("done")
     watcher = ActivationWatcher(TableStore(both), redis_client, rescore, clock=Clock(SWITCH))
     done = watcher.check()
     assert done is not None and (done.version, done.state, done.moved) == ("2027.1", "done", 7)
@@ -65,6 +72,7 @@ def test_the_set_in_force_is_rescored_once_and_marked_done(
     assert rescore.calls == ["2027.1"]
     marker = msgspec.json.decode(redis_client.get(activation_key("2027.1", both[1].hash)) or b"")
     assert marker["state"] == "done"
+    assert _activations("done") == before + 1
     assert redis_client.ttl(activation_key("2027.1", both[1].hash)) > 86400
 
 

@@ -65,3 +65,14 @@ def test_the_html_page_colours_every_matrix_cell_by_its_priority(set_2026: Loade
     for colour, name in cells:
         assert colour == priority_colour(int(name[1:]), 5)
     assert "Work has stopped" in page  # level descriptions as tooltips
+
+
+def test_the_risk_table_is_rendered_on_the_same_colour_scale(set_2027: LoadedSet) -> None:
+    text = matrix_markdown(set_2027.tables)
+    assert "| **likely** | immediate | high | normal | low |" in text
+    page = matrix_html(set_2027.tables)
+    risk = page[page.index("<h2>Risk urgency</h2>") : page.index("<h2>Targets</h2>")]
+    cells = re.findall(r'<td style="background:([^"]+)">([a-z]+)</td>', risk)
+    assert len(cells) == 16
+    rank = {"immediate": 1, "high": 2, "normal": 3, "low": 4}
+    assert all(colour == priority_colour(rank[name], 4) for colour, name in cells)
