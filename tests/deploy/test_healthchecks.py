@@ -123,3 +123,39 @@ def test_the_api_exits_cleanly_and_promptly_on_sigterm(
     code, took = stop(proc)
     assert code == 0
     assert took < STOP_WITHIN_SECONDS
+
+
+def compose_worker(service: str) -> list[str]:
+    (compose,) = load_yaml(DEPLOY / "compose.yaml")
+    command: list[str] = compose["services"][service]["command"]
+    return command
+
+
+def test_a_worker_passes_its_compose_healthcheck_and_stops_on_sigterm(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # The compose command and check, on a free port instead of 9100 (this machine is shared).
+    port = free_port()
+    command = [str(port) if word == "9100" else word for word in compose_worker("worker-security")]
+    check = [part.replace(":9100/", f":{port}/") for part in compose_healthcheck("worker-security")]
+    assert f":{port}/metrics" in check[-1]
+    env = image_env(free_port(), redis_url)
+    usm = str(Path(sys.executable).parent / "usm")
+    with (tmp_path / "worker.log").open("wb") as log:
+        proc = subprocess.Popen([usm, *command], env=env, cwd=tmp_path, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 30
+            while run_check(check, env) != 0:
+                assert proc.poll() is None, (tmp_path / "worker.log").read_text()
+                assert time.monotonic() < deadline, "worker metrics never answered"
+                time.sleep(0.2)
+            body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            assert 'team="security"' in body
+            code, took = stop(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert code == 0
+    assert took < STOP_WITHIN_SECONDS
+    assert run_check(check, env) != 0
