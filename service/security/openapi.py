@@ -1,10 +1,10 @@
 """Put the security layer into the OpenAPI document: the key schemes and the refusals it makes.
 
 Route handlers belong to their features; the security layer documents, for every route it
-guards, the ``401``/``403``/``429`` it may answer and the scope the route needs, and ``413`` for
-every request body (and ``422``, which the shared error handler answers for a call naming an
-unknown level, type or service). It runs once at start-up on the document litestar built,
-before it is served.
+guards, the ``401``/``403``/``429`` it may answer and the scope the route needs, ``413`` and
+``422`` for every request body, and the ``404``/``409``/``503`` the shared error handler answers
+on the Redis-backed scopes. schemathesis checks every answered status is documented
+(tests/security/test_fuzz_api.py). It runs once at start-up, before the document is served.
 """
 
 from __future__ import annotations
@@ -70,6 +70,18 @@ _BODY_REFUSALS = {
 }
 
 
+_QUEUE_REFUSALS = {
+    "404": _problem("The item, team or other resource named in the request does not exist."),
+    "409": _problem("The item's state does not allow this (e.g. cancelling a completed item)."),
+    "503": _problem(
+        "Redis is unreachable; nothing was changed. Retry after `Retry-After` seconds.",
+        {"Retry-After": _INT_HEADER},
+    ),
+}
+"""What the shared error handler answers for the Redis-backed scopes (``dispatch``, ``admin``):
+``NotFound``, ``ItemConflict`` and ``QueueUnavailable``. Scoring needs no Redis."""
+
+
 def _guard(op: Operation, scope: str) -> None:
     op.security = [{"bearerAuth": []}, {"apiKeyHeader": []}]
     note = f"Needs an API key with scope `{scope}`."
@@ -77,6 +89,9 @@ def _guard(op: Operation, scope: str) -> None:
     op.responses = op.responses or {}
     for status, response in _REFUSALS.items():
         op.responses.setdefault(status, response)
+    if scope != "score":
+        for status, response in _QUEUE_REFUSALS.items():
+            op.responses.setdefault(status, response)
 
 
 def document_security(app: Litestar) -> None:
