@@ -187,6 +187,36 @@ def test_prometheus_scrape_targets_are_compose_services_or_aliases(
     assert hosts <= names
 
 
+def test_a_name_shared_by_several_containers_is_discovered_not_scraped_as_one_target(
+    compose: dict[str, Any],
+) -> None:
+    # A static target resolves to one of the containers per scrape, mixing their counters;
+    # DNS service discovery (A records) scrapes each container as its own target.
+    (config,) = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    holders: dict[str, int] = {}
+    for svc in compose["services"].values():
+        for network in (svc.get("networks") or {}).values():
+            for alias in (network or {}).get("aliases", []):
+                holders[alias] = holders.get(alias, 0) + 1
+    shared = {alias for alias, count in holders.items() if count > 1}
+    assert shared == {"worker"}
+    for job in config["scrape_configs"]:
+        static = {
+            target.rpartition(":")[0]
+            for group in job.get("static_configs", [])
+            for target in group["targets"]
+        }
+        assert not static & shared, f"job {job['job_name']} scrapes {static & shared} statically"
+    discovered = {
+        name
+        for job in config["scrape_configs"]
+        for dns in job.get("dns_sd_configs", [])
+        if dns.get("type", "SRV") == "A"
+        for name in dns["names"]
+    }
+    assert shared <= discovered
+
+
 def test_every_worker_service_answers_to_the_worker_alias(compose: dict[str, Any]) -> None:
     for name in worker_teams(compose):
         aliases = compose["services"][name]["networks"]["default"]["aliases"]
