@@ -13,15 +13,19 @@ import shutil
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
+from service.core.calls import Call
 from service.files.loader import load_set
 from tests.integration.governance.server import ApiProcess
 
 TABLES = Path(__file__).resolve().parents[3] / "tables"
+NOW = datetime.now(UTC)
 CALLS = [
     {"type": "incident", "impact": "group", "urgency": "high"},
     {"type": "risk", "impact": "department", "likelihood": "likely", "proximity": "near"},
@@ -50,30 +54,44 @@ def test_reloading_under_scoring_load_fails_no_request_and_mixes_no_sets(
     variant = original.replace(group + '"P3"', group + '"P2"')
     invalid = original.replace('high = "P3"', 'high = "P9"', 1)
     assert original not in (variant, invalid)
-    valid = {("2026.1", load_set(version_dir).hash)}
-    matrix.write_text(variant)
-    valid.add(("2026.1", load_set(version_dir).hash))
+    # What each valid set answers for each call: a decision must agree with the set it names.
+    expected: dict[tuple[str, str], list[str]] = {}
+    for text in (original, variant):
+        matrix.write_text(text)
+        loaded = load_set(version_dir)
+        scorer = loaded.scorer()
+        expected[("2026.1", loaded.hash)] = [
+            scorer.score(msgspec.convert(c, Call), NOW).priority.name for c in CALLS
+        ]
     matrix.write_text(original)
+    valid = set(expected)
     assert len(valid) == 2
+    assert len({tuple(v) for v in expected.values()}) == 2, "the variants must score differently"
 
     api = ApiProcess(root, tmp_path / "api.log", {"USM_SERVER": server, "REDIS_URL": redis_url})
     stop = threading.Event()
     seen: Counter[tuple[str, str]] = Counter()
     failures: list[str] = []
+    mixed: list[str] = []
     lock = threading.Lock()
 
     def load() -> None:
         with httpx.Client(base_url=api.url, timeout=10) as client:
             i = 0
             while not stop.is_set():
-                r = client.post("/v1/priority", json=CALLS[i % len(CALLS)])
+                n = i % len(CALLS)
+                r = client.post("/v1/priority", json=CALLS[n])
                 i += 1
                 with lock:
                     if r.status_code != 200:
                         failures.append(f"{r.status_code} {r.text}")
-                    else:
-                        d = r.json()
-                        seen[(d["table_version"], d["table_hash"])] += 1
+                        continue
+                    d = r.json()
+                    ident = (d["table_version"], d["table_hash"])
+                    seen[ident] += 1
+                    want = expected.get(ident)
+                    if want is not None and want[n] != d["priority"]["name"]:
+                        mixed.append(f"{ident} gave {d['priority']['name']} for {CALLS[n]}")
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     for t in threads:
@@ -102,6 +120,7 @@ def test_reloading_under_scoring_load_fails_no_request_and_mixes_no_sets(
         admin.close()
         api.stop()
     assert failures == []
+    assert mixed == [], "a decision's priority did not match the set it named"
     assert set(seen) <= valid, f"a decision named a set that was never valid: {seen}"
     assert set(seen) == valid, "both valid variants should have scored calls"
     assert sum(seen.values()) > 100
