@@ -57,7 +57,7 @@ def create_app(
         ],
         dependencies={"tables": Provide(_tables, sync_to_thread=False)},
         state=State({"tables": store, "settings": settings}),
-        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        exception_handlers={**exception_handlers, **security.exception_handlers},  # type: ignore[arg-type,dict-item]
         request_max_body_size=settings.max_body_bytes,
         middleware=[HTTP_METRICS.middleware, *security.middleware],
         stores=security.stores,

@@ -17,6 +17,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.stores.base import Store
 
 from service.errors import UsmError
+from service.security.hostile import HOSTILE_HANDLERS
 from service.security.keys import KeyConfigError, KeyRing, Principal, hash_key, new_key
 from service.security.middleware import ApiKeyMiddleware
 from service.security.openapi import document_security
@@ -105,6 +106,9 @@ class Security:
     stores: dict[str, Store] = field(default_factory=dict)
     on_startup: list[Callable[[Litestar], Any]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Any]] = field(default_factory=list)
+    exception_handlers: dict[type[Exception], Any] = field(
+        default_factory=lambda: dict(HOSTILE_HANDLERS)
+    )
 
 
 def build_security(settings: Settings, ring: KeyRing | None = None) -> Security:
