@@ -375,3 +375,16 @@ def test_the_rendered_overlay_is_valid() -> None:
         image = containers(deployment)[0]["image"]
         assert re.fullmatch(r"registry\.example\.com/usm-dispatch:\d+\.\d+\.\d+", image)
     assert len(usm_deployments(rendered)) == 1 + len(push_teams())
+
+
+def test_the_redis_network_policy_admits_every_usm_pod() -> None:
+    (policy,) = by_kind("NetworkPolicy")
+    (redis_set,) = by_kind("StatefulSet")
+    redis_labels = redis_set["spec"]["template"]["metadata"]["labels"].items()
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= redis_labels
+    (rule,) = policy["spec"]["ingress"]
+    selectors = [p["podSelector"]["matchLabels"] for p in rule["from"] if "podSelector" in p]
+    for deployment in usm_deployments():
+        labels = deployment["spec"]["template"]["metadata"]["labels"].items()
+        assert any(s.items() <= labels for s in selectors), deployment["metadata"]["name"]
+    assert [p["port"] for p in rule["ports"]] == [6379]
