@@ -22,7 +22,15 @@ from service.core.tables import TableSet
 from service.dispatch import keys
 from service.dispatch.config import DispatchConfig
 from service.dispatch.errors import ItemConflict
-from service.dispatch.items import Item, ItemState, encode_event, item_from_hash, new_item_id
+from service.dispatch.items import (
+    HistoryEvent,
+    Item,
+    ItemState,
+    encode_event,
+    item_from_hash,
+    ms_to_datetime,
+    new_item_id,
+)
 from service.dispatch.leases import rq_time
 from service.dispatch.scripts import scripts_for
 from service.errors import InvalidCall, NotFound, QueueUnavailable
@@ -97,7 +105,8 @@ class ItemStore:
             failure_ttl=self.config.failure_ttl,
             result_ttl=self.config.result_ttl,
         )
-        fields: dict[str, Any] = job.to_dict()
+        # RQ's empty fields ('' callbacks, timestamps) are left out: RQ reads them as absent.
+        fields: dict[str, Any] = {k: v for k, v in job.to_dict().items() if v != ""}
         fields.update(
             status=JobStatus.QUEUED.value,
             enqueued_at=rq_time(at),
@@ -130,9 +139,32 @@ class ItemStore:
                 ],
                 args=[item_id, keys.queue_key(queue), fields["usm_response_by"], event, *flat],
             )
-            if created:
-                record(ItemEvent.ENQUEUED, decision.team, decision.priority.name)
-            return self.get(got.decode()), bool(created)
+        if not created:
+            return self.get(got.decode()), False
+        record(ItemEvent.ENQUEUED, decision.team, decision.priority.name)
+        # Built here rather than read back: one round trip per enqueue, not two.
+        item = Item(
+            id=item_id,
+            state=ItemState.QUEUED,
+            team=decision.team,
+            priority=decision.priority.name,
+            queue=queue,
+            source=source,
+            external_id=external_id,
+            call=call,
+            decision=decision,
+            enqueued_at=ms_to_datetime(at),
+            payload=payload,
+            history=[
+                HistoryEvent(
+                    at=ms_to_datetime(at),
+                    event="enqueued",
+                    state=ItemState.QUEUED,
+                    decision=decision,
+                )
+            ],
+        )
+        return item, True
 
     def get(self, item_id: str) -> Item:
         """The item with its history; :class:`NotFound` naming the id when there is none."""
