@@ -86,14 +86,19 @@ class ActivationWatcher:
 
         Blocking (Redis and the re-score): run it in a thread.
         """
-        active = self.store.active(self.clock())
+        versions = self.store.versions  # one snapshot: the set and its scorer belong together
+        active = versions.active(self.clock())
         ident = (active.version, active.hash)
         if ident in self.handled or self.conn is None:
             return None
         key = activation_key(*ident)
         seen = self.conn.get(key)
         if seen is not None:
-            if msgspec.json.decode(seen, type=Activation).state != "running":
+            try:
+                running = msgspec.json.decode(seen, type=Activation).state == "running"
+            except msgspec.DecodeError:
+                running = False  # written by another release: someone handled it
+            if not running:
                 self.handled.add(ident)
             return None  # handled, or another replica is on it (its lock expires if it died)
         mine = self._record(ident, "running")
@@ -109,7 +114,7 @@ class ActivationWatcher:
                 return None
             else:
                 started = time.monotonic()
-                moved = self.rescore(self.conn, self.store.scorer(self.clock(), active.version))
+                moved = self.rescore(self.conn, versions.scorers[active.version])
                 done = self._record(ident, "done", moved)
                 log.info(
                     "table set %s %s in force; re-scored queued items, %d moved in %.2f s",
@@ -127,11 +132,20 @@ class ActivationWatcher:
 
     async def run(self, interval: float) -> None:
         """Check now, then every ``interval`` seconds until cancelled; errors are logged."""
+        failing = False
         while True:
             try:
                 await anyio.to_thread.run_sync(self.check)
+                if failing:
+                    log.info("activation check works again")
+                failing = False
             except redis.RedisError as exc:
-                log.warning("activation check failed (%s); retrying in %.1f s", exc, interval)
+                # Once per outage, not once a second: scoring goes on without Redis.
+                if not failing:
+                    log.warning(
+                        "activation check failed (%s); retrying every %.1f s", exc, interval
+                    )
+                failing = True
             except Exception:
                 log.exception("activation check failed; retrying in %.1f s", interval)
             await asyncio.sleep(interval)
