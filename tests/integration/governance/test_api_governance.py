@@ -7,11 +7,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import redis
 from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.files.loader import load_all, load_set
 from service.files.store import TableStore
+from service.governance.config import GovernanceConfig
+from service.governance.decision_log import read_log
+from service.governance.keys import DECISION_LOG
+from service.governance.plugin import GovernancePlugin
 from service.security.keys import hash_key, new_key
 from service.settings import Settings
 
@@ -100,3 +105,18 @@ def test_a_refused_admin_reload_is_a_problem_document_listing_every_problem(
             "2026.1/teams.toml: (file): missing file",
         ]
         assert client.post("/v1/priority", json=CALL).status_code == 200
+
+
+def test_decisions_still_buffered_at_shutdown_are_flushed_before_exit(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    env = {"USM_DECISION_LOG_FLUSH": "60"}  # no periodic flush during the test
+    settings = Settings.from_env({}, tables=str(TABLES), redis_url=redis_url)
+    app = create_app(settings)
+    plugin = next(p for p in app.plugins.init if isinstance(p, GovernancePlugin))
+    plugin.config = GovernanceConfig.from_env(env)
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.post("/v1/priority", json=CALL).status_code == 200
+        assert redis_client.xlen(DECISION_LOG) == 0
+    assert [e.call.urgency for e in read_log(redis_client, 10)] == ["high"] * 3
