@@ -92,7 +92,11 @@ class DecisionLog:
         return self.maxlen > 0
 
     def append(self, call: Call, decision: Decision) -> None:
-        """Remember one decision; O(1), never blocks, never raises."""
+        """Remember one decision; O(1), never blocks, never raises.
+
+        Safe from handler threads too (``deque.append`` is atomic); only the ``buffer_full``
+        drop count may then come out a little low.
+        """
         if self.maxlen:
             self._buf.append((call, decision))
             self._appended += 1
