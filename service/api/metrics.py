@@ -42,6 +42,14 @@ def prime_metrics(store: TableStore) -> None:
     initialise(*queues(store))
 
 
+def _prime_after_reload(state: State) -> None:
+    # A reload may bring new teams or priorities; their counters start at 0 too.
+    store: TableStore = state.tables
+    if state.get("metrics_primed") != store.generation:
+        prime_metrics(store)
+        state.metrics_primed = store.generation
+
+
 def scrape_collectors(store: TableStore, settings: Settings) -> list[Collector]:
     """The collectors that read state at scrape time for this app."""
     collectors: list[Collector] = [TableCollector(store)]
@@ -70,6 +78,7 @@ def _registry(state: State) -> ScrapeRegistry:
 )
 def metrics(request: Request[object, object, State], state: State) -> Response[bytes]:
     """Event metrics of every process plus queue and table state read now (text or OpenMetrics)."""
+    _prime_after_reload(state)
     body, content_type = _registry(state).render(request.headers.get("accept"))
     # As a header, not media_type: litestar would append a second charset to text/plain.
     return Response(body, headers={"Content-Type": content_type})
