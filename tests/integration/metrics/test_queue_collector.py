@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
@@ -12,8 +16,8 @@ from service.core.calls import Call
 from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
 from service.files.store import TableStore
-from service.metrics.queue_collector import QueueCollector
-from tests.support.redis_server import free_port
+from service.metrics.queue_collector import READ_TIMEOUT, QueueCollector
+from tests.support.redis_server import RedisServer, free_port
 
 
 def scrape(collector: QueueCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -78,3 +82,23 @@ def test_redis_unreachable_reports_redis_down_and_no_queue_state(default_set: Lo
     )
     samples = scrape(collector)
     assert samples == {("usm_redis_up", ()): 0}
+
+
+def test_a_hung_redis_costs_the_scrape_one_read_timeout_not_prometheus_timeout(
+    default_set: LoadedSet, tmp_path: Path
+) -> None:
+    server = RedisServer(tmp_path / "redis", appendonly=False)
+    server.start()
+    assert server.proc is not None
+    collector = QueueCollector.from_url(server.url, TableStore([default_set]))
+    try:
+        assert scrape(collector)[("usm_redis_up", ())] == 1
+        os.kill(server.proc.pid, signal.SIGSTOP)  # accepts nothing, answers nothing
+        started = time.monotonic()
+        samples = scrape(collector)
+        took = time.monotonic() - started
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+        server.stop()
+    assert samples == {("usm_redis_up", ()): 0}
+    assert took < READ_TIMEOUT + 1.5
