@@ -37,10 +37,10 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "usm-dispatch.json"
 PROM_DIR = ROOT / "deploy" / "prometheus"
 USM = Path(sys.executable).with_name("usm")
 
-# Grafana's built-in variables, as Grafana would fill them for a short time range at 1 s scrapes.
 TEAM = "applications"
 """The team the dashboard's team view is checked for; its items go through every state."""
-GRAFANA_VARS = {"$__rate_interval": "1m", "$__interval": "2s", "$__range": "5m"}
+# Grafana's built-in variables, as Grafana would fill them for a short time range at 1 s scrapes.
+GRAFANA_VARS = {"$__rate_interval": "3m", "$__interval": "2s", "$__range": "5m"}
 
 
 def wait_for(what: str, check: Any, timeout: float = 30.0, every: float = 0.2) -> Any:
@@ -170,7 +170,10 @@ class Service:
             "PYTHONPATH": str(ROOT),
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # usm serve prepares its own
-        self.processes = [Process("usm serve", [str(USM), "serve"], workdir / "serve.log", env)]
+        # Grace above serve's own 30 s per worker, so it always stops its workers itself: they
+        # run in sessions of their own and would outlive a killed `usm serve`.
+        serve = [str(USM), "serve"]
+        self.processes = [Process("usm serve", serve, workdir / "serve.log", env, grace=45.0)]
         self.http = httpx.Client(base_url=self.url, timeout=30)
         wait_for("the API", lambda: self.http.get("/readyz").status_code == 200, timeout=60)
 
