@@ -27,7 +27,7 @@ from service.dispatch.rescore import rescore_call
 from service.dispatch.store import redis_errors
 from service.files.store import TableStore
 from service.metrics.decisions import record_decision
-from service.metrics.instruments import ItemEvent, record
+from service.metrics.instruments import ITEM_HANDLING, ItemEvent, record
 
 __all__ = [
     "DeadLetters",
@@ -200,6 +200,10 @@ def _end(state: State, item_id: str, outcome: Outcome, data: LeaseAction | None)
     after: Item = store.get(item_id)
     if outcome is Outcome.COMPLETED:
         record(ItemEvent.COMPLETED, after.team, after.priority)
+        taken = [h.at for h in after.history if h.event in ("claimed", "started")]
+        if taken:
+            seconds = (after.history[-1].at - taken[-1]).total_seconds()
+            ITEM_HANDLING.labels(after.team, after.priority).observe(max(0.0, seconds))
     return after
 
 

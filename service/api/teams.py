@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -160,7 +161,7 @@ class TeamsController(Controller):
         if spec.mode != "pull":
             raise ItemConflict(f"team '{team}' is in push mode: its workers handle its items")
         claimant = data.claimant if data else "anonymous"
-        holder = f"{claimant}#{now_ms() % 0xFFFFFF:06x}"
+        holder = f"{claimant}#{os.urandom(3).hex()}"
         lease_ms = int(store.config.claim_lease_seconds * 1000)
         with redis_errors():
             got = pop(

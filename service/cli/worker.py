@@ -68,7 +68,10 @@ def run_worker(
     config = DispatchConfig.from_settings(settings)
     if heartbeat is not None:
         config = DispatchConfig(**{**config.__dict__, "heartbeat": heartbeat})
-    conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    # A read timeout well above the 1 s idle BLPOP: a Redis that stops answering is noticed.
+    conn = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=max(10.0, config.lease_seconds)
+    )
     try:
         worker = Worker(conn, tables, teams or worker_teams(tables), config, name=name)
     except ValueError as exc:
