@@ -20,7 +20,7 @@ from service.files.store import Versions
 from service.governance.diff import diff_sets
 from service.governance.markdown import diff_markdown, versions_markdown
 from service.governance.render import matrix_html, matrix_markdown
-from service.governance.replay import read_calls, replay, replay_markdown
+from service.governance.replay import input_grid, read_calls, replay, replay_markdown
 
 __all__ = ["register_tables", "resolve_set"]
 
@@ -68,6 +68,9 @@ def register_tables(tsub: Any) -> None:
     src = r.add_mutually_exclusive_group(required=True)
     src.add_argument("--calls", type=Path, help="JSON lines, JSON array or batch body of calls")
     src.add_argument("--from-log", metavar="REDIS_URL", help="the service's decision log")
+    src.add_argument(
+        "--grid", action="store_true", help="every distinct input of both sets (a census)"
+    )
     r.add_argument("--limit", type=int, default=10_000, help="newest N log entries (--from-log)")
     r.add_argument("--old", default="tables@active", help="default: the set in force now")
     r.add_argument("--new", default="tables", help="default: the newest set in tables/")
@@ -126,7 +129,10 @@ def _replay(args: argparse.Namespace) -> int:
     except (InvalidTables, SetNotFound) as exc:
         return _fail(exc)
     try:
-        if args.calls is not None:
+        if args.grid:
+            calls = input_grid(old.tables, new.tables)
+            source = "every input combination (call type, service, category, levels)"
+        elif args.calls is not None:
             calls = read_calls(args.calls)
             source = f"`{args.calls}`"
         else:

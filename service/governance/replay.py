@@ -6,9 +6,11 @@ the decision log) is the caller's business; see :func:`read_calls`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -16,6 +18,7 @@ from service.core.base import Base
 from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.scoring import Scorer
+from service.core.tables import Level, TableSet, Trigger
 from service.errors import InvalidCall
 from service.governance.markdown import table
 
@@ -24,6 +27,7 @@ __all__ = [
     "ReplayChange",
     "ReplayReport",
     "TypeStats",
+    "input_grid",
     "read_calls",
     "replay",
     "replay_markdown",
@@ -182,7 +186,10 @@ def replay_markdown(report: ReplayReport, source: str) -> str:
         f"the new set.",
     ]
     if r.skipped:
-        out.append(f"{r.skipped} calls were skipped: {r.old_version} itself refuses them.")
+        out.append(
+            f"{r.skipped} calls were skipped: {r.old_version} cannot score them "
+            "(a call type, level or service it does not know)."
+        )
     out += [
         "",
         table(
@@ -218,6 +225,53 @@ def replay_markdown(report: ReplayReport, source: str) -> str:
             rows.append([_call_text(c.call), f"{c.before.priority} {c.before.team}", after])
         out += ["", "### Examples", "", table(["call", r.old_version, r.new_version], rows)]
     return "\n".join(out) + "\n"
+
+
+def input_grid(*sets: TableSet) -> list[Call]:
+    """Every distinct input the sets can tell apart: a census, independent of traffic.
+
+    Call types, levels, services and routing categories are taken from all ``sets`` (a service
+    only the new set knows shows up as skipped by the old one). Reactive calls vary impact and
+    urgency; proactive ones impact, likelihood and proximity.
+    """
+
+    def names(pick: Callable[[TableSet], Iterable[Any]]) -> list[Any]:
+        seen: dict[Any, None] = {}
+        for t in sets:
+            seen.update(dict.fromkeys(pick(t)))
+        return list(seen)
+
+    def ranked(levels: Iterable[Level]) -> list[str]:
+        return [lv.name for lv in sorted(levels, key=lambda lv: lv.level)]
+
+    kinds = {c.name: c.trigger for t in reversed(sets) for c in t.call_types.call_type}
+    impacts = names(lambda t: ranked(t.levels.impact))
+    urgencies = names(lambda t: ranked(t.levels.urgency))
+    likelihoods = names(lambda t: ranked(t.risk.likelihood))
+    proximities = names(lambda t: ranked(t.risk.proximity))
+    services = [None, *names(lambda t: (s.name for s in t.services.service))]
+    categories = [None, *names(lambda t: (r.category for r in t.routing.route if r.category))]
+    calls: list[Call] = []
+    for kind in names(lambda t: (c.name for c in t.call_types.call_type)):
+        for service, category, impact in itertools.product(services, categories, impacts):
+            if kinds[kind] is Trigger.PROACTIVE:
+                calls.extend(
+                    Call(
+                        type=kind,
+                        impact=impact,
+                        likelihood=lk,
+                        proximity=px,
+                        service=service,
+                        category=category,
+                    )
+                    for lk, px in itertools.product(likelihoods, proximities)
+                )
+            else:
+                calls.extend(
+                    Call(type=kind, impact=impact, urgency=u, service=service, category=category)
+                    for u in urgencies
+                )
+    return calls
 
 
 _call = msgspec.json.Decoder(Call)

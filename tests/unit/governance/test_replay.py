@@ -10,7 +10,7 @@ import pytest
 
 from service.core.calls import Call
 from service.files.loader import LoadedSet, load_set
-from service.governance.replay import Outcome, read_calls, replay, replay_markdown
+from service.governance.replay import Outcome, input_grid, read_calls, replay, replay_markdown
 from tests.fixtures.table_edits import copy_default, replace_in
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -115,3 +115,18 @@ def test_read_calls_names_the_position_in_an_array(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as exc:
         read_calls(path)
     assert str(exc.value) == f"{path}: Expected `str`, got `int` - at `$[1].type`"
+
+
+def test_the_input_grid_covers_every_combination_of_both_sets(
+    set_2026: LoadedSet, set_2027: LoadedSet
+) -> None:
+    grid = input_grid(set_2026.tables, set_2027.tables)
+    # 4 reactive types x 4 impacts x 4 urgencies, and risks x 4 impacts x 4 x 4 (likelihood,
+    # proximity), each for no service or one of 7 (hr_portal is new) and for no category or
+    # one of the 2 routed categories (privacy is new).
+    assert len(grid) == (4 * 16 + 1 * 64) * 8 * 3
+    assert len(set(grid)) == len(grid)
+    assert Call(type="risk", impact="user", likelihood="likely", proximity="imminent") in grid
+    r = replay(grid, set_2026.scorer(), set_2027.scorer(), NOW)
+    assert r.skipped == len(grid) // 8  # every hr_portal call: 2026.1 does not know it
+    assert r.refused == 0

@@ -93,6 +93,8 @@ def test_the_run_steps_publish_validation_diff_and_replay_as_the_job_summary(
     assert "| 2027.1 | 2027-01-01T00:00:00+00:00 | added |" in text
     assert "### Priority matrix: 2 cells change" in text
     assert "## Replay: 2026.1 → 2027.1" in text
+    assert "500 calls from `docs/examples/calls.jsonl` replayed" in text
+    assert "calls from every input combination" in text
     assert (tmp_path / "review" / "matrix.html").is_file()
 
 
