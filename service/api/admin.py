@@ -7,9 +7,11 @@ and refuses callers without that scope covers this whole controller.
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import cast
 
 from litestar import Controller, Response, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 
 from service.core.base import Base
 from service.governance.reload import ReloadReport, TableReloader
@@ -37,8 +39,19 @@ class AdminController(Controller):
     tags = ["admin"]
     opt = {"scope": ADMIN_SCOPE}
 
-    @post("/tables/reload", status_code=200, summary="Reload the table sets from disk")
-    async def reload_tables(self, state: State) -> Response[ReloadReport | ReloadRefused]:
+    @post(
+        "/tables/reload",
+        status_code=200,
+        summary="Reload the table sets from disk",
+        responses={
+            422: ResponseSpec(
+                data_container=ReloadRefused,
+                description="The files are invalid: every problem, and the sets that stay.",
+                media_type="application/problem+json",
+            )
+        },
+    )
+    async def reload_tables(self, state: State) -> Response[ReloadReport]:
         """Read ``tables/`` again and swap in the sets if they are valid and changed.
 
         200 with ``result`` ``success`` (swapped) or ``unchanged``; 422 listing every problem
@@ -57,4 +70,5 @@ class AdminController(Controller):
             ),
             report=report,
         )
-        return Response(refused, status_code=422, media_type="application/problem+json")
+        problem = Response(refused, status_code=422, media_type="application/problem+json")
+        return cast("Response[ReloadReport]", problem)  # documented above as the 422 body
