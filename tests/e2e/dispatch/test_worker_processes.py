@@ -165,3 +165,24 @@ def test_usm_worker_refuses_a_pull_mode_team_naming_it(processes: Processes) -> 
         "usm worker: team 'change_advisory' is in pull mode: people claim its items over HTTP, "
         "it gets no workers"
     ) in processes.logs()
+
+
+def test_a_worker_with_metrics_port_exports_its_item_counters(
+    processes: Processes, store: ItemStore, handler_tables: Path
+) -> None:
+    import httpx
+
+    from tests.support.redis_server import free_port
+
+    port = free_port()
+    processes.worker("--metrics-port", str(port))
+    _enqueue(store, handler_tables, Call(type="incident", impact="user", urgency="low"), "m1")
+    line = 'usm_items_completed_total{priority="P5",team="service_desk"} 1.0'
+
+    def scraped() -> bool:
+        try:
+            return line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+        except httpx.HTTPError:
+            return False
+
+    wait_for("the completed item in the worker's /metrics", scraped)

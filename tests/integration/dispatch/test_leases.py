@@ -173,3 +173,23 @@ def test_rqs_own_requeue_of_a_dead_letter_is_handed_out_again(
     again = _pop(redis_client, base_set.tables, holder="w2")
     assert (again.id, again.deliveries) == (item.id, 2)
     assert store.dead_letter_ids([item.queue], 10) == []
+
+
+def test_rqs_registry_maintenance_leaves_items_in_hand_and_dead_letters_alone(
+    redis_client: redis.Redis, store: ItemStore, base_set: LoadedSet, enqueue: Enqueue
+) -> None:
+    from rq.queue import Queue
+    from rq.registry import clean_registries
+
+    call = Call(type="incident", impact="user", urgency="low")
+    abandoned, dead = enqueue(call), enqueue(call)
+    _pop(redis_client, base_set.tables, holder="gone", lease_ms=1)
+    _pop(redis_client, base_set.tables, holder="w")
+    finish(redis_client, dead.id, "w", Outcome.DEAD, now_ms(), 3600, "boom")
+    time.sleep(0.01)
+    # What every RQ worker runs every 10 minutes, and `rq info` partly on each call.
+    clean_registries(Queue(abandoned.queue, connection=redis_client))
+    assert store.get(abandoned.id).state is ItemState.STARTED
+    assert store.dead_letter_ids([dead.queue], 10) == [dead.id]
+    assert [r.id for r in reap(redis_client, now_ms(), 5, 100)] == [abandoned.id]
+    assert _pop(redis_client, base_set.tables).id == abandoned.id
