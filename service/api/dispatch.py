@@ -17,7 +17,6 @@ import anyio.to_thread
 import redis
 from litestar import Litestar
 from litestar.config.app import AppConfig
-from litestar.datastructures import State
 from litestar.plugins import InitPluginProtocol
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -28,21 +27,12 @@ from service.dispatch.config import DispatchConfig
 from service.dispatch.items import now_ms
 from service.dispatch.leases import reap
 from service.dispatch.store import ItemStore
-from service.errors import QueueUnavailable
 from service.metrics.instruments import ItemEvent, record
 from service.settings import Settings
 
-__all__ = ["DispatchPlugin", "item_store"]
+__all__ = ["DispatchPlugin"]
 
 log = logging.getLogger("usm.dispatch")
-
-
-def item_store(state: State) -> ItemStore:
-    """The app's item store; 503 when the service runs without Redis."""
-    store: ItemStore | None = state.get("items")
-    if store is None:
-        raise QueueUnavailable("queues are not configured: set REDIS_URL (or run `usm serve`)")
-    return store
 
 
 class DispatchPlugin(InitPluginProtocol):

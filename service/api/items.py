@@ -17,6 +17,7 @@ from litestar.params import QueryParameter
 from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
+from service.api.queues import active_tables, item_store, table_store
 from service.api.teams import known_team, team_queue_names
 from service.core.base import Base, Name, ShortText
 from service.core.calls import Call, LevelInput
@@ -25,7 +26,6 @@ from service.dispatch.items import Item, now_ms
 from service.dispatch.leases import Outcome, finish
 from service.dispatch.rescore import rescore_call
 from service.dispatch.store import redis_errors
-from service.files.store import TableStore
 from service.metrics.decisions import record_decision
 from service.metrics.instruments import ITEM_HANDLING, ItemEvent, record
 
@@ -103,17 +103,6 @@ class DeadLetters(Base):
     items: list[Item]
 
 
-def _store(state: State) -> Any:
-    from service.api.dispatch import item_store
-
-    return item_store(state)
-
-
-def _tables(state: State) -> TableStore:
-    tables: TableStore = state.tables
-    return tables
-
-
 class ItemsController(Controller):
     path = "/v1/items"
     tags = ["items"]
@@ -124,9 +113,9 @@ class ItemsController(Controller):
         now = datetime.now(UTC)
         call = data.call()
         started = perf_counter()
-        decision = _tables(state).scorer(now).score(call, now)
+        decision = table_store(state).scorer(now).score(call, now)
         record_decision(decision, perf_counter() - started)
-        item, created = _store(state).enqueue(
+        item, created = item_store(state).enqueue(
             call, decision, data.source, data.external_id, data.payload, now
         )
         log = state.get("decision_log")
@@ -141,13 +130,12 @@ class ItemsController(Controller):
     @get("/{item_id:str}", sync_to_thread=True, summary="An item with its decision and history")
     def read(self, item_id: str, state: State) -> Item:
         """State, decision, payload and the history of decisions and state changes."""
-        item: Item = _store(state).get(item_id)
-        return item
+        return item_store(state).get(item_id)
 
     @patch("/{item_id:str}", sync_to_thread=True, summary="Change call fields and re-score")
     def change(self, item_id: str, data: ItemPatch, state: State) -> Item:
         """Re-score with the changed fields; a waiting item moves if priority or team changed."""
-        store = _store(state)
+        store = item_store(state)
         now = datetime.now(UTC)
         item = store.get(item_id)
         changes = {
@@ -156,18 +144,16 @@ class ItemsController(Controller):
             if f in ItemPatch.__struct_fields__ and getattr(data, f) is not UNSET
         }
         call = msgspec.structs.replace(item.call, **changes)
-        decision = rescore_call(_tables(state).scorer(now), call, item.decision, now)
+        decision = rescore_call(table_store(state).scorer(now), call, item.decision, now)
         what = ", ".join(f"{k}={v!r}" for k, v in changes.items()) or "no field"
         reason = f"changed {what}" + (f": {data.reason}" if data.reason else "")
         updated, _ = store.rescore(item_id, decision, now, call=call, reason=reason)
-        result: Item = updated
-        return result
+        return updated
 
     @delete("/{item_id:str}", status_code=200, sync_to_thread=True, summary="Cancel an item")
     def cancel(self, item_id: str, state: State) -> Item:
         """Removes it from its queue (or lease, or the dead letters); 409 when already done."""
-        item: Item = _store(state).cancel(item_id, datetime.now(UTC), reason="cancelled via API")
-        return item
+        return item_store(state).cancel(item_id, datetime.now(UTC), reason="cancelled via API")
 
     @post("/{item_id:str}/complete", status_code=200, sync_to_thread=True, summary="Complete")
     def complete(self, item_id: str, state: State, data: LeaseAction | None = None) -> Item:
@@ -182,13 +168,12 @@ class ItemsController(Controller):
     @post("/{item_id:str}/requeue", status_code=200, sync_to_thread=True, summary="Re-queue")
     def requeue(self, item_id: str, state: State) -> Item:
         """Put a dead-lettered item back at the end of its queue (admin)."""
-        item: Item = _store(state).requeue(item_id, datetime.now(UTC))
-        return item
+        return item_store(state).requeue(item_id, datetime.now(UTC))
 
 
 def _end(state: State, item_id: str, outcome: Outcome, data: LeaseAction | None) -> Item:
-    store = _store(state)
-    item: Item = store.get(item_id)
+    store = item_store(state)
+    item = store.get(item_id)
     holder = data.holder if data else None
     note = data.note if data else ""
     ttl = store.config.result_ttl
@@ -197,7 +182,7 @@ def _end(state: State, item_id: str, outcome: Outcome, data: LeaseAction | None)
     if not done:
         held = f"held by {item.lease.holder}" if item.lease else f"{item.state.value}"
         raise ItemConflict(f"item '{item_id}' is not held by the caller; it is {held}")
-    after: Item = store.get(item_id)
+    after = store.get(item_id)
     if outcome is Outcome.COMPLETED:
         record(ItemEvent.COMPLETED, after.team, after.priority)
         taken = [h.at for h in after.history if h.event in ("claimed", "started")]
@@ -219,8 +204,8 @@ class DeadLettersController(Controller):
         limit: Limit = 100,
     ) -> DeadLetters:
         """Dead-lettered items, oldest first; re-queue one with POST /v1/items/{id}/requeue."""
-        tables = _tables(state).active(datetime.now(UTC)).tables
+        tables = active_tables(state)
         teams = [known_team(tables, team).name] if team else [t.name for t in tables.teams.team]
-        store = _store(state)
+        store = item_store(state)
         ids = store.dead_letter_ids(team_queue_names(tables, teams), limit)
         return DeadLetters(items=store.get_many(ids))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post
@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import Response
 
+from service.api.queues import active_tables, item_store
 from service.core.base import Base, ShortText
 from service.core.tables import TableSet, Team
 from service.dispatch import keys
@@ -19,9 +20,8 @@ from service.dispatch.errors import ItemConflict
 from service.dispatch.items import Item, ItemState, now_ms
 from service.dispatch.leases import Leased, pop
 from service.dispatch.stats import WorkerStat, read_queue_stats, read_worker_stats
-from service.dispatch.store import hand_out_order, redis_errors
+from service.dispatch.store import ItemStore, hand_out_order, redis_errors
 from service.errors import NotFound
-from service.files.store import TableStore
 from service.metrics.instruments import ITEM_WAIT, ItemEvent, record
 
 __all__ = [
@@ -84,11 +84,8 @@ def team_queue_names(tables: TableSet, teams: list[str]) -> list[str]:
     return hand_out_order(tables, teams)
 
 
-def _parts(state: State) -> tuple[TableSet, Any]:
-    from service.api.dispatch import item_store
-
-    tables: TableStore = state.tables
-    return tables.active(datetime.now(UTC)).tables, item_store(state)
+def _parts(state: State) -> tuple[TableSet, ItemStore]:
+    return active_tables(state), item_store(state)
 
 
 class TeamsController(Controller):
