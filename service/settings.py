@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     """``USM_REDIS_PORT``: port of the embedded Redis (``usm serve`` without REDIS_URL); 0 picks
     a free one."""
+    redis_appendfsync: Literal["everysec", "always"] = "everysec"
+    """``USM_REDIS_APPENDFSYNC``: the embedded Redis' AOF fsync policy. ``everysec`` (Redis'
+    advice) survives restarts and process crashes; ``always`` also a power loss, slower."""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 * 1024 * 1024
     """``USM_MAX_BODY_BYTES``: larger request bodies get 413."""
     lease_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0

@@ -136,7 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     embedded = None
     if not settings.redis_url:
-        embedded = EmbeddedRedis(data, settings.redis_port)
+        embedded = EmbeddedRedis(data, settings.redis_port, settings.redis_appendfsync)
         try:
             url = embedded.start()
         except EmbeddedRedisError as exc:
