@@ -96,35 +96,13 @@ class TeamsController(Controller):
     def list_teams(self, state: State) -> Teams:
         """Each team: depth, oldest age and overdue count per priority; workers up and busy."""
         tables, store = _parts(state)
-        now = datetime.now(UTC)
-        names = [t.name for t in tables.teams.team]
-        priorities = [p.name for p in sorted(tables.levels.priority, key=lambda p: p.level)]
-        with redis_errors():
-            queues = read_queue_stats(store.conn, names, priorities, now)
-            workers = {w.team: w for w in read_worker_stats(store.conn, names, now)}
-        return Teams(
-            table_version=tables.version,
-            teams=[
-                TeamView(
-                    name=t.name,
-                    mode=t.mode,
-                    handler=type(t.handler).__struct_config__.tag or "log",  # type: ignore[arg-type]
-                    queues=[
-                        QueueView(
-                            priority=q.priority,
-                            queue=keys.queue_name(q.team, q.priority),
-                            depth=q.depth,
-                            oldest_age_seconds=round(q.oldest_age_seconds, 3),
-                            overdue=q.overdue,
-                        )
-                        for q in queues
-                        if q.team == t.name
-                    ],
-                    workers=workers[t.name],
-                )
-                for t in tables.teams.team
-            ],
-        )
+        return Teams(table_version=tables.version, teams=_views(tables, store, tables.teams.team))
+
+    @get("/{team:str}", sync_to_thread=True, summary="One team with queue depth per priority")
+    def one_team(self, team: str, state: State) -> TeamView:
+        """Depth, oldest age and overdue count per priority; workers up and busy."""
+        tables, store = _parts(state)
+        return _views(tables, store, [known_team(tables, team)])[0]
 
     @get("/{team:str}/queue", sync_to_thread=True, summary="A team's items in hand-out order")
     def queue(
@@ -179,3 +157,33 @@ class TeamsController(Controller):
         )
         item: Item = store.get(got.id)
         return Response(item, status_code=200)
+
+
+def _views(tables: TableSet, store: ItemStore, teams: list[Team]) -> list[TeamView]:
+    """Queue and worker state of ``teams``, two pipelined reads whatever the queue lengths."""
+    now = datetime.now(UTC)
+    names = [t.name for t in teams]
+    priorities = [p.name for p in sorted(tables.levels.priority, key=lambda p: p.level)]
+    with redis_errors():
+        queues = read_queue_stats(store.conn, names, priorities, now)
+        workers = {w.team: w for w in read_worker_stats(store.conn, names, now)}
+    return [
+        TeamView(
+            name=t.name,
+            mode=t.mode,
+            handler=type(t.handler).__struct_config__.tag or "log",  # type: ignore[arg-type]
+            queues=[
+                QueueView(
+                    priority=q.priority,
+                    queue=keys.queue_name(q.team, q.priority),
+                    depth=q.depth,
+                    oldest_age_seconds=round(q.oldest_age_seconds, 3),
+                    overdue=q.overdue,
+                )
+                for q in queues
+                if q.team == t.name
+            ],
+            workers=workers[t.name],
+        )
+        for t in teams
+    ]

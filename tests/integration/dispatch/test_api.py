@@ -100,6 +100,15 @@ def test_queue_lists_items_in_hand_out_order_and_teams_show_depth(
     depth = {q["priority"]: q["depth"] for q in teams["service_desk"]["queues"]}
     assert depth == {"P1": 1, "P2": 0, "P3": 0, "P4": 0, "P5": 2}
     assert teams["change_advisory"]["mode"] == "pull"
+    one = client.get("/v1/teams/service_desk").json()
+    assert one["queues"][0] == {
+        "priority": "P1",
+        "queue": "usm.service_desk.P1",
+        "depth": 1,
+        "oldest_age_seconds": one["queues"][0]["oldest_age_seconds"],
+        "overdue": 0,
+    }
+    assert client.get("/v1/teams/nobody").status_code == 404
 
 
 def test_delete_cancels_and_a_second_delete_is_a_conflict(client: TestClient[Any]) -> None:
