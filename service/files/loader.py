@@ -121,6 +121,23 @@ def load_all(root: Path) -> list[LoadedSet]:
                 )
             )
         seen.setdefault(s.version, Path(s.path).name)
+    # Two sets starting at the same moment would leave the active one to a tie-break on the
+    # version string; governance must say which one is meant.
+    starts: dict[object, str] = {}
+    for s in loaded:
+        start = s.tables.effective_from
+        if start in starts and starts[start] != s.version:
+            problems.append(
+                Problem(
+                    file=f"{Path(s.path).name}/set.toml",
+                    key="effective_from",
+                    reason=(
+                        f"same effective_from as version '{starts[start]}' "
+                        f"({start.isoformat()}); each version needs its own moment"
+                    ),
+                )
+            )
+        starts.setdefault(start, s.version)
     if not loaded and not problems:
         problems.append(Problem(file=str(root), key="(dir)", reason="no table set found"))
     if problems:

@@ -422,6 +422,18 @@ def test_the_same_version_in_two_directories_is_refused(tmp_path: Path) -> None:
     ]
 
 
+def test_two_versions_starting_at_the_same_moment_are_refused(tmp_path: Path) -> None:
+    copy_default(tmp_path, "2026.1")
+    twin = copy_default(tmp_path, "2026.1-twin")
+    replace_in(twin, "set.toml", 'version = "2026.1"', 'version = "2026.2"')
+    with pytest.raises(InvalidTables) as caught:
+        load_all(tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        "2026.1-twin/set.toml: effective_from: same effective_from as version '2026.1' "
+        "(2026-01-01T00:00:00+00:00); each version needs its own moment"
+    ]
+
+
 def test_several_versions_load_oldest_effective_date_first(tmp_path: Path) -> None:
     copy_default(tmp_path, "2026.1")
     later = copy_default(tmp_path, "a-later-one")
