@@ -13,11 +13,12 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
-from service.api.queues import active_tables, item_store, table_store
+from service.api.queues import active_tables, item_store, problems, table_store
 from service.api.teams import known_team, team_queue_names
 from service.core.base import Base, Name, ShortText
 from service.core.calls import Call, LevelInput
@@ -107,7 +108,17 @@ class ItemsController(Controller):
     path = "/v1/items"
     tags = ["items"]
 
-    @post("/", sync_to_thread=True, summary="Score a call and queue it for its team")
+    @post(
+        "/",
+        sync_to_thread=True,
+        summary="Score a call and queue it for its team",
+        responses={
+            200: ResponseSpec(
+                data_container=Item, description="A retry: the item (source, external_id) names."
+            ),
+            **problems(400, 422, 503),
+        },
+    )
     def create(self, data: ItemRequest, state: State) -> Response[Item]:
         """201 with the new item; 200 with the existing one when (source, external_id) is known."""
         now = datetime.now(UTC)
@@ -127,12 +138,22 @@ class ItemsController(Controller):
             headers={"Location": f"{self.path}/{item.id}"},
         )
 
-    @get("/{item_id:str}", sync_to_thread=True, summary="An item with its decision and history")
+    @get(
+        "/{item_id:str}",
+        sync_to_thread=True,
+        summary="An item with its decision and history",
+        responses=problems(404, 503),
+    )
     def read(self, item_id: str, state: State) -> Item:
         """State, decision, payload and the history of decisions and state changes."""
         return item_store(state).get(item_id)
 
-    @patch("/{item_id:str}", sync_to_thread=True, summary="Change call fields and re-score")
+    @patch(
+        "/{item_id:str}",
+        sync_to_thread=True,
+        summary="Change call fields and re-score",
+        responses=problems(400, 404, 409, 422, 503),
+    )
     def change(self, item_id: str, data: ItemPatch, state: State) -> Item:
         """Re-score with the changed fields; a waiting item moves if priority or team changed."""
         store = item_store(state)
@@ -150,22 +171,46 @@ class ItemsController(Controller):
         updated, _ = store.rescore(item_id, decision, now, call=call, reason=reason)
         return updated
 
-    @delete("/{item_id:str}", status_code=200, sync_to_thread=True, summary="Cancel an item")
+    @delete(
+        "/{item_id:str}",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Cancel an item",
+        responses=problems(404, 409, 503),
+    )
     def cancel(self, item_id: str, state: State) -> Item:
         """Removes it from its queue (or lease, or the dead letters); 409 when already done."""
         return item_store(state).cancel(item_id, datetime.now(UTC), reason="cancelled via API")
 
-    @post("/{item_id:str}/complete", status_code=200, sync_to_thread=True, summary="Complete")
+    @post(
+        "/{item_id:str}/complete",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Complete a claimed item",
+        responses=problems(404, 409, 503),
+    )
     def complete(self, item_id: str, state: State, data: LeaseAction | None = None) -> Item:
         """Finish a claimed (or started) item."""
         return _end(state, item_id, Outcome.COMPLETED, data)
 
-    @post("/{item_id:str}/release", status_code=200, sync_to_thread=True, summary="Release")
+    @post(
+        "/{item_id:str}/release",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Give a claimed item back",
+        responses=problems(404, 409, 503),
+    )
     def release(self, item_id: str, state: State, data: LeaseAction | None = None) -> Item:
         """Give a claimed item back: it returns to the front of its queue."""
         return _end(state, item_id, Outcome.RELEASED, data)
 
-    @post("/{item_id:str}/requeue", status_code=200, sync_to_thread=True, summary="Re-queue")
+    @post(
+        "/{item_id:str}/requeue",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Re-queue a dead letter",
+        responses=problems(404, 409, 503),
+    )
     def requeue(self, item_id: str, state: State) -> Item:
         """Put a dead-lettered item back at the end of its queue (admin)."""
         return item_store(state).requeue(item_id, datetime.now(UTC))
@@ -196,7 +241,12 @@ class DeadLettersController(Controller):
     path = "/v1/dead-letters"
     tags = ["items"]
 
-    @get("/", sync_to_thread=True, summary="Items that failed after their retries")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="Items that failed after their retries",
+        responses=problems(400, 404, 503),
+    )
     def list_dead(
         self,
         state: State,

@@ -9,13 +9,44 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 
+from service.core.base import Base
 from service.core.tables import TableSet
 from service.dispatch.store import ItemStore
 from service.errors import QueueUnavailable
 from service.files.store import TableStore
 
-__all__ = ["active_tables", "item_store", "table_store"]
+__all__ = ["Problem", "active_tables", "item_store", "problems", "table_store"]
+
+
+class Problem(Base):
+    """A refusal (``application/problem+json``), as service/api/errors.py writes it."""
+
+    status: int
+    title: str
+    detail: str
+    field: str | None = None
+    allowed: list[str] | None = None
+
+
+_WHY = {
+    400: "Malformed body or parameter: names the field and the allowed values.",
+    404: "No such item or team: names it (and the known teams).",
+    409: "The item's state does not allow this (e.g. already cancelled, not held by you).",
+    422: "A call field names something the tables do not know: names it and the allowed values.",
+    503: "Redis is unreachable: retry after the Retry-After header's seconds.",
+}
+
+
+def problems(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the refusals a route can answer with."""
+    return {
+        code: ResponseSpec(
+            data_container=Problem, description=_WHY[code], media_type="application/problem+json"
+        )
+        for code in codes
+    }
 
 
 def item_store(state: State) -> ItemStore:

@@ -9,10 +9,11 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import Response
 
-from service.api.queues import active_tables, item_store
+from service.api.queues import active_tables, item_store, problems
 from service.core.base import Base, ShortText
 from service.core.tables import TableSet, Team
 from service.dispatch import keys
@@ -92,19 +93,34 @@ class TeamsController(Controller):
     path = "/v1/teams"
     tags = ["teams"]
 
-    @get("/", sync_to_thread=True, summary="Teams with queue depth per priority")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="Teams with queue depth per priority",
+        responses=problems(503),
+    )
     def list_teams(self, state: State) -> Teams:
         """Each team: depth, oldest age and overdue count per priority; workers up and busy."""
         tables, store = _parts(state)
         return Teams(table_version=tables.version, teams=_views(tables, store, tables.teams.team))
 
-    @get("/{team:str}", sync_to_thread=True, summary="One team with queue depth per priority")
+    @get(
+        "/{team:str}",
+        sync_to_thread=True,
+        summary="One team with queue depth per priority",
+        responses=problems(404, 503),
+    )
     def one_team(self, team: str, state: State) -> TeamView:
         """Depth, oldest age and overdue count per priority; workers up and busy."""
         tables, store = _parts(state)
         return _views(tables, store, [known_team(tables, team)])[0]
 
-    @get("/{team:str}/queue", sync_to_thread=True, summary="A team's items in hand-out order")
+    @get(
+        "/{team:str}/queue",
+        sync_to_thread=True,
+        summary="A team's items in hand-out order",
+        responses=problems(400, 404, 503),
+    )
     def queue(
         self,
         team: str,
@@ -122,7 +138,16 @@ class TeamsController(Controller):
         ]
         return TeamQueue(team=team, items=items)
 
-    @post("/{team:str}/claim", sync_to_thread=True, summary="Claim the next item (pull mode)")
+    @post(
+        "/{team:str}/claim",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Claim the next item (pull mode)",
+        responses={
+            204: ResponseSpec(data_container=None, description="Nothing waits (or `rq suspend`)."),
+            **problems(400, 404, 409, 503),
+        },
+    )
     def claim(
         self, team: str, state: State, data: ClaimRequest | None = None
     ) -> Response[Item | None]:
