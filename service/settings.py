@@ -43,7 +43,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=256)] = 64 * 1024
     """``USM_MAX_PAYLOAD_BYTES``: largest item ``payload`` (encoded JSON)."""
     api_keys_file: str | None = None
-    """``USM_API_KEYS_FILE``: TOML file of ``[[keys]]`` (name, hash, scopes); see docs/security.md."""
+    """``USM_API_KEYS_FILE``: TOML file of ``[[keys]]`` (name, hash, scopes); see
+    docs/security.md."""
     api_keys: str | None = None
     """``USM_API_KEYS``: keys as ``NAME:SCOPE[,SCOPE]:sha256:HEX`` entries separated by ``;``."""
     rate_limit: Annotated[
