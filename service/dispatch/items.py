@@ -46,7 +46,8 @@ class ItemState(enum.StrEnum):
     """A person of a pull-mode team claimed it over HTTP (leased)."""
     COMPLETED = "completed"
     FAILED = "failed"
-    """The handler failed; kept for history, the item moves on to ``dead``."""
+    """Reserved for a failed attempt that will be retried in place; today a handler retries
+    inside one delivery (webhook back-off) and a failing item goes straight to ``dead``."""
     DEAD = "dead"
     """Failed after its retries: in the dead-letter registry, can be re-queued."""
     CANCELLED = "cancelled"
