@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +66,9 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
     items: dict[str, str] = field(default_factory=dict)  # external id -> item id
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=1000))  # external ids
+    latency: list[tuple[float, float]] = field(default_factory=list)  # (at, seconds)
+    skipped: int = 0
 
     def error(self, kind: str, what: str) -> None:
         self.errors[kind] += 1
@@ -104,10 +107,10 @@ class Mix:
             start = self.rng.randrange(len(self.calls) - BATCH)
             return kind, "POST", "/v1/priority/batch", {"calls": self.calls[start : start + BATCH]}
         if kind == "read":
-            item_id = tally.items[self.rng.choice(list(tally.items)[-1000:])]
+            item_id = tally.items[self.rng.choice(tally.recent)]
             return kind, "GET", f"/v1/items/{item_id}", None
         if tally.items and self.rng.random() < 0.1:
-            ext = self.rng.choice(list(tally.items)[-1000:])  # a ticketing tool's retry
+            ext = self.rng.choice(tally.recent)  # a ticketing tool's retry
             kind = "retry"
         else:
             self.n += 1
@@ -118,11 +121,13 @@ class Mix:
 
 async def _one(client: httpx.AsyncClient, mix: Mix, tally: Tally) -> None:
     kind, method, path, body = mix.next(tally)
+    t0 = time.monotonic()
     try:
         r = await client.request(method, path, json=body)
     except httpx.HTTPError as exc:
         tally.error(kind, f"{type(exc).__name__}: {exc}")
         return
+    tally.latency.append((t0, time.monotonic() - t0))
     expected = {"item": (201,), "retry": (200,)}.get(kind, (200,))
     if r.status_code not in expected:
         tally.error(kind, f"{r.status_code} {r.text[:160]}")
@@ -130,6 +135,8 @@ async def _one(client: httpx.AsyncClient, mix: Mix, tally: Tally) -> None:
     if kind in ("item", "retry"):
         assert body is not None
         ext, item_id = body["external_id"], r.json()["id"]
+        if ext not in tally.items:
+            tally.recent.append(ext)
         if tally.items.setdefault(ext, item_id) != item_id:
             tally.error(kind, f"retry of {ext} answered item {item_id}, not {tally.items[ext]}")
             return
@@ -180,10 +187,15 @@ async def paced(
         while (now := time.monotonic()) - started < seconds:
             due = int((now - started) * rate)
             while sent < due:
+                sent += 1
+                if len(pending) >= 2 * clients:
+                    # The client (or the server) cannot keep the pace: skip rather than build an
+                    # unbounded backlog that would burst later; the shortfall shows in the rate.
+                    tally.skipped += 1
+                    continue
                 task = asyncio.create_task(fire())
                 pending.add(task)
                 task.add_done_callback(pending.discard)
-                sent += 1
             if now >= next_tick:
                 on_tick(now - started, tally)
                 next_tick += 5.0
@@ -301,6 +313,42 @@ def main(argv: list[str] | None = None) -> int:
                 print("FAIL: the API key appeared in the serve log")
 
 
+def _minutes(latency: list[tuple[float, float]]) -> list[list[object]]:
+    """Requests, rate and latency percentiles per minute of the soak: does anything degrade?"""
+    if not latency:
+        return [["minute", "requests"]]
+    start = min(t for t, _ in latency)
+    buckets: dict[int, list[float]] = {}
+    for t, d in latency:
+        buckets.setdefault(int((t - start) // 60), []).append(d)
+    rows: list[list[object]] = [["minute", "requests", "req/s", "p50 ms", "p99 ms"]]
+    for minute, values in sorted(buckets.items()):
+        values.sort()
+        p50 = values[len(values) // 2] * 1000
+        p99 = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+        rows.append(
+            [minute + 1, len(values), f"{len(values) / 60:.0f}", f"{p50:.1f}", f"{p99:.1f}"]
+        )
+    return rows
+
+
+def _rss_report(samples: list[tuple[float, dict[str, int]]], warmup: float) -> float:
+    """Print RSS per process kind from the end of warm-up to the end; the service's growth."""
+    base_rss = next(s for at, s in samples if at >= warmup)
+    end_rss = samples[-1][1]
+    rows: list[list[object]] = []
+    growth_total = 0.0
+    for kind in sorted(end_rss):
+        before, after = base_rss.get(kind, 0), end_rss[kind]
+        growth = (after - before) / before if before else 0.0
+        if kind.startswith("service"):
+            growth_total = growth
+        rows.append([kind, f"{before / 1024:.1f}", f"{after / 1024:.1f}", f"{growth:+.1%}"])
+    print()
+    print_table([["process", f"RSS MiB at {warmup:.0f}s", "RSS MiB at end", "growth"], *rows])
+    return growth_total
+
+
 def _wait_ready(serve: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -354,26 +402,17 @@ def _run(
     inflight = conn.zcard(keys.INFLIGHT)
     conn.close()
 
-    base_rss = next(s for at, s in samples if at >= warmup)
-    end_rss = samples[-1][1]
-    rows = []
-    growth_total = 0.0
-    for kind in sorted(end_rss):
-        before, after = base_rss.get(kind, 0), end_rss[kind]
-        growth = (after - before) / before if before else 0.0
-        if kind.startswith("service"):
-            growth_total = growth
-        rows.append([kind, f"{before / 1024:.1f}", f"{after / 1024:.1f}", f"{growth:+.1%}"])
-    print()
-    print_table([["process", f"RSS MiB at {warmup:.0f}s", "RSS MiB at end", "growth"], *rows])
-    print()
+    growth_total = _rss_report(samples, warmup)
     errors = sum(tally.errors.values())
+    print()
+    print_table(_minutes(tally.latency))
+    print()
     kinds = ("score", "batch", "item", "retry", "read")
     print_table([["kind", "ok", "errors"], *[[k, tally.ok[k], tally.errors[k]] for k in kinds]])
     completed = states[ItemState.COMPLETED.value]
     print()
-    print(f"requests: {sum(tally.ok.values())} ok at {achieved:.0f} req/s "
-          f"(target {rate:.0f}), errors {errors}")  # fmt: skip
+    print(f"requests: {sum(tally.ok.values())} ok at {achieved:.0f} req/s (target {rate:.0f}; "
+          f"{tally.skipped} not sent: client at its limit), errors {errors}")  # fmt: skip
     for sample in tally.samples:
         print(f"  error: {sample}")
     print(f"items: {len(ids)} accepted, {completed} completed, states {dict(states)}, "

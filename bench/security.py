@@ -1,0 +1,130 @@
+"""What API keys and per-key rate limits cost on ``POST /v1/priority``, side by side in one run.
+
+Three ``usm api`` processes (the default server) on one redis-server, differing only in security:
+
+- ``open``: no keys (loopback mode): the ceiling;
+- ``keys``: a key required (SHA-256 + constant-time comparison per request), no rate limit;
+- ``keys+limit``: a key and the per-key rate limit counted in Redis (one Lua ``INCR`` per request).
+
+The same call is posted by ``wrk`` (with the key header) round-robin over ``--rounds`` rounds;
+medians are reported with their ratio to ``open``.
+
+    .venv/bin/python -m bench.security [--rounds 5] [--seconds 5] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench._common import ROOT, TABLES, machine, print_table
+from service.embedded_redis import EmbeddedRedis, free_port
+from service.security.keys import hash_key, new_key
+
+__all__ = ["main"]
+
+RUN_CLI = "import sys; from service.cli.main import main; sys.exit(main(sys.argv[1:]))"
+CALL = b'{"type": "incident", "impact": "department", "urgency": "high"}'
+_WRK = """
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH %d %d %d\\n", summary.requests, summary.duration,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+"""
+
+
+def _wrk(url: str, auth: str, connections: int, seconds: float, script: Path) -> float:
+    env = {**os.environ, "BENCH_BODY": CALL.decode(), "BENCH_AUTH": auth}
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    found = re.search(r"BENCH (\d+) (\d+) (\d+)", out)
+    assert found, out
+    requests, micros, errors = (int(g) for g in found.groups())
+    if errors:
+        raise SystemExit(f"{errors} errors against {url}: {out}")
+    return requests / (micros / 1e6)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.security needs wrk (apt-get install wrk)")
+    print(" ".join(f"{k}={v}" for k, v in machine().items()))
+    key = new_key()
+    keyed = f"bench:score:{hash_key(key)}"
+    variants = {
+        "open": {"USM_RATE_LIMIT": "off"},
+        "keys": {"USM_API_KEYS": keyed, "USM_RATE_LIMIT": "off"},
+        "keys+limit": {"USM_API_KEYS": keyed, "USM_RATE_LIMIT": "1000000/second"},
+    }
+    with tempfile.TemporaryDirectory(prefix="usm-bench-sec-") as tmp:
+        redis_server = EmbeddedRedis(Path(tmp) / "redis", free_port())
+        redis_url = redis_server.start()
+        script = Path(tmp) / "post.lua"
+        script.write_text(_WRK)
+        procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        try:
+            for name, extra in variants.items():
+                port = free_port()
+                env = {**os.environ, "REDIS_URL": redis_url, "USM_TABLES": str(TABLES),
+                       "USM_PORT": str(port), **extra}  # fmt: skip
+                if "USM_API_KEYS" not in extra:
+                    env.pop("USM_API_KEYS", None)  # "open" means no key at all
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", RUN_CLI, "--log-level", "WARNING", "api"],
+                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                procs[name] = (proc, f"http://127.0.0.1:{port}")
+            for name, (proc, base) in procs.items():
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        if proc.poll() is not None or time.monotonic() > deadline:
+                            raise SystemExit(f"{name} server did not start") from None
+                        time.sleep(0.2)
+            results: dict[str, list[float]] = {name: [] for name in procs}
+            for _ in range(args.rounds):
+                for name, (_, base) in procs.items():
+                    auth = f"Bearer {key}"
+                    url = f"{base}/v1/priority"
+                    results[name].append(_wrk(url, auth, args.connections, args.seconds, script))
+        finally:
+            for proc, _ in procs.values():
+                proc.terminate()
+                proc.wait(20)
+            redis_server.stop()
+    ceiling = statistics.median(results["open"])
+    rows: list[list[object]] = [["server", "median req/s", "ratio to open", "rounds"]]
+    for name, values in results.items():
+        median = statistics.median(values)
+        rows.append([name, f"{median:.0f}", f"{median / ceiling:.2f}",
+                     " ".join(f"{v:.0f}" for v in values)])  # fmt: skip
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
