@@ -102,13 +102,19 @@ class Security:
     """What litestar needs: middleware (in order), stores and lifecycle hooks."""
 
     ring: KeyRing
+    """The configured keys (empty: open, loopback-only mode)."""
     middleware: list[DefineMiddleware] = field(default_factory=list)
+    """Authentication first, then the per-key rate limit (it needs to know the key's name)."""
     stores: dict[str, Store] = field(default_factory=dict)
+    """``rate_limit``: the Redis-backed counter store, when limits are on."""
     on_startup: list[Callable[[Litestar], Any]] = field(default_factory=list)
+    """Adds the key schemes and refusals to the OpenAPI document."""
     on_shutdown: list[Callable[[], Any]] = field(default_factory=list)
+    """Closes the rate limiter's Redis connections."""
     exception_handlers: dict[type[Exception], Any] = field(
         default_factory=lambda: dict(HOSTILE_HANDLERS)
     )
+    """Turn hostile bodies that slip past the decoders into 4xx (see ``hostile.py``)."""
 
 
 def build_security(settings: Settings, ring: KeyRing | None = None) -> Security:
