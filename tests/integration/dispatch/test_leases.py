@@ -193,3 +193,21 @@ def test_rqs_registry_maintenance_leaves_items_in_hand_and_dead_letters_alone(
     assert store.dead_letter_ids([dead.queue], 10) == [dead.id]
     assert [r.id for r in reap(redis_client, now_ms(), 5, 100)] == [abandoned.id]
     assert _pop(redis_client, base_set.tables).id == abandoned.id
+
+
+def test_a_worker_for_two_teams_takes_every_p1_before_any_p2(
+    redis_client: redis.Redis, base_set: LoadedSet, enqueue: Enqueue
+) -> None:
+    sec_p2 = enqueue(
+        Call(type="incident", impact="department", urgency="high", category="security")
+    )
+    desk_p1 = enqueue(Call(type="incident", impact="organisation", urgency="immediate"))
+    sec_p1 = enqueue(
+        Call(type="incident", impact="organisation", urgency="immediate", category="security")
+    )
+    assert (sec_p2.team, sec_p2.priority) == ("security", "P2")
+    order = hand_out_order(base_set.tables, ["service_desk", "security"])
+    handed = []
+    while isinstance(got := pop(redis_client, order, [], "w", now_ms(), 60_000), Leased):
+        handed.append(got.id)
+    assert handed == [desk_p1.id, sec_p1.id, sec_p2.id]
