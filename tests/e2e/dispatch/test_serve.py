@@ -10,20 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
+from service.dispatch import keys
 from tests.e2e.dispatch.conftest import ROOT, RUN_CLI, wait_for
 from tests.support.redis_server import free_port
 
 INCIDENT = {"type": "incident", "impact": "user", "urgency": "low", "source": "e2e"}
 
 
-def _serve(tmp: Path, port: int, log: str) -> subprocess.Popen[bytes]:
+def _serve(tmp: Path, port: int, log: str, redis_port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(
         USM_DATA_DIR=str(tmp / "var"),
         USM_TABLES=str(ROOT / "tables"),
         USM_PORT=str(port),
-        USM_REDIS_PORT=str(free_port()),
+        USM_REDIS_PORT=str(redis_port),
     )
     out = open(tmp / log, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -46,12 +48,12 @@ def _redis_pids(data: Path) -> list[str]:
     return [pidfile.read_text().strip()] if pidfile.exists() else []
 
 
-def test_usm_serve_runs_its_own_redis_workers_and_api_and_keeps_items_across_restarts(
+def test_usm_serve_runs_redis_workers_and_api_replaces_dead_workers_and_keeps_items(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
+    port, redis_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    serve = _serve(tmp_path, port, "serve-1.log")
+    serve = _serve(tmp_path, port, "serve-1.log", redis_port)
     try:
         wait_for("the API", lambda: _get(f"{base}/healthz"), timeout=40)
         pid = _redis_pids(tmp_path / "var")
@@ -62,6 +64,22 @@ def test_usm_serve_runs_its_own_redis_workers_and_api_and_keeps_items_across_res
         )
         teams = {t["name"]: t["workers"]["up"] for t in _get(f"{base}/v1/teams")["teams"]}
         assert teams["service_desk"] == 1 and teams["change_advisory"] == 0
+        # A worker that dies is replaced by usm serve.
+        conn = redis.Redis(port=redis_port)
+        [old] = [n.decode() for n in conn.zrange(keys.workers_key("service_desk"), 0, -1)]
+        os.kill(int(old.split("-")[-2]), signal.SIGKILL)
+
+        def replaced() -> bool:
+            names = [n.decode() for n in conn.zrange(keys.workers_key("service_desk"), 0, -1)]
+            return any(n != old for n in names)
+
+        wait_for("a replacement worker", replaced)
+        again = httpx.post(f"{base}/v1/items", json={**INCIDENT, "external_id": "A2"}).json()
+        wait_for(
+            "the replacement to complete an item",
+            lambda: (_get(f"{base}/v1/items/{again['id']}") or {}).get("state") == "completed",
+        )
+        conn.close()
         waiting = httpx.post(
             f"{base}/v1/items", json={**INCIDENT, "type": "change", "external_id": "B"}
         ).json()
@@ -72,7 +90,7 @@ def test_usm_serve_runs_its_own_redis_workers_and_api_and_keeps_items_across_res
     assert pid and not Path(f"/proc/{pid[0]}").exists(), "embedded Redis outlived usm serve"
     assert (tmp_path / "var" / "redis" / "appendonlydir").is_dir()
 
-    serve = _serve(tmp_path, port, "serve-2.log")
+    serve = _serve(tmp_path, port, "serve-2.log", redis_port)
     try:
         wait_for("the API again", lambda: _get(f"{base}/healthz"), timeout=40)
         again = _get(f"{base}/v1/items/{waiting['id']}")
