@@ -13,6 +13,7 @@ one interrupts the handler and puts the item back at the front of its queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -32,7 +33,16 @@ from service.core.tables import TableSet
 from service.dispatch import keys
 from service.dispatch.config import DispatchConfig
 from service.dispatch.items import ItemState, now_ms
-from service.dispatch.leases import SUSPENDED, Leased, Outcome, extend, finish, pop, reap
+from service.dispatch.leases import (
+    SUSPENDED,
+    Leased,
+    Outcome,
+    expire_registries,
+    extend,
+    finish,
+    pop,
+    reap,
+)
 from service.dispatch.store import hand_out_order
 from service.metrics.instruments import ITEM_HANDLING, ITEM_WAIT, ItemEvent, record
 from worker.handlers import Delivery, Handler, Interrupted, build_handler
@@ -44,6 +54,8 @@ log = logging.getLogger("usm.worker")
 _CALL = msgspec.json.Decoder(Call)
 _DECISION = msgspec.json.Decoder(Decision)
 _PAYLOAD = msgspec.json.Decoder(dict[str, object] | None)
+_EXPIRE_EVERY = 600.0
+"""Seconds between clean-ups of expired registry entries (RQ's maintenance interval)."""
 _IDLE_BLOCK = 1.0
 """Longest a BLPOP waits, so stop requests are seen within a second."""
 
@@ -273,7 +285,7 @@ class Worker:
     def _beat_loop(self) -> None:
         tick = min(self.config.heartbeat_seconds, self.config.reaper_seconds, 1.0)
         next_beat = time.monotonic() + self.config.heartbeat_seconds
-        next_reap = time.monotonic()
+        next_reap = next_expire = time.monotonic()
         while not self._beat_stop.wait(tick):
             now = time.monotonic()
             if now >= next_beat:
@@ -282,6 +294,10 @@ class Worker:
             if now >= next_reap:
                 self._reap()
                 next_reap = now + self.config.reaper_seconds
+            if now >= next_expire:
+                with contextlib.suppress(redis.RedisError):
+                    expire_registries(self.conn, self.queue_names, time.time())
+                next_expire = now + _EXPIRE_EVERY
 
     def _beat(self) -> None:
         """Presence for `usm` stats and `rq info`, and the current item's lease."""

@@ -20,7 +20,17 @@ from service.dispatch import keys
 from service.dispatch.items import ItemState, ms_to_datetime
 from service.dispatch.scripts import scripts_for
 
-__all__ = ["Leased", "Outcome", "Reaped", "extend", "finish", "pop", "reap", "rq_time"]
+__all__ = [
+    "Leased",
+    "Outcome",
+    "Reaped",
+    "expire_registries",
+    "extend",
+    "finish",
+    "pop",
+    "reap",
+    "rq_time",
+]
 
 
 class Outcome(enum.StrEnum):
@@ -182,3 +192,16 @@ def reap(
         Reaped(id=r[0].decode(), team=_text(r[1]), priority=_text(r[2]), dead=r[3] == b"dead")
         for r in rows
     ]
+
+
+def expire_registries(conn: redis.Redis, queue_names: Sequence[str], now_s: float) -> None:
+    """Drop entries past their expiry from the queues' finished and dead-letter registries.
+
+    What RQ's own worker maintenance does every 10 minutes; the item hashes themselves expire
+    by TTL. One pipeline, whatever the number of entries.
+    """
+    with conn.pipeline(transaction=False) as pipe:
+        for name in queue_names:
+            pipe.zremrangebyscore(keys.finished_key(name), 0, now_s)
+            pipe.zremrangebyscore(keys.failed_key(name), 0, now_s)
+        pipe.execute()

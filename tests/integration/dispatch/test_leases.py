@@ -211,3 +211,17 @@ def test_a_worker_for_two_teams_takes_every_p1_before_any_p2(
     while isinstance(got := pop(redis_client, order, [], "w", now_ms(), 60_000), Leased):
         handed.append(got.id)
     assert handed == [desk_p1.id, sec_p1.id, sec_p2.id]
+
+
+def test_expired_registry_entries_are_dropped_and_live_ones_kept(
+    redis_client: redis.Redis, base_set: LoadedSet, enqueue: Enqueue
+) -> None:
+    from service.dispatch.leases import expire_registries
+
+    call = Call(type="incident", impact="user", urgency="low")
+    old, fresh = enqueue(call), enqueue(call)
+    for item, ttl in ((old, 1), (fresh, 3600)):
+        _pop(redis_client, base_set.tables)
+        finish(redis_client, item.id, "w1", Outcome.COMPLETED, now_ms(), ttl)
+    expire_registries(redis_client, [old.queue], time.time() + 2)
+    assert redis_client.zrange(keys.finished_key(old.queue), 0, -1) == [fresh.id.encode()]
