@@ -50,7 +50,7 @@ end
 def _wrk(url: str, auth: str, connections: int, seconds: float, script: Path) -> float:
     env = {**os.environ, "BENCH_BODY": CALL.decode(), "BENCH_AUTH": auth}
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script), url],
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds:.0f}s", "-s", str(script), url],
         env=env, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     found = re.search(r"BENCH (\d+) (\d+) (\d+)", out)
@@ -64,7 +64,7 @@ def _wrk(url: str, auth: str, connections: int, seconds: float, script: Path) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:

@@ -313,22 +313,31 @@ def main(argv: list[str] | None = None) -> int:
                 print("FAIL: the API key appeared in the serve log")
 
 
-def _minutes(latency: list[tuple[float, float]]) -> list[list[object]]:
-    """Requests, rate and latency percentiles per minute of the soak: does anything degrade?"""
+def _minutes(
+    latency: list[tuple[float, float]], loads: list[tuple[float, float]]
+) -> list[list[object]]:
+    """Requests, rate, latency percentiles and machine load per minute: does anything degrade?
+
+    The load average (every process on the machine, the bench's own included) tells a slow
+    minute caused by neighbours on the shared cores from one caused by the service.
+    """
     if not latency:
         return [["minute", "requests"]]
     start = min(t for t, _ in latency)
     buckets: dict[int, list[float]] = {}
     for t, d in latency:
         buckets.setdefault(int((t - start) // 60), []).append(d)
-    rows: list[list[object]] = [["minute", "requests", "req/s", "p50 ms", "p99 ms"]]
+    load_by: dict[int, list[float]] = {}
+    for at, load in loads:
+        load_by.setdefault(int(at // 60), []).append(load)
+    rows: list[list[object]] = [["minute", "requests", "req/s", "p50 ms", "p99 ms", "load1"]]
     for minute, values in sorted(buckets.items()):
         values.sort()
         p50 = values[len(values) // 2] * 1000
         p99 = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
-        rows.append(
-            [minute + 1, len(values), f"{len(values) / 60:.0f}", f"{p50:.1f}", f"{p99:.1f}"]
-        )
+        rate = f"{len(values) / 60:.0f}"
+        load = f"{max(load_by.get(minute) or [float('nan')]):.1f}"
+        rows.append([minute + 1, len(values), rate, f"{p50:.1f}", f"{p99:.1f}", load])
     return rows
 
 
@@ -386,8 +395,11 @@ def _run(
     warmup = min(60.0, seconds / 6)
     samples: list[tuple[float, dict[str, int]]] = []
 
+    loads: list[tuple[float, float]] = []
+
     def tick(at: float, tally: Tally) -> None:
         samples.append((at, rss(serve.pid)))
+        loads.append((at, os.getloadavg()[0]))
         if int(at) % 60 < 5:
             done = sum(tally.ok.values())
             print(f"  t={at:5.0f}s ok={done} errors={sum(tally.errors.values())} "
@@ -405,7 +417,7 @@ def _run(
     growth_total = _rss_report(samples, warmup)
     errors = sum(tally.errors.values())
     print()
-    print_table(_minutes(tally.latency))
+    print_table(_minutes(tally.latency, loads))
     print()
     kinds = ("score", "batch", "item", "retry", "read")
     print_table([["kind", "ok", "errors"], *[[k, tally.ok[k], tally.errors[k]] for k in kinds]])

@@ -79,3 +79,20 @@ def test_with_redis_down_scoring_answers_and_limits_hold_per_process(
     counters = {k.decode() for k in client.scan_iter("usm:ratelimit:*")}
     assert "usm:ratelimit:KeyRateLimitMiddleware::root" in counters  # counted in Redis again
     client.close()
+
+
+def test_far_below_the_limit_hits_are_synced_to_redis_in_bulk_and_none_is_lost(
+    keys: Keys, redis_url: str, redis_client: redis.Redis
+) -> None:
+    from service.security.ratelimit import SYNC_SECONDS
+
+    with TestClient(keyed_app(keys, rate_limit="1000/minute", redis_url=redis_url)) as c:
+        for _ in range(10):
+            assert c.get("/v1/tables", headers=bearer(keys.score)).status_code == 200
+        counter = "usm:ratelimit:KeyRateLimitMiddleware::scorer"
+        in_redis = int(redis_client.get(counter) or 0)
+        time.sleep(SYNC_SECONDS + 0.05)
+        last = c.get("/v1/tables", headers=bearer(keys.score))
+    assert 1 <= in_redis < 10, "every hit went to Redis: no local counting"
+    assert int(redis_client.get(counter) or 0) == 11, "a locally counted hit was lost"
+    assert last.headers["ratelimit-remaining"] == str(1000 - 11)
