@@ -328,8 +328,8 @@ def _minutes(
     for t, d in latency:
         buckets.setdefault(int((t - start) // 60), []).append(d)
     load_by: dict[int, list[float]] = {}
-    for at, load in loads:
-        load_by.setdefault(int(at // 60), []).append(load)
+    for at, load1 in loads:
+        load_by.setdefault(int(at // 60), []).append(load1)
     rows: list[list[object]] = [["minute", "requests", "req/s", "p50 ms", "p99 ms", "load1"]]
     for minute, values in sorted(buckets.items()):
         values.sort()
