@@ -149,7 +149,7 @@ def machine() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "load1": f"{os.getloadavg()[0]:.1f}",
     }
-    for dist in ("msgspec", "litestar", "uvicorn", "granian"):
+    for dist in ("msgspec", "litestar", "uvicorn", "granian", "uvloop", "httptools"):
         info[dist] = _version(dist)
     wrk = shutil.which("wrk")
     if wrk:

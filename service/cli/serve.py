@@ -42,8 +42,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--server",
         default=None,
-        choices=("granian", "uvicorn"),
-        help="ASGI server (USM_SERVER, default granian: see docs/benchmarks.md)",
+        choices=("uvicorn", "granian"),
+        help="ASGI server (USM_SERVER, default uvicorn: see docs/benchmarks.md)",
     )
 
 
