@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     tool = tool_name(args.tool)
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine().items()))
-    how = "installed" if tool == "wrk" else "wrk not found: asyncio fallback"
+    how = "Debian package" if tool == "wrk" else "asyncio on raw sockets"
+    if tool == "python" and args.tool == "auto":
+        how += "; wrk not found: apt-get install -y wrk"
     print(
         f"load: {tool} ({how}), {args.connections} connections (batch: "
         f"{args.batch_connections}), {args.seconds:g} s per run, {args.rounds} interleaved "

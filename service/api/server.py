@@ -1,10 +1,9 @@
 """Run the ASGI app in this process with the chosen server.
 
 uvicorn (with httptools and uvloop) is the default: measured side by side with granian by
-``bench/http.py`` on the same app, it served ``POST /v1/priority`` 1.02-1.32x faster in wall-clock
-terms and 1.24-1.45x per CPU-second over three runs; granian was 1.01-1.21x faster on the
-1,000-call batch endpoint (docs/benchmarks.md). ``USM_SERVER=granian`` (or ``usm api --server
-granian``) picks granian, e.g. for batch-heavy callers.
+``bench/http.py`` on the same app in eight runs, it served ``POST /v1/priority`` faster in every
+one (median 1.16x wall clock, 1.32x per CPU-second); on 1,000-call batches the two were even
+(docs/benchmarks.md). ``USM_SERVER=granian`` (or ``usm api --server granian``) picks granian.
 """
 
 from __future__ import annotations
