@@ -68,6 +68,7 @@ class Tally:
     items: dict[str, str] = field(default_factory=dict)  # external id -> item id
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=1000))  # external ids
     latency: list[tuple[float, float]] = field(default_factory=list)  # (at, seconds)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)  # kind -> seconds
     skipped: int = 0
 
     def error(self, kind: str, what: str) -> None:
@@ -127,7 +128,9 @@ async def _one(client: httpx.AsyncClient, mix: Mix, tally: Tally) -> None:
     except httpx.HTTPError as exc:
         tally.error(kind, f"{type(exc).__name__}: {exc}")
         return
-    tally.latency.append((t0, time.monotonic() - t0))
+    took = time.monotonic() - t0
+    tally.latency.append((t0, took))
+    tally.by_kind.setdefault(kind, []).append(took)
     expected = {"item": (201,), "retry": (200,)}.get(kind, (200,))
     if r.status_code not in expected:
         tally.error(kind, f"{r.status_code} {r.text[:160]}")
@@ -276,11 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="soak duration (default 10)")
     parser.add_argument("--measure", type=float, default=20.0, help="max-rate run, seconds")
     parser.add_argument("--concurrency", type=int, default=16, help="client connections")
+    parser.add_argument(
+        "--keep", default=None, help="keep serve.log and the Redis data and log in this directory"
+    )
     args = parser.parse_args(argv)
     print(" ".join(f"{k}={v}" for k, v in machine().items()))
     key = new_key()
     headers = {"Authorization": f"Bearer {key}"}
-    with tempfile.TemporaryDirectory(prefix="usm-soak-") as tmp:
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="usm-soak-") as scratch:
+        tmp = args.keep or scratch
         port, redis_port = free_port(), free_port()
         env = {
             **os.environ,
@@ -420,7 +429,13 @@ def _run(
     print_table(_minutes(tally.latency, loads))
     print()
     kinds = ("score", "batch", "item", "retry", "read")
-    print_table([["kind", "ok", "errors"], *[[k, tally.ok[k], tally.errors[k]] for k in kinds]])
+    rows: list[list[object]] = [["kind", "ok", "errors", "p50 ms", "p99 ms", "max ms"]]
+    for k in kinds:
+        took = sorted(tally.by_kind.get(k) or [0.0])
+        p50, p99 = took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))]
+        ms = [f"{v * 1000:.1f}" for v in (p50, p99, took[-1])]
+        rows.append([k, tally.ok[k], tally.errors[k], *ms])
+    print_table(rows)
     completed = states[ItemState.COMPLETED.value]
     print()
     print(f"requests: {sum(tally.ok.values())} ok at {achieved:.0f} req/s (target {rate:.0f}; "
