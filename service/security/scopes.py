@@ -34,15 +34,12 @@ ROUTE_SCOPES: Mapping[str, Mapping[str, Scope]] = {
     "/v1/priority/batch": {_ANY: Scope.SCORE},
     "/v1/tables": {"GET": Scope.SCORE, _ANY: Scope.ADMIN},
     "/v1/tables/versions": {"GET": Scope.SCORE, _ANY: Scope.ADMIN},
-    "/v1/tables/reload": {_ANY: Scope.ADMIN},
-    "/v1/admin/reload": {_ANY: Scope.ADMIN},
     "/v1/admin/tables/reload": {_ANY: Scope.ADMIN},
     # Dispatch: items, teams, pull-mode claims.
     "/v1/items": {_ANY: Scope.DISPATCH},
     "/v1/items/{item_id}": {_ANY: Scope.DISPATCH},
     "/v1/items/{item_id}/complete": {_ANY: Scope.DISPATCH},
     "/v1/items/{item_id}/release": {_ANY: Scope.DISPATCH},
-    "/v1/items/{item_id}/history": {_ANY: Scope.DISPATCH},
     "/v1/teams": {_ANY: Scope.DISPATCH},
     "/v1/teams/{team}": {_ANY: Scope.DISPATCH},
     "/v1/teams/{team}/queue": {_ANY: Scope.DISPATCH},
@@ -50,8 +47,6 @@ ROUTE_SCOPES: Mapping[str, Mapping[str, Scope]] = {
     # Admin: actions that override the normal flow.
     "/v1/items/{item_id}/requeue": {_ANY: Scope.ADMIN},
     "/v1/dead-letters": {_ANY: Scope.ADMIN},
-    "/v1/dead-letters/{item_id}": {_ANY: Scope.ADMIN},
-    "/v1/dead-letters/{item_id}/requeue": {_ANY: Scope.ADMIN},
 }
 """Route path template -> HTTP method (or ``*``) -> required scope."""
 

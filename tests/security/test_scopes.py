@@ -27,6 +27,11 @@ def test_every_v1_route_of_the_app_needs_a_named_scope() -> None:
     assert unmapped == [], f"add these to ROUTE_SCOPES in service/security/scopes.py: {unmapped}"
 
 
+def test_every_entry_of_the_scope_table_names_a_route_of_the_app() -> None:
+    paths = {p for p, _ in _routes()}
+    assert sorted(set(ROUTE_SCOPES) - paths) == []
+
+
 def test_every_route_outside_v1_is_either_open_or_mapped() -> None:
     other = [(p, m) for p, m in _routes() if not p.startswith("/v1")]
     unmapped = [f"{m} {p}" for p, m in other if not is_open(p) and required_scope(p, m) is None]
