@@ -38,6 +38,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """``USM_REAPER_SECONDS``: how often expired leases are looked for."""
     claim_lease_seconds: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 900.0
     """``USM_CLAIM_LEASE_SECONDS``: lease of an item claimed over HTTP (pull-mode teams)."""
+    result_ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=366 * 86400)] = 7 * 86400
+    """``USM_RESULT_TTL_SECONDS``: how long a completed or cancelled item stays readable and its
+    (source, external_id) reserved. Redis holds roughly 7-10 KiB per item for this long."""
     max_deliveries: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     """``USM_MAX_DELIVERIES``: hand-outs without finishing before an item is dead-lettered."""
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=256)] = 64 * 1024

@@ -48,4 +48,5 @@ class DispatchConfig:
             claim_lease_seconds=settings.claim_lease_seconds,
             max_deliveries=settings.max_deliveries,
             max_payload_bytes=settings.max_payload_bytes,
+            result_ttl=settings.result_ttl_seconds,
         )
