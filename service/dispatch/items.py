@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -125,13 +126,32 @@ def ms_to_datetime(ms: int | float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def new_item_id(at_ms: int | None = None) -> str:
-    """32 hex digits: 12 of milliseconds then 20 random. Sorting ids sorts them by creation.
+_last_id_ms = 0
+_id_sequence = 0
+_id_lock = threading.Lock()
 
-    The time prefix lets queue statistics read the oldest item's age from the head id alone.
+
+def new_item_id(at_ms: int | None = None) -> str:
+    """32 hex digits: 12 of milliseconds, 4 of a sequence, 16 random. Sorting ids sorts them by
+    creation, also for ids made in the same millisecond by one process.
+
+    The time prefix lets queue statistics read the oldest item's age from the head id alone; the
+    sequence keeps a moved item's seniority exact among items enqueued in the same millisecond.
     """
+    global _last_id_ms, _id_sequence
     ms = now_ms() if at_ms is None else at_ms
-    return f"{ms:012x}{os.urandom(10).hex()}"
+    with _id_lock:
+        if ms <= _last_id_ms:
+            # Same millisecond (or the clock stepped back): keep ids increasing.
+            ms = _last_id_ms
+            _id_sequence += 1
+            if _id_sequence > 0xFFFF:
+                ms, _id_sequence = ms + 1, 0
+        else:
+            _id_sequence = 0
+        _last_id_ms = ms
+        sequence = _id_sequence
+    return f"{ms:012x}{sequence:04x}{os.urandom(8).hex()}"
 
 
 def id_time_ms(item_id: str) -> int:

@@ -14,7 +14,7 @@ from service.core.calls import Call
 from service.core.scoring import Scorer
 from service.dispatch import keys
 from service.dispatch.errors import ItemConflict
-from service.dispatch.items import ItemState
+from service.dispatch.items import ItemState, id_time_ms, new_item_id, now_ms
 from service.dispatch.store import ItemStore
 from service.errors import InvalidCall, NotFound
 from tests.integration.dispatch.conftest import Enqueue
@@ -171,3 +171,13 @@ def test_rescoring_an_item_in_hand_keeps_it_with_its_holder_and_records_its_stat
     assert finish(redis_client, item.id, "w1", Outcome.RELEASED, now_ms(), 60)
     assert store.waiting_ids(["usm.service_desk.P1"], 10) == [item.id]
     assert store.waiting_ids([item.queue], 10) == []
+
+
+def test_ids_made_in_the_same_millisecond_still_sort_by_creation() -> None:
+    before = now_ms()
+    ids = [new_item_id() for _ in range(2000)]
+    after = now_ms()
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 2000
+    assert len({id_time_ms(i) for i in ids}) < 2000  # several ids shared a millisecond
+    assert all(before <= id_time_ms(i) <= after + 1 for i in ids)
