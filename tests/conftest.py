@@ -10,6 +10,7 @@ import redis
 
 from service.files.loader import LoadedSet, load_all
 from tests.support.redis_server import RedisServer
+from tests.support.tables import single_set_tables as copy_single_set
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ROOT / "tables"
@@ -17,7 +18,15 @@ TABLES = ROOT / "tables"
 
 @pytest.fixture(scope="session")
 def tables_dir() -> Path:
+    """The committed ``tables/`` with every version: only for tests about versions, since which
+    set is active there depends on the date (2027.1 takes effect on 2027-01-01)."""
     return TABLES
+
+
+@pytest.fixture(scope="session")
+def single_set_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tables directory holding only 2026.1, so the active set is the same on any date."""
+    return copy_single_set(tmp_path_factory.mktemp("single-set"))
 
 
 @pytest.fixture(scope="session")

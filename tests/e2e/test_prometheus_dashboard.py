@@ -31,6 +31,7 @@ import yaml
 from service.files.loader import load_all
 from service.files.store import TableStore
 from tests.support.redis_server import RedisServer, free_port
+from tests.support.tables import single_set_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "usm-dispatch.json"
@@ -274,8 +275,8 @@ def push_scoring_traffic(service: Service) -> None:
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tables") / "tables"
-    shutil.copytree(ROOT / "tables", out)
+    """Only 2026.1 (the active set must not change with the date), the test team's handler set."""
+    out = single_set_tables(tmp_path_factory.mktemp("tables"))
     handler = f'handler = {{ kind = "python", target = "{__name__}:handle" }}\n'
     for teams in out.glob("*/teams.toml"):
         text = teams.read_text()

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.core.calls import Call
 from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
-from tests.e2e.test_prometheus_dashboard import ROOT, USM, Process, Prometheus, wait_for
+from tests.e2e.test_prometheus_dashboard import USM, Process, Prometheus, wait_for
 from tests.support.redis_server import free_port
 
 TEAM = "security"
@@ -33,9 +33,9 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 @pytest.fixture
-def worker(redis_url: str, tmp_path: Path) -> Iterator[str]:
+def worker(redis_url: str, tmp_path: Path, single_set_tables: Path) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "USM_TABLES": str(ROOT / "tables")}
+    env = {**os.environ, "REDIS_URL": redis_url, "USM_TABLES": str(single_set_tables)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     args = [str(USM), "worker", "--team", TEAM, "--metrics-port", str(port)]
     proc = Process("usm worker", args, tmp_path / "worker.log", env, grace=5.0)

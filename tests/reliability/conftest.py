@@ -65,11 +65,11 @@ class Workers:
 
 
 @pytest.fixture
-def env(redis_url: str) -> dict[str, str]:
+def env(redis_url: str, single_set_tables: Path) -> dict[str, str]:
     return {
         **os.environ,
         "REDIS_URL": redis_url,
-        "USM_TABLES": str(ROOT / "tables"),
+        "USM_TABLES": str(single_set_tables),
         "USM_API_KEYS": f"reliability:score,dispatch,admin:{hash_key(KEY)}",
         "USM_RATE_LIMIT": "100000/second",
         "PYTHONPATH": str(ROOT),

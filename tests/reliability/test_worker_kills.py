@@ -16,9 +16,10 @@ import redis
 from service.dispatch import keys
 from service.dispatch.items import ItemState
 from service.dispatch.store import ItemStore
-from service.files.loader import load_all
-from tests.reliability.conftest import HEADERS, ROOT, Workers
+from service.files.loader import load_set
+from tests.reliability.conftest import HEADERS, Workers
 from tests.security.process import ApiProcess
+from tests.support.tables import REPO_TABLES, SINGLE_VERSION
 
 ITEMS = 2000
 SENDERS = 4
@@ -26,7 +27,7 @@ SENDERS = 4
 
 def _service_desk_calls() -> list[dict[str, object]]:
     """Incident calls of every priority that route to service_desk (the team with workers)."""
-    scorer = load_all(ROOT / "tables")[-1].scorer()
+    scorer = load_set(REPO_TABLES / SINGLE_VERSION).scorer()  # the set the API runs on
     from service.core.calls import Call
 
     calls = []

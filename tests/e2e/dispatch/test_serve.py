@@ -13,17 +13,19 @@ import httpx
 import redis
 
 from service.dispatch import keys
-from tests.e2e.dispatch.conftest import ROOT, RUN_CLI, wait_for
-from tests.support.redis_server import free_port
+from tests.e2e.dispatch.conftest import RUN_CLI, wait_for
+from tests.support.redis_server import free_port, without_preload
+from tests.support.tables import single_set_tables
 
 INCIDENT = {"type": "incident", "impact": "user", "urgency": "low", "source": "e2e"}
 
 
 def _serve(tmp: Path, port: int, log: str, redis_port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    # Its embedded redis-server inherits the env, and cannot start under libfaketime.
+    env = {k: v for k, v in without_preload().items() if k != "REDIS_URL"}
     env.update(
         USM_DATA_DIR=str(tmp / "var"),
-        USM_TABLES=str(ROOT / "tables"),
+        USM_TABLES=str(single_set_tables(tmp)),
         USM_PORT=str(port),
         USM_REDIS_PORT=str(redis_port),
     )

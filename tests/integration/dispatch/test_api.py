@@ -18,9 +18,12 @@ INCIDENT = {"type": "incident", "impact": "user", "urgency": "low"}
 
 
 @pytest.fixture
-def client(redis_url: str, tables_dir: Path) -> Iterator[TestClient[Any]]:
+def client(redis_url: str, single_set_tables: Path) -> Iterator[TestClient[Any]]:
     settings = Settings(
-        redis_url=redis_url, tables=str(tables_dir), claim_lease_seconds=1.0, reaper_seconds=0.2
+        redis_url=redis_url,
+        tables=str(single_set_tables),
+        claim_lease_seconds=1.0,
+        reaper_seconds=0.2,
     )
     with TestClient(create_app(settings)) as c:
         yield c

@@ -10,6 +10,12 @@ import redis
 from service.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_redis_server
 
 
+@pytest.fixture(autouse=True)
+def _no_preload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-server cannot start under libfaketime (the suite's future-date run preloads it)."""
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+
+
 def test_data_written_to_the_embedded_redis_survives_a_restart(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path)
     try:

@@ -15,6 +15,7 @@ import redis
 from service.files.loader import load_set
 from service.governance.decision_log import read_log
 from tests.integration.governance.server import ApiProcess
+from tests.support.tables import future_copy
 
 TABLES = Path(__file__).resolve().parents[3] / "tables"
 
@@ -69,7 +70,7 @@ def test_sighup_reloads_the_tables_without_a_restart(api: ApiProcess, root: Path
 def test_a_new_version_directory_appears_in_versions_by_the_file_watch(
     api: ApiProcess, root: Path
 ) -> None:
-    shutil.copytree(TABLES / "2027.1", root / "2027.1")
+    at = future_copy(root / "2027.1")  # in the future whatever today's date
 
     def versions() -> list[dict[str, Any]] | None:
         body: list[dict[str, Any]] = httpx.get(f"{api.url}/v1/tables/versions").json()
@@ -78,7 +79,7 @@ def test_a_new_version_directory_appears_in_versions_by_the_file_watch(
     listed = _until(versions)
     assert listed is not None, "the watch did not pick up tables/2027.1"
     assert [(v["version"], v["active"]) for v in listed] == [("2026.1", True), ("2027.1", False)]
-    assert listed[1]["effective_from"] == "2027-01-01T00:00:00Z"
+    assert listed[1]["effective_from"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
     # The future set answers when asked for by name (replay, audit), the active one otherwise.
     call = {"type": "incident", "impact": "group", "urgency": "high"}
     assert httpx.post(f"{api.url}/v1/priority", json=call).json()["priority"]["name"] == "P3"
