@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -17,51 +14,28 @@ from service.dispatch.config import DispatchConfig
 from service.dispatch.store import ItemStore
 from service.security.keys import hash_key, new_key
 from tests.security.process import ApiProcess
+from tests.support.processes import ROOT, UsmProcesses, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-RUN_CLI = "import sys; from service.cli.main import main; sys.exit(main(sys.argv[1:]))"
+__all__ = ["HEADERS", "INCIDENT", "KEY", "ROOT", "Workers", "wait_for"]
+
 KEY = new_key()
 """One key with every scope; the API runs with keys on, as in production."""
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 INCIDENT = {"type": "incident", "impact": "user", "urgency": "low", "source": "reliability"}
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 class Workers:
     """``usm worker`` processes for one team; SIGKILL-able, all killed at the end."""
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.env = env
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self._processes = UsmProcesses(workdir, env)
+        self.procs = self._processes.procs
 
     def start(self, team: str = "service_desk") -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-c", RUN_CLI, "worker", "--team", team,
-             "--lease", "1.5", "--reaper", "0.3"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-        self.procs.append(proc)
-        return proc
+        return self._processes.worker(team=team)
 
     def kill_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+        self._processes.stop_all()
 
 
 @pytest.fixture

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from service.dispatch.config import DispatchConfig
 from service.dispatch.store import ItemStore
+from tests.support.processes import ROOT, RUN_CLI, UsmProcesses, wait_for
 
-ROOT = Path(__file__).resolve().parents[3]
+__all__ = ["ROOT", "RUN_CLI", "Processes", "handled", "wait_for"]
+
 RECORD = "tests.integration.dispatch.handlers:record"
-RUN_CLI = "import sys; from service.cli.main import main; sys.exit(main(sys.argv[1:]))"
+Processes = UsmProcesses
 
 
 @pytest.fixture(scope="session")
@@ -35,54 +33,6 @@ def handler_tables(tmp_path_factory: pytest.TempPathFactory, single_set_tables: 
             text.replace(line, f'{line}handler = {{ kind = "python", target = "{RECORD}" }}\n')
         )
     return target
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``check`` until truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Processes:
-    """Starts ``usm`` sub-commands and kills whatever is left at the end."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.env = env
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str, log: str = "worker", **env: str) -> subprocess.Popen[bytes]:
-        out = open(self.workdir / f"{log}-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-c", RUN_CLI, *args],
-            cwd=ROOT,
-            env={**self.env, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        out.close()
-        self.procs.append(proc)
-        return proc
-
-    def worker(self, *extra: str, **env: str) -> subprocess.Popen[bytes]:
-        return self.start(
-            "worker", "--team", "service_desk", "--lease", "1.5", "--reaper", "0.3", *extra, **env
-        )
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log")))
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
 
 
 @pytest.fixture

@@ -91,6 +91,6 @@ def test_a_set_coming_into_force_moves_queued_items_once_across_replicas(
     finally:
         for api in replicas:
             api.stop()
-    logs = [api.log.read_text() for api in replicas]
+    logs = [api.log() for api in replicas]
     lines = [line for log in logs for line in log.splitlines() if "table set 2026.9" in line]
     assert len([line for line in lines if "re-scored queued items, 1 moved" in line]) == 1, lines

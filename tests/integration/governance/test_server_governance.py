@@ -55,7 +55,7 @@ NO_WATCH = [
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("api", NO_WATCH, indirect=True)
 def test_sighup_reloads_the_tables_without_a_restart(api: ApiProcess, root: Path) -> None:
-    pid = api.proc.pid
+    pid = api.running.pid
     path = root / "2026.1" / "levels.toml"
     path.write_text(path.read_text().replace('response = "PT30M"', 'response = "PT20M"'))
     new_hash = load_set(root / "2026.1").hash
@@ -63,7 +63,7 @@ def test_sighup_reloads_the_tables_without_a_restart(api: ApiProcess, root: Path
     assert httpx.get(f"{api.url}/v1/tables/").json()["hash"] != new_hash
     api.hup()
     assert _until(lambda: httpx.get(f"{api.url}/v1/tables/").json()["hash"] == new_hash)
-    assert api.proc.pid == pid and api.proc.poll() is None
+    assert api.running.pid == pid and api.running.poll() is None
 
 
 @pytest.mark.timeout(60)
@@ -139,8 +139,8 @@ def test_sighup_with_invalid_tables_keeps_the_running_set_and_the_service_up(
     path = root / "2026.1" / "matrix.toml"
     path.write_text(path.read_text().replace('high = "P3"', 'high = "P9"', 1))
     api.hup()
-    assert _until(lambda: b"tables refused (sighup)" in api.log.read_bytes())
-    assert api.proc.poll() is None
+    assert _until(lambda: "tables refused (sighup)" in api.log())
+    assert api.running.poll() is None
     assert httpx.get(f"{api.url}/readyz").json()["table_hash"] == running
     refused = httpx.get(f"{api.url}/metrics").text
     assert 'usm_table_reloads_total{result="rejected"} 1.0' in refused
