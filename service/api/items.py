@@ -14,7 +14,7 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
@@ -119,7 +119,7 @@ class ItemsController(Controller):
             **problems(400, 422, 503),
         },
     )
-    def create(self, data: ItemRequest, state: State) -> Response[Item]:
+    def create(self, data: JSONBody[ItemRequest], state: State) -> Response[Item]:
         """201 with the new item; 200 with the existing one when (source, external_id) is known."""
         now = datetime.now(UTC)
         call = data.call()
@@ -144,7 +144,7 @@ class ItemsController(Controller):
         summary="An item with its decision and history",
         responses=problems(404, 503),
     )
-    def read(self, item_id: str, state: State) -> Item:
+    def read(self, item_id: FromPath[str], state: State) -> Item:
         """State, decision, payload and the history of decisions and state changes."""
         return item_store(state).get(item_id)
 
@@ -154,7 +154,7 @@ class ItemsController(Controller):
         summary="Change call fields and re-score",
         responses=problems(400, 404, 409, 422, 503),
     )
-    def change(self, item_id: str, data: ItemPatch, state: State) -> Item:
+    def change(self, item_id: FromPath[str], data: JSONBody[ItemPatch], state: State) -> Item:
         """Re-score with the changed fields; a waiting item moves if priority or team changed."""
         store = item_store(state)
         now = datetime.now(UTC)
@@ -178,7 +178,7 @@ class ItemsController(Controller):
         summary="Cancel an item",
         responses=problems(404, 409, 503),
     )
-    def cancel(self, item_id: str, state: State) -> Item:
+    def cancel(self, item_id: FromPath[str], state: State) -> Item:
         """Removes it from its queue (or lease, or the dead letters); 409 when already done."""
         return item_store(state).cancel(item_id, datetime.now(UTC), reason="cancelled via API")
 
@@ -189,7 +189,9 @@ class ItemsController(Controller):
         summary="Complete a claimed item",
         responses=problems(404, 409, 503),
     )
-    def complete(self, item_id: str, state: State, data: LeaseAction | None = None) -> Item:
+    def complete(
+        self, item_id: FromPath[str], state: State, data: JSONBody[LeaseAction | None] = None
+    ) -> Item:
         """Finish a claimed (or started) item."""
         return _end(state, item_id, Outcome.COMPLETED, data)
 
@@ -200,7 +202,9 @@ class ItemsController(Controller):
         summary="Give a claimed item back",
         responses=problems(404, 409, 503),
     )
-    def release(self, item_id: str, state: State, data: LeaseAction | None = None) -> Item:
+    def release(
+        self, item_id: FromPath[str], state: State, data: JSONBody[LeaseAction | None] = None
+    ) -> Item:
         """Give a claimed item back: it returns to the front of its queue."""
         return _end(state, item_id, Outcome.RELEASED, data)
 
@@ -211,7 +215,7 @@ class ItemsController(Controller):
         summary="Re-queue a dead letter",
         responses=problems(404, 409, 503),
     )
-    def requeue(self, item_id: str, state: State) -> Item:
+    def requeue(self, item_id: FromPath[str], state: State) -> Item:
         """Put a dead-lettered item back at the end of its queue (admin)."""
         return item_store(state).requeue(item_id, datetime.now(UTC))
 

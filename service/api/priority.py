@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, post
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 
 from service.core.base import Base
 from service.core.calls import Call
@@ -25,8 +25,8 @@ MAX_BATCH = 10_000
 
 VersionParam = Annotated[
     str | None,
-    Parameter(
-        query="version",
+    QueryParameter(
+        name="version",
         description="Score with this table set version instead of the active one (replay, audit).",
     ),
 ]
@@ -81,7 +81,7 @@ class PriorityController(Controller):
     @post("/", status_code=200, summary="Score one call")
     async def score(
         self,
-        data: Call,
+        data: JSONBody[Call],
         request: Request[Any, Any, Any],
         version: VersionParam = None,
     ) -> Decision:
@@ -97,7 +97,7 @@ class PriorityController(Controller):
     @post("/batch", status_code=200, summary="Score many calls")
     async def score_batch(
         self,
-        data: BatchRequest,
+        data: JSONBody[BatchRequest],
         request: Request[Any, Any, Any],
         version: VersionParam = None,
     ) -> BatchResponse:

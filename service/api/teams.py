@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Response
 
 from service.api.queues import active_tables, item_store, problems
@@ -110,7 +110,7 @@ class TeamsController(Controller):
         summary="One team with queue depth per priority",
         responses=problems(404, 503),
     )
-    def one_team(self, team: str, state: State) -> TeamView:
+    def one_team(self, team: FromPath[str], state: State) -> TeamView:
         """Depth, oldest age and overdue count per priority; workers up and busy."""
         tables, store = _parts(state)
         return _views(tables, store, [known_team(tables, team)])[0]
@@ -123,7 +123,7 @@ class TeamsController(Controller):
     )
     def queue(
         self,
-        team: str,
+        team: FromPath[str],
         state: State,
         limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
     ) -> TeamQueue:
@@ -149,7 +149,7 @@ class TeamsController(Controller):
         },
     )
     def claim(
-        self, team: str, state: State, data: ClaimRequest | None = None
+        self, team: FromPath[str], state: State, data: JSONBody[ClaimRequest | None] = None
     ) -> Response[Item | None]:
         """The highest-priority waiting item, leased to the caller; 204 when none waits.
 

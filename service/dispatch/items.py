@@ -133,7 +133,7 @@ _id_lock = threading.Lock()
 
 def new_item_id(at_ms: int | None = None) -> str:
     """32 hex digits: 12 of milliseconds, 4 of a sequence, 16 random. Sorting ids sorts them by
-    creation, also for ids made in the same millisecond by one process.
+    the time they name, and ids one process makes in the same millisecond by creation.
 
     The time prefix lets queue statistics read the oldest item's age from the head id alone; the
     sequence keeps a moved item's seniority exact among items enqueued in the same millisecond.
@@ -141,15 +141,10 @@ def new_item_id(at_ms: int | None = None) -> str:
     global _last_id_ms, _id_sequence
     ms = now_ms() if at_ms is None else at_ms
     with _id_lock:
-        if ms <= _last_id_ms:
-            # Same millisecond (or the clock stepped back): keep ids increasing.
-            ms = _last_id_ms
+        if ms == _last_id_ms and _id_sequence < 0xFFFF:
             _id_sequence += 1
-            if _id_sequence > 0xFFFF:
-                ms, _id_sequence = ms + 1, 0
         else:
-            _id_sequence = 0
-        _last_id_ms = ms
+            _last_id_ms, _id_sequence = ms, 0
         sequence = _id_sequence
     return f"{ms:012x}{sequence:04x}{os.urandom(8).hex()}"
 
