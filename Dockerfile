@@ -23,7 +23,7 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 
 # Sources only (see .dockerignore): the package metadata, then the code.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY service/ service/
 COPY worker/ worker/
 
