@@ -8,10 +8,7 @@ ASGI servers ``usm api`` supports.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +16,12 @@ import httpx
 import pytest
 
 from tests.fixtures.table_edits import copy_default
+from tests.support.processes import ApiProcess
+from tests.support.redis_server import free_port
 
 USM = Path(sys.executable).with_name("usm")
 LIMIT = 4096
 OK = {"type": "incident", "impact": "user", "urgency": "high"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module", params=["uvicorn", "granian"])
@@ -39,7 +31,7 @@ def base_url(
     """``usm api`` on a free loopback port with a small body limit, stopped after the module."""
     tables = tmp_path_factory.mktemp("wire-tables")
     copy_default(tables)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "USM_SERVER": request.param,
@@ -50,28 +42,12 @@ def base_url(
     }
     env.pop("REDIS_URL", None)
     log = tmp_path_factory.mktemp("wire-log") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(USM), "api"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = ApiProcess([str(USM), "api"], env, log, port, append=False)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"usm api did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield url
+        server.start(timeout=30)
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        server.stop()
 
 
 def test_a_decision_is_sent_as_json(base_url: str) -> None:
