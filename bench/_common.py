@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ import msgspec
 
 from service.core.scoring import Scorer
 from service.files.loader import load_all
+from service.files.store import TableStore
 
 __all__ = [
     "ROOT",
@@ -115,10 +117,8 @@ def call_body() -> bytes:
 
 
 def default_scorer() -> Scorer:
-    """The scorer of the newest table set under ``tables/``."""
-    sets = load_all(TABLES)
-    newest = max(sets, key=lambda s: s.tables.effective_from)
-    return newest.scorer()
+    """The scorer of the table set in force now under ``tables/``, as the service would pick."""
+    return TableStore(load_all(TABLES)).scorer(datetime.now(UTC))
 
 
 def median(values: Sequence[float]) -> float:
