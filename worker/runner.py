@@ -20,11 +20,12 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 import msgspec
 import redis
+from rq.queue import Queue as RQQueue
 from rq.worker import Worker as RQWorker
 
 from service.core.calls import Call
@@ -76,6 +77,8 @@ class Worker:
         config: DispatchConfig | None = None,
         name: str | None = None,
         handlers: Mapping[str, Handler] | None = None,
+        tables_source: Callable[[], TableSet] | None = None,
+        refresh_seconds: float = 5.0,
     ) -> None:
         known = {t.name: t for t in tables.teams.team}
         for team in teams:
@@ -96,6 +99,11 @@ class Worker:
         self.handlers = {t: given.get(t) or build_handler(known[t], self.stop_event) for t in teams}
         self.queue_names = hand_out_order(tables, self.teams)
         self.wake_keys = [keys.wake_key(t) for t in self.teams]
+        self._tables = tables
+        self._given_handlers = given
+        self._tables_source = tables_source
+        self._refresh_seconds = refresh_seconds
+        self._next_refresh = time.monotonic() + refresh_seconds
         self.name = name or f"usm-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.rq_key = keys.worker_key(self.name)
         self.current: Leased | None = None
@@ -181,6 +189,7 @@ class Worker:
         while not self.stop_event.is_set():
             if max_items is not None and self.handled >= max_items:
                 return
+            self._refresh()
             try:
                 now = now_ms()
                 got = pop(
@@ -220,6 +229,59 @@ class Worker:
                 )
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _refresh(self) -> None:
+        """Follow the table set in force: handlers and priority queues change without a restart.
+
+        Runs between items, so an item is always handled by the set it was leased under. A team
+        that left the set or turned to pull mode is dropped; if none would remain, the worker
+        keeps what it has and says so.
+        """
+        if self._tables_source is None or time.monotonic() < self._next_refresh:
+            return
+        self._next_refresh = time.monotonic() + self._refresh_seconds
+        try:
+            tables = self._tables_source()
+        except Exception:
+            log.exception(
+                "worker %s: could not read the table set; keeping the current one", self.name
+            )
+            return
+        if tables is self._tables or tables == self._tables:
+            self._tables = tables
+            return
+        known = {t.name: t for t in tables.teams.team}
+        teams = [t for t in self.teams if t in known and known[t].mode == "push"]
+        if not teams:
+            log.error(
+                "worker %s: none of its teams %s is a push team in table set %s; keeping the "
+                "previous set",
+                self.name,
+                self.teams,
+                tables.version,
+            )
+            return
+        for gone in set(self.teams) - set(teams):
+            log.warning("worker %s: team '%s' no longer has workers; dropped", self.name, gone)
+            self.conn.zrem(keys.workers_key(gone), self.name)
+        self.teams = teams
+        self.handlers = {
+            t: self._given_handlers.get(t) or build_handler(known[t], self.stop_event)
+            for t in teams
+        }
+        self.queue_names = hand_out_order(tables, teams)
+        self.wake_keys = [keys.wake_key(t) for t in teams]
+        self._rq.queues = [RQQueue(n, connection=self.conn) for n in self.queue_names]
+        self._rq._ordered_queues = self._rq.queues[:]
+        self.conn.hset(self.rq_key, "queues", ",".join(self.queue_names))
+        self._tables = tables
+        log.info(
+            "worker %s: table set %s in force; teams %s, queues %s",
+            self.name,
+            tables.version,
+            self.teams,
+            self.queue_names,
+        )
 
     def _handle(self, leased: Leased) -> None:
         self.current = leased

@@ -63,8 +63,19 @@ def run_worker(
 
     if not settings.redis_url:
         raise SystemExit("usm worker: REDIS_URL is not set")
+    from service.core.tables import TableSet
+    from service.governance.reload import TableReloader
+
     store = TableStore(load_all(Path(settings.tables)))
     tables = store.active(datetime.now(UTC)).tables
+    reloader = TableReloader(store, Path(settings.tables))
+
+    def tables_in_force() -> TableSet:
+        # Edited files are picked up as the API does (refused ones leave the running set), and a
+        # version whose effective date has come takes over by itself.
+        reloader.poll()
+        return store.active(datetime.now(UTC)).tables
+
     config = DispatchConfig.from_settings(settings)
     if heartbeat is not None:
         config = DispatchConfig(**{**config.__dict__, "heartbeat": heartbeat})
@@ -73,7 +84,14 @@ def run_worker(
         settings.redis_url, socket_connect_timeout=2, socket_timeout=max(10.0, config.lease_seconds)
     )
     try:
-        worker = Worker(conn, tables, teams or worker_teams(tables), config, name=name)
+        worker = Worker(
+            conn,
+            tables,
+            teams or worker_teams(tables),
+            config,
+            name=name,
+            tables_source=tables_in_force,
+        )
     except ValueError as exc:
         raise SystemExit(f"usm worker: {exc}") from None
     return worker.run(burst=burst)

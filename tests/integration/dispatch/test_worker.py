@@ -206,3 +206,45 @@ def test_an_idle_worker_picks_up_a_new_item_at_once_and_reports_itself(
     [stat] = read_worker_stats(redis_client, ["service_desk"], datetime.now(UTC))
     assert stat.up == 0
     assert store.get(item.id).state is ItemState.COMPLETED
+
+
+def test_a_running_worker_follows_a_new_table_set_without_a_restart(
+    base_set: LoadedSet,
+    store: ItemStore,
+    enqueue: Enqueue,
+    config: DispatchConfig,
+    redis_client: redis.Redis,
+) -> None:
+    """The handler of a team changes in the tables; the worker uses it from then on."""
+    explode = PythonHandler(target="tests.integration.dispatch.handlers:explode")
+    in_force = [base_set.tables]
+    worker = Worker(
+        redis_client,
+        base_set.tables,
+        ["service_desk"],
+        config,
+        tables_source=lambda: in_force[0],
+        refresh_seconds=0.0,
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        first = enqueue(Call(type="incident", impact="user", urgency="low"), external_id="F-1")
+        assert _wait_for_state(store, first.id, ItemState.COMPLETED)
+        in_force[0] = with_handler(base_set.tables, "service_desk", explode)
+        second = enqueue(Call(type="incident", impact="user", urgency="low"), external_id="F-2")
+        assert _wait_for_state(store, second.id, ItemState.DEAD)
+        assert store.get(second.id).error == "RuntimeError: cannot handle F-2"
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def _wait_for_state(store: ItemStore, item_id: str, state: ItemState, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store.get(item_id).state is state:
+            return True
+        time.sleep(0.02)
+    return False
