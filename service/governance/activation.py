@@ -24,8 +24,8 @@ import redis
 from service.core.base import Base
 from service.core.scoring import Scorer
 from service.files.store import TableStore
-from service.governance.instruments import TABLE_ACTIVATIONS
 from service.governance.keys import activation_key
+from service.metrics.governance import TABLE_ACTIVATIONS
 
 __all__ = ["Activation", "ActivationWatcher", "Rescore", "default_rescore"]
 

@@ -28,12 +28,12 @@ from redis.commands.core import AsyncScript
 
 from service.core.calls import Call
 from service.core.decision import Decision
-from service.governance.instruments import (
+from service.governance.keys import DECISION_LOG
+from service.metrics.governance import (
     DECISION_LOG_DROPPED,
     DECISION_LOG_WRITTEN,
     DropReason,
 )
-from service.governance.keys import DECISION_LOG
 
 __all__ = ["APPEND_SCRIPT", "FLUSH_CHUNK", "DecisionLog", "LoggedDecision", "read_log"]
 

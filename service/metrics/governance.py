@@ -1,4 +1,4 @@
-"""Governance instruments: decision log throughput and losses, activation re-scores."""
+"""Governance metrics: decision log throughput and losses, table activations (re-scores)."""
 
 from __future__ import annotations
 
