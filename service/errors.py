@@ -10,6 +10,7 @@ from collections.abc import Sequence
 __all__ = [
     "InvalidCall",
     "InvalidTables",
+    "ItemConflict",
     "NotFound",
     "QueueUnavailable",
     "UsmError",
@@ -49,6 +50,12 @@ class InvalidTables(UsmError):
     def __init__(self, problems: Sequence[object]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ItemConflict(UsmError):
+    """The item's state does not allow the action (e.g. re-queue an item that is not dead)."""
+
+    status_code = 409
 
 
 class NotFound(UsmError):

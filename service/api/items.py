@@ -22,11 +22,11 @@ from service.api.queues import active_tables, item_store, problems, table_store
 from service.api.teams import known_team, team_queue_names
 from service.core.base import Base, Name, ShortText
 from service.core.calls import Call, LevelInput
-from service.dispatch.errors import ItemConflict
 from service.dispatch.items import Item, now_ms
 from service.dispatch.leases import Outcome, finish
 from service.dispatch.rescore import rescore_call
 from service.dispatch.store import redis_errors
+from service.errors import ItemConflict
 from service.metrics.decisions import record_decision
 from service.metrics.instruments import ITEM_HANDLING, ItemEvent, record
 

@@ -17,12 +17,11 @@ from service.api.queues import active_tables, item_store, problems
 from service.core.base import Base, ShortText
 from service.core.tables import TableSet, Team
 from service.dispatch import keys
-from service.dispatch.errors import ItemConflict
 from service.dispatch.items import Item, ItemState, now_ms
 from service.dispatch.leases import Leased, pop
 from service.dispatch.stats import WorkerStat, read_queue_stats, read_worker_stats
 from service.dispatch.store import ItemStore, hand_out_order, redis_errors
-from service.errors import NotFound
+from service.errors import ItemConflict, NotFound
 from service.metrics.instruments import ITEM_WAIT, ItemEvent, record
 
 __all__ = [

@@ -21,7 +21,6 @@ from service.core.decision import Decision
 from service.core.tables import TableSet
 from service.dispatch import keys
 from service.dispatch.config import DispatchConfig
-from service.dispatch.errors import ItemConflict
 from service.dispatch.items import (
     HistoryEvent,
     Item,
@@ -33,7 +32,7 @@ from service.dispatch.items import (
 )
 from service.dispatch.leases import rq_time
 from service.dispatch.scripts import scripts_for
-from service.errors import InvalidCall, NotFound, QueueUnavailable
+from service.errors import InvalidCall, ItemConflict, NotFound, QueueUnavailable
 from service.metrics.instruments import ItemEvent, record
 
 __all__ = ["TASK", "ItemStore", "hand_out_order", "redis_errors"]

@@ -14,10 +14,10 @@ from service.core.calls import Call
 from service.core.tables import TableSet
 from service.dispatch import keys
 from service.dispatch.config import DispatchConfig
-from service.dispatch.errors import ItemConflict
 from service.dispatch.items import ItemState, now_ms
 from service.dispatch.leases import SUSPENDED, Leased, Outcome, extend, finish, pop, reap
 from service.dispatch.store import ItemStore, hand_out_order
+from service.errors import ItemConflict
 from service.files.loader import LoadedSet
 from tests.integration.dispatch.conftest import Enqueue
 

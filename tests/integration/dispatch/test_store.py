@@ -13,10 +13,9 @@ from rq.queue import Queue
 from service.core.calls import Call
 from service.core.scoring import Scorer
 from service.dispatch import keys
-from service.dispatch.errors import ItemConflict
 from service.dispatch.items import ItemState, id_time_ms, new_item_id, now_ms
 from service.dispatch.store import ItemStore
-from service.errors import InvalidCall, NotFound
+from service.errors import InvalidCall, ItemConflict, NotFound
 from tests.integration.dispatch.conftest import Enqueue
 
 
