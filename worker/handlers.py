@@ -95,6 +95,21 @@ def _log_handler(delivery: Delivery) -> None:
 _RETRYABLE = {408, 425, 429}
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: the 3xx surfaces as an :class:`urllib.error.HTTPError`.
+
+    urllib would follow 301/302/303 as a body-less GET carrying our signed headers to wherever
+    ``Location`` points (say, a cloud metadata address), then report success: the payload was
+    never delivered and the signature went elsewhere. Only a 2xx from the configured URL counts.
+    """
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
 def _webhook(spec: WebhookHandler, team: str, stop: threading.Event) -> Handler:
     secret: bytes | None = None
     if spec.secret_env:
@@ -129,11 +144,14 @@ def _webhook(spec: WebhookHandler, team: str, stop: threading.Event) -> Handler:
                 headers[SIGNATURE_HEADER] = sign(secret, ts, body)
             request = urllib.request.Request(spec.url, data=body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=spec.timeout) as response:
+                with _OPENER.open(request, timeout=spec.timeout) as response:
                     response.read()
                 return
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code} from {spec.url}"
+                if 300 <= exc.code < 400:
+                    where = exc.headers.get("Location", "") if exc.headers else ""
+                    last += f" (redirect to {where or '?'} not followed)"
                 if 400 <= exc.code < 500 and exc.code not in _RETRYABLE:
                     raise HandlerError(f"{last}: not retried") from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
