@@ -15,13 +15,13 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from service import __version__
 from service.api.dispatch import DispatchPlugin
 from service.api.errors import exception_handlers
+from service.api.governance import GovernancePlugin
 from service.api.health import healthz, readyz
 from service.api.metrics import HTTP_METRICS, metrics, prime_metrics
 from service.api.priority import PriorityController
 from service.api.tables import TablesController
 from service.files.loader import load_all
 from service.files.store import TableStore
-from service.governance.plugin import GovernancePlugin
 from service.metrics.tables import record_loaded
 from service.security import build_security
 from service.settings import Settings

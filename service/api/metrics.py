@@ -54,7 +54,7 @@ def scrape_collectors(store: TableStore, settings: Settings) -> list[Collector]:
     """The collectors that read state at scrape time for this app."""
     collectors: list[Collector] = [TableCollector(store)]
     if settings.redis_url:
-        from service.metrics.queue_collector import QueueCollector
+        from service.dispatch.collector import QueueCollector
 
         collectors.append(QueueCollector.from_url(settings.redis_url, store))
     return collectors

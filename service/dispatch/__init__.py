@@ -2,7 +2,8 @@
 
 Modules: :mod:`~service.dispatch.keys` (every key), :mod:`~service.dispatch.scripts` (Lua),
 :mod:`~service.dispatch.store` (items), :mod:`~service.dispatch.leases` (hand-out, reaper),
-:mod:`~service.dispatch.stats` (reads for metrics), :mod:`~service.dispatch.rescore`.
+:mod:`~service.dispatch.stats` (reads for metrics), :mod:`~service.dispatch.collector` (those
+reads as Prometheus gauges at scrape time), :mod:`~service.dispatch.rescore`.
 See docs/dispatch.md for the design.
 
 Nothing is re-exported here on purpose: importing this package must stay cheap and must not

@@ -11,12 +11,12 @@ import redis
 from litestar.testing import TestClient
 
 from service.api.app import create_app
+from service.api.governance import GovernancePlugin
 from service.files.loader import load_all, load_set
 from service.files.store import TableStore
 from service.governance.config import GovernanceConfig
 from service.governance.decision_log import read_log
 from service.governance.keys import DECISION_LOG
-from service.governance.plugin import GovernancePlugin
 from service.security.keys import hash_key, new_key
 from service.settings import Settings
 

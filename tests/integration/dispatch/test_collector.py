@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.core.calls import Call
+from service.dispatch.collector import READ_TIMEOUT, QueueCollector
 from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
 from service.files.store import TableStore
-from service.metrics.queue_collector import READ_TIMEOUT, QueueCollector
 from tests.support.redis_server import RedisServer, free_port
 
 

@@ -2,7 +2,9 @@
 
 ``create_app`` adds one :class:`GovernancePlugin`; its lifespan starts the file watch, the
 SIGHUP handler, the activation watcher and the decision log flusher, and stops them on shutdown.
-Nothing connects to Redis before the app starts.
+Nothing connects to Redis before the app starts. It lives in the API layer, beside
+:mod:`service.api.dispatch`, so :mod:`service.governance` knows no web framework and never
+imports the API.
 """
 
 from __future__ import annotations
