@@ -13,6 +13,7 @@ __all__ = [
     "ItemConflict",
     "NotFound",
     "QueueUnavailable",
+    "SignatureRefused",
     "UsmError",
 ]
 
@@ -62,6 +63,21 @@ class NotFound(UsmError):
     """The named resource does not exist."""
 
     status_code = 404
+
+
+class SignatureRefused(UsmError):
+    """An inbound source request is not signed or authenticated the way its source requires.
+
+    The message says what was wrong with the request (missing, malformed or not matching) and
+    which header was expected, never anything derived from the secret.
+    """
+
+    status_code = 401
+
+    def __init__(self, reason: str, header: str) -> None:
+        self.reason = reason
+        self.header = header
+        super().__init__(f"{reason} - in header `{header}`")
 
 
 class QueueUnavailable(UsmError):

@@ -1,0 +1,1 @@
+"""Ticketing tools as sources: their own payloads in, the current decision written back."""
