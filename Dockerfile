@@ -12,24 +12,29 @@
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-# --- builder: build the wheel and install it with its dependencies into a venv ---------------
+# --- builder: install the locked dependencies and the project into a venv ----------------------
 FROM ${PYTHON_IMAGE} AS builder
 
+# uv installs exactly what uv.lock says (scripts/dev does the same for .venv); it is pinned too.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1
 
 WORKDIR /src
-RUN python -m venv /opt/venv
+RUN pip install uv==0.13.9
 
-# Sources only (see .dockerignore): the package metadata, then the code.
-COPY pyproject.toml README.md LICENSE ./
+# Sources only (see .dockerignore): the package metadata and the lock, then the code.
+COPY pyproject.toml uv.lock README.md LICENSE ./
 COPY service/ service/
 COPY worker/ worker/
 
-# Build a wheel first so the venv holds an ordinary (non-editable) install, then install it.
-RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install /wheels/*.whl \
+# --locked: the build fails if uv.lock does not match pyproject.toml. --no-editable installs the
+# project as an ordinary wheel, so the venv does not point back into /src. No extras, no tests.
+RUN uv sync --locked --no-dev --no-editable --compile-bytecode \
     && /opt/venv/bin/usm --version
 
 # --- final: slim runtime, no build tools, non-root -----------------------------------------

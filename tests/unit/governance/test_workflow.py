@@ -73,7 +73,7 @@ def test_the_run_steps_publish_validation_diff_and_replay_as_the_job_summary(
     steps = _workflow()["jobs"]["review"]["steps"]
     ran = []
     for step in steps:
-        if "run" not in step or step["run"].startswith("pip install"):
+        if "run" not in step or step.get("name") == "Install usm-dispatch":
             continue
         result = subprocess.run(
             ["bash", "-e", "-c", step["run"]],
