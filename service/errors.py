@@ -54,9 +54,16 @@ class InvalidTables(UsmError):
 
 
 class ItemConflict(UsmError):
-    """The item's state does not allow the action (e.g. re-queue an item that is not dead)."""
+    """The item's state does not allow the action (e.g. re-queue an item that is not dead).
+
+    ``field`` names the request field the conflict is about, when one is (e.g. ``holder``).
+    """
 
     status_code = 409
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{message} - at `$.{field}`" if field else message)
 
 
 class NotFound(UsmError):

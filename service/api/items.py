@@ -93,10 +93,18 @@ class ItemPatch(Base, kw_only=True):
 
 
 class LeaseAction(Base):
-    """Optional body of complete/release: the lease holder returned by claim, and a note."""
+    """Body of complete/release: who holds the lease, and a note for the history."""
 
-    holder: ShortText | None = None
-    """When given, the action is refused unless this holder still holds the lease."""
+    holder: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=200,
+            description="The lease holder: `lease.holder` of the item the claim returned "
+            "(a worker's name for an item a worker holds). Anyone else is refused with 409.",
+            examples=["ann#5f0c2a9e"],
+        ),
+    ]
     note: ShortText = ""
 
 
@@ -187,12 +195,10 @@ class ItemsController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="Complete a claimed item",
-        responses=problems(404, 409, 503),
+        responses=problems(400, 404, 409, 503),
     )
-    def complete(
-        self, item_id: FromPath[str], state: State, data: JSONBody[LeaseAction | None] = None
-    ) -> Item:
-        """Finish a claimed (or started) item."""
+    def complete(self, item_id: FromPath[str], state: State, data: JSONBody[LeaseAction]) -> Item:
+        """Finish a claimed (or started) item; only its lease holder may (409 otherwise)."""
         return _end(state, item_id, Outcome.COMPLETED, data)
 
     @post(
@@ -200,12 +206,10 @@ class ItemsController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="Give a claimed item back",
-        responses=problems(404, 409, 503),
+        responses=problems(400, 404, 409, 503),
     )
-    def release(
-        self, item_id: FromPath[str], state: State, data: JSONBody[LeaseAction | None] = None
-    ) -> Item:
-        """Give a claimed item back: it returns to the front of its queue."""
+    def release(self, item_id: FromPath[str], state: State, data: JSONBody[LeaseAction]) -> Item:
+        """Give a claimed item back to the front of its queue; only its lease holder may."""
         return _end(state, item_id, Outcome.RELEASED, data)
 
     @post(
@@ -220,17 +224,22 @@ class ItemsController(Controller):
         return item_store(state).requeue(item_id, datetime.now(UTC))
 
 
-def _end(state: State, item_id: str, outcome: Outcome, data: LeaseAction | None) -> Item:
+def _end(state: State, item_id: str, outcome: Outcome, data: LeaseAction) -> Item:
     store = item_store(state)
-    item = store.get(item_id)
-    holder = data.holder if data else None
-    note = data.note if data else ""
+    store.get(item_id)  # 404 for an unknown item, before any lease question
     ttl = store.config.result_ttl
     with redis_errors():
-        done = finish(store.conn, item_id, holder, outcome, now_ms(), ttl, note)
+        done = finish(store.conn, item_id, data.holder, outcome, now_ms(), ttl, data.note)
     if not done:
-        held = f"held by {item.lease.holder}" if item.lease else f"{item.state.value}"
-        raise ItemConflict(f"item '{item_id}' is not held by the caller; it is {held}")
+        # Read after the refusal: the state that refused it. The current holder is not named,
+        # so a stale caller learns it lost the lease, not whom to impersonate.
+        now = store.get(item_id)
+        why = "its lease is held by another holder" if now.lease else f"it is {now.state.value}"
+        raise ItemConflict(
+            f"item '{item_id}' is not held by '{data.holder}': {why}; only the lease holder "
+            "(`lease.holder` of the claim's answer) may complete or release it",
+            field="holder",
+        )
     after = store.get(item_id)
     if outcome is Outcome.COMPLETED:
         record(ItemEvent.COMPLETED, after.team, after.priority)

@@ -66,8 +66,16 @@ class TeamQueue(Base):
 
 
 class ClaimRequest(Base):
-    claimant: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "anonymous"
-    """Who claims; the lease holder is this name plus a short random tag."""
+    holder: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=64,
+            description="Who claims. The lease's holder is this name plus a random tag "
+            "(`lease.holder` in the answer): send that to complete or release the item.",
+            examples=["ann"],
+        ),
+    ] = "anonymous"
     note: ShortText = ""
 
 
@@ -152,15 +160,17 @@ class TeamsController(Controller):
     ) -> Response[Item | None]:
         """The highest-priority waiting item, leased to the caller; 204 when none waits.
 
-        Finish it with ``POST /v1/items/{id}/complete`` or give it back with ``/release``; if
-        the lease (USM_CLAIM_LEASE_SECONDS) runs out first, it returns to the front of its queue.
+        Finish it with ``POST /v1/items/{id}/complete`` or give it back with ``/release``,
+        sending ``{"holder": <lease.holder of this answer>}``; if the lease
+        (USM_CLAIM_LEASE_SECONDS) runs out first, it returns to the front of its queue.
         """
         tables, store = _parts(state)
         spec = known_team(tables, team)
         if spec.mode != "pull":
             raise ItemConflict(f"team '{team}' is in push mode: its workers handle its items")
-        claimant = data.claimant if data else "anonymous"
-        holder = f"{claimant}#{os.urandom(3).hex()}"
+        # The tag tells two claims by one name apart: a lease that lapsed and was claimed
+        # again (even by the same person) cannot be ended with the old holder.
+        holder = f"{data.holder if data else 'anonymous'}#{os.urandom(4).hex()}"
         lease_ms = int(store.config.claim_lease_seconds * 1000)
         with redis_errors():
             got = pop(

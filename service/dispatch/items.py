@@ -66,7 +66,8 @@ class HistoryEvent(Base):
     """``enqueued``, ``started``, ``completed``, ``rescored``, ``moved``, ``redelivered``, ..."""
     state: ItemState
     detail: str = ""
-    worker: str | None = None
+    holder: str | None = None
+    """The lease holder the event concerns (a worker's name, or a claim's holder)."""
     decision: Decision | None = None
     """Set on ``enqueued`` and ``rescored``: the decision made at that moment."""
 
@@ -78,7 +79,7 @@ class _StoredEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     event: str
     state: ItemState
     detail: str = ""
-    worker: str | None = None
+    holder: str | None = None
     decision: Decision | None = None
 
 
@@ -86,6 +87,8 @@ class Lease(Base):
     """Who holds a started or claimed item, and until when."""
 
     holder: str
+    """A worker's name, or for a claim the claimer's name plus a random tag: complete and
+    release must send it back, so a holder whose lease lapsed cannot end someone else's."""
     until: datetime
 
 
@@ -162,13 +165,13 @@ def encode_event(
     state: ItemState,
     at_ms: int,
     detail: str = "",
-    worker: str | None = None,
+    holder: str | None = None,
     decision: Decision | None = None,
 ) -> bytes:
     """One stored history entry."""
     return _ENCODER.encode(
         _StoredEvent(
-            at=at_ms, event=event, state=state, detail=detail, worker=worker, decision=decision
+            at=at_ms, event=event, state=state, detail=detail, holder=holder, decision=decision
         )
     )
 
@@ -185,7 +188,7 @@ def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) 
     state = ItemState(_text(raw, "usm_state"))
     lease = None
     if lease_ms and state in HOLDING_STATES:
-        lease = Lease(holder=_text(raw, "usm_worker"), until=ms_to_datetime(int(lease_ms)))
+        lease = Lease(holder=_text(raw, "usm_holder"), until=ms_to_datetime(int(lease_ms)))
     return Item(
         id=item_id,
         state=state,
@@ -207,7 +210,7 @@ def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) 
                 event=e.event,
                 state=e.state,
                 detail=e.detail,
-                worker=e.worker,
+                holder=e.holder,
                 decision=e.decision,
             )
             for e in events

@@ -97,7 +97,8 @@ def pop(
     Args:
         queue_names: RQ queue names in hand-out order (highest priority first).
         wake_keys: the teams' wake lists, cleared when every queue is empty.
-        holder: worker name or claimant; only the holder may finish the lease.
+        holder: the lease holder (a worker's name, or a person's name plus a random tag for a
+            claim); only this holder may extend or end the lease.
         state: ``started`` (a worker) or ``claimed`` (a person).
         worker_key: RQ worker hash to mark busy (workers only).
         honour_suspension: return ``"suspended"`` while `rq suspend` is in force.
@@ -153,7 +154,7 @@ def extend(conn: redis.Redis, item_id: str, holder: str, now_ms: int, lease_ms: 
 def finish(
     conn: redis.Redis,
     item_id: str,
-    holder: str | None,
+    holder: str,
     outcome: Outcome,
     now_ms: int,
     ttl_seconds: int,
@@ -162,14 +163,14 @@ def finish(
 ) -> bool:
     """End a lease: complete, dead-letter, or release the item (front of its level).
 
-    ``holder`` None accepts any holder (an operator acting on a claim). Returns False when
-    the caller does not hold the item, e.g. its lease expired and it was handed out again.
+    Only the current ``holder`` may end the lease. Returns False when the caller does not hold
+    the item, e.g. its lease expired and it was handed out again: a stale holder is fenced off.
     """
     done = scripts_for(conn).finish(
         keys=[keys.job_key(item_id), keys.INFLIGHT, worker_key or keys.INFLIGHT],
         args=[
             item_id,
-            holder or "",
+            holder,
             outcome.value,
             now_ms,
             rq_time(now_ms),

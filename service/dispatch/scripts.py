@@ -35,11 +35,11 @@ PRELUDE = """
 local JOB, QUEUE, DUE, STARTED = '@JOB@', '@QUEUE@', '@DUE@', '@STARTED@'
 local WAKE, HISTORY, FAILED, FINISHED = '@WAKE@', '@HISTORY@', '@FAILED@', '@FINISHED@'
 local INFLIGHT = '@INFLIGHT@'
-local function event(id, now, name, state, detail, worker)
+local function event(id, now, name, state, detail, holder)
   local e = '{"at":' .. now .. ',"event":' .. cjson.encode(name)
   e = e .. ',"state":' .. cjson.encode(state)
   if detail and detail ~= '' then e = e .. ',"detail":' .. cjson.encode(detail) end
-  if worker and worker ~= '' then e = e .. ',"worker":' .. cjson.encode(worker) end
+  if holder and holder ~= '' then e = e .. ',"holder":' .. cjson.encode(holder) end
   redis.call('RPUSH', HISTORY .. id, e .. '}')
 end
 local function wake(team)
@@ -96,7 +96,7 @@ for i = 4, 3 + n do
       end
       if ARGV[8] == '1' then redis.call('HSET', KEYS[3], 'state', 'busy', 'current_job', id) end
       redis.call('HSET', job, 'usm_state', ARGV[4], 'status', 'started', 'started_at', ARGV[7],
-        'worker_name', ARGV[3], 'usm_worker', ARGV[3], 'usm_lease_ms', ARGV[2],
+        'worker_name', ARGV[3], 'usm_holder', ARGV[3], 'usm_lease_ms', ARGV[2],
         'usm_started_ms', ARGV[1])
       redis.call('HINCRBY', job, 'usm_deliveries', 1)
       event(id, ARGV[1], ARGV[4], ARGV[4], '', ARGV[3])
@@ -116,7 +116,7 @@ EXTEND_SCRIPT = """
 -- KEYS: 1 job hash, 2 in-flight zset
 -- ARGV: 1 item id, 2 holder, 3 new deadline (ms), 4 now in RQ's format
 -- Returns: 1 when extended, 0 when the lease was lost (item re-delivered, cancelled, done).
-local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_worker')
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_holder')
 if (h[1] == 'started' or h[1] == 'claimed') and h[2] == ARGV[2] then
   redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[1])
   redis.call('HSET', KEYS[1], 'usm_lease_ms', ARGV[3], 'last_heartbeat', ARGV[4])
@@ -128,14 +128,16 @@ return 0
 FINISH_SCRIPT = """
 -- End a lease: complete the item, dead-letter it, or put it back at the front of its level.
 -- KEYS: 1 job hash, 2 in-flight zset, 3 RQ worker hash (any key when not a worker)
--- ARGV: 1 item id, 2 holder ('' accepts any holder), 3 outcome (completed|dead|queued),
+-- ARGV: 1 item id, 2 holder (only the current holder may end its lease), 3 outcome
+--       (completed|dead|queued),
 --       4 now (ms), 5 now in RQ's format, 6 TTL (s) of a completed or dead item,
 --       7 detail (error or reason), 8 '1' when called by a worker
--- Returns: 1 done, 0 when the caller does not hold the item (lease lost, cancelled).
-local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_worker', 'usm_queue', 'usm_team',
+-- Returns: 1 done, 0 when the caller does not hold the item (lease lost or expired and handed
+--          out again, cancelled, finished): a holder that was presumed gone is fenced off.
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_holder', 'usm_queue', 'usm_team',
   'usm_idem', 'usm_response_by')
 if h[1] ~= 'started' and h[1] ~= 'claimed' then return 0 end
-if ARGV[2] ~= '' and h[2] ~= ARGV[2] then return 0 end
+if h[2] ~= ARGV[2] then return 0 end
 local id, q, team, out = ARGV[1], h[3], h[4], ARGV[3]
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', STARTED .. team, id)
@@ -180,7 +182,7 @@ local out = {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local job = JOB .. id
-  local h = redis.call('HMGET', job, 'usm_state', 'usm_worker', 'usm_queue', 'usm_team',
+  local h = redis.call('HMGET', job, 'usm_state', 'usm_holder', 'usm_queue', 'usm_team',
     'usm_priority', 'usm_deliveries', 'usm_response_by')
   if h[1] == 'started' or h[1] == 'claimed' then
     local q, team = h[3], h[4]

@@ -129,7 +129,7 @@ def test_claim_complete_release_and_lease_expiry_for_a_pull_team(
     assert client.post("/v1/teams/change_advisory/claim").status_code == 204
     rfc = _item(client, "RFC1", type="change", impact="department", urgency="normal")
     assert rfc["team"] == "change_advisory"
-    r = client.post("/v1/teams/change_advisory/claim", json={"claimant": "ann"})
+    r = client.post("/v1/teams/change_advisory/claim", json={"holder": "ann"})
     assert r.status_code == 200
     claimed = r.json()
     assert claimed["state"] == "claimed" and claimed["lease"]["holder"].startswith("ann#")
@@ -137,11 +137,60 @@ def test_claim_complete_release_and_lease_expiry_for_a_pull_team(
     assert r.status_code == 409
     r = client.post(f"/v1/items/{rfc['id']}/release", json={"holder": claimed["lease"]["holder"]})
     assert (r.status_code, r.json()["state"]) == (200, "queued")
-    again = client.post("/v1/teams/change_advisory/claim", json={"claimant": "bob"}).json()
+    again = client.post("/v1/teams/change_advisory/claim", json={"holder": "bob"}).json()
     assert again["id"] == rfc["id"] and again["deliveries"] == 2
-    r = client.post(f"/v1/items/{rfc['id']}/complete")
+    r = client.post(f"/v1/items/{rfc['id']}/complete", json={"holder": again["lease"]["holder"]})
     assert (r.status_code, r.json()["state"]) == (200, "completed")
     assert client.post("/v1/teams/service_desk/claim").status_code == 409
+
+
+def test_only_the_current_holder_may_complete_or_release_a_claim(
+    client: TestClient[Any],
+) -> None:
+    rfc = _item(client, "RFC4", type="change", impact="department", urgency="normal")
+    alice = client.post("/v1/teams/change_advisory/claim", json={"holder": "alice"}).json()
+    deadline = time.monotonic() + 5
+    while client.get(f"/v1/items/{rfc['id']}").json()["state"] != "queued":
+        assert time.monotonic() < deadline, "claim lease did not expire"
+        time.sleep(0.05)
+    bob = client.post("/v1/teams/change_advisory/claim", json={"holder": "bob"}).json()
+    assert bob["id"] == rfc["id"]
+    path = f"/v1/items/{rfc['id']}"
+    # Alice's stale lease: without a holder (as the old README sent it), or with her own.
+    r = client.post(f"{path}/complete")
+    assert (r.status_code, r.json()["field"]) == (400, "$")
+    assert "a JSON request body is required" in r.json()["detail"]
+    assert "holder" in r.json()["allowed"]
+    r = client.post(f"{path}/complete", json={"note": "done"})
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("Object missing required field `holder` - at `$`")
+    for action in ("complete", "release"):
+        r = client.post(f"{path}/{action}", json={"holder": alice["lease"]["holder"]})
+        assert r.status_code == 409
+        assert r.json()["field"] == "$.holder"
+        assert r.json()["detail"] == (
+            f"item '{rfc['id']}' is not held by '{alice['lease']['holder']}': its lease is held "
+            "by another holder; only the lease holder (`lease.holder` of the claim's answer) "
+            "may complete or release it - at `$.holder`"
+        )
+        assert bob["lease"]["holder"] not in r.text
+    item = client.get(path).json()
+    assert (item["state"], item["lease"]["holder"]) == ("claimed", bob["lease"]["holder"])
+    assert [h["event"] for h in item["history"]] == [
+        "enqueued",
+        "claimed",
+        "redelivered",
+        "claimed",
+    ]
+    # The same name claiming again gets a new holder: "bob" alone does not end Bob's lease.
+    r = client.post(f"{path}/complete", json={"holder": "bob"})
+    assert r.status_code == 409
+    r = client.post(f"{path}/complete", json={"holder": bob["lease"]["holder"]})
+    assert (r.status_code, r.json()["state"]) == (200, "completed")
+    assert r.json()["history"][-1]["holder"] == bob["lease"]["holder"]
+    r = client.post(f"{path}/release", json={"holder": bob["lease"]["holder"]})
+    assert r.status_code == 409
+    assert "it is completed" in r.json()["detail"]
 
 
 def test_a_claim_whose_lease_expires_goes_back_to_the_queue(client: TestClient[Any]) -> None:
@@ -163,9 +212,9 @@ def test_dead_letters_list_and_requeue(client: TestClient[Any], redis_url: str) 
     from service.dispatch.leases import Outcome, finish
 
     rfc = _item(client, "RFC2", type="change", impact="department", urgency="normal")
-    client.post("/v1/teams/change_advisory/claim")
+    holder = client.post("/v1/teams/change_advisory/claim").json()["lease"]["holder"]
     conn = redis.Redis.from_url(redis_url)
-    assert finish(conn, rfc["id"], None, Outcome.DEAD, now_ms(), 3600, "boom")
+    assert finish(conn, rfc["id"], holder, Outcome.DEAD, now_ms(), 3600, "boom")
     dead = client.get("/v1/dead-letters").json()["items"]
     assert [(d["id"], d["error"]) for d in dead] == [(rfc["id"], "boom")]
     assert client.get("/v1/dead-letters?team=service_desk").json()["items"] == []
