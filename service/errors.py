@@ -11,6 +11,7 @@ __all__ = [
     "InvalidCall",
     "InvalidTables",
     "ItemConflict",
+    "NoTableInForce",
     "NotFound",
     "QueueUnavailable",
     "SignatureRefused",
@@ -51,6 +52,16 @@ class InvalidTables(UsmError):
     def __init__(self, problems: Sequence[object]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class NoTableInForce(InvalidTables):
+    """No loaded table set has reached its ``effective_from``, so none may score yet.
+
+    A set never comes into force before its date: tables without a set in force are refused at
+    start-up and on reload (where the running sets stay), never stood in for by a future set.
+    """
+
+    status_code = 503
 
 
 class ItemConflict(UsmError):

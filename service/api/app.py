@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def create_app(
     settings = settings or Settings.from_env()
     if store is None:
         store = TableStore(load_all(Path(settings.tables)))
+        store.active(datetime.now(UTC))  # no set in force yet: refuse to start (NoTableInForce)
         record_loaded()
     prime_metrics(store)
     security = build_security(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from service.cli.governance import register_tables
 from service.errors import InvalidTables
 from service.files.loader import SCHEMA_DIR, load_all
 from service.files.schema import stale_schemas, write_schemas
+from service.files.store import Versions
 
 __all__ = ["register"]
 
@@ -34,6 +36,8 @@ def register(sub: Any) -> None:
 def _validate(args: argparse.Namespace) -> int:
     try:
         sets = load_all(args.dir)
+        # The service refuses tables with no set in force yet: say so before they are merged.
+        Versions.of(sets).active(datetime.now(UTC))
     except InvalidTables as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -12,9 +12,11 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from service.core.scoring import Scorer
-from service.errors import NotFound
+from service.core.validation import Problem
+from service.errors import NoTableInForce, NotFound
 from service.files.loader import LoadedSet
 
 __all__ = ["TableStore", "Versions"]
@@ -50,9 +52,29 @@ class Versions:
         )
 
     def active(self, now: datetime) -> LoadedSet:
-        """The newest set whose effective date has come (the oldest if none has yet)."""
+        """The newest set whose effective date has come.
+
+        Raises:
+            NoTableInForce: Every set is still to come. Standing in with the earliest would put
+                it in force (and re-score the queues with it) before its date.
+        """
         i = bisect.bisect_right(self.starts, now) - 1
-        return self.sets[max(i, 0)]
+        if i < 0:
+            first = self.sets[0]
+            raise NoTableInForce(
+                [
+                    Problem(
+                        file=f"{Path(first.path).name}/set.toml",
+                        key="effective_from",
+                        reason=(
+                            f"no table set is in force at {now.isoformat()}: the earliest, "
+                            f"{first.version}, takes effect {self.starts[0].isoformat()}; "
+                            "a set never comes into force before its effective_from"
+                        ),
+                    )
+                ]
+            )
+        return self.sets[i]
 
     def next_change(self, now: datetime) -> datetime | None:
         """When the next set becomes active, or None when no set is still to come."""

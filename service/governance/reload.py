@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,9 +62,15 @@ def fingerprint(root: Path) -> Fingerprint:
 class TableReloader:
     """Loads ``root`` into ``store`` on demand; the running sets stay when the files are bad."""
 
-    def __init__(self, store: TableStore, root: Path) -> None:
+    def __init__(
+        self,
+        store: TableStore,
+        root: Path,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.store = store
         self.root = root
+        self.clock = clock
         self._lock = threading.Lock()
         self._seen: Fingerprint = fingerprint(root) if root.is_dir() else ()
         self._settling: Fingerprint | None = None
@@ -74,7 +81,10 @@ class TableReloader:
             self._seen = fingerprint(self.root) if self.root.is_dir() else ()
             current = self.store.versions
             try:
-                sets = load_all(self.root)
+                new = Versions.of(load_all(self.root), current)
+                # Tables with no set in force yet (the one in force moved away, only a future
+                # one left) are refused: the future set must not come into force early.
+                new.active(self.clock())
             except (InvalidTables, OSError) as exc:
                 if isinstance(exc, InvalidTables):
                     problems = [str(p) for p in exc.problems]
@@ -83,15 +93,15 @@ class TableReloader:
                     problems = [f"{self.root}: {exc}"]
                     result = ReloadResult.ERROR
                 record_reload(result)
-                log.warning(
+                # Error, not warning: what runs now differs from the files on disk.
+                log.error(
                     "tables refused (%s): %d problem(s); %s stays in force:\n  %s",
                     trigger,
                     len(problems),
-                    current.active(datetime.now(UTC)).version,
+                    current.active(self.clock()).version,
                     "\n  ".join(problems),
                 )
                 return self._report(result, trigger, current, problems)
-            new = Versions.of(sets, current)
             if new.identity() == current.identity():
                 record_reload(ReloadResult.UNCHANGED)
                 return self._report(ReloadResult.UNCHANGED, trigger, current)
@@ -139,11 +149,14 @@ class TableReloader:
             except Exception:
                 log.exception("table watch failed; retrying in %.1f s", interval)
 
-    @staticmethod
     def _report(
-        result: ReloadResult, trigger: str, versions: Versions, problems: list[str] | None = None
+        self,
+        result: ReloadResult,
+        trigger: str,
+        versions: Versions,
+        problems: list[str] | None = None,
     ) -> ReloadReport:
-        active = versions.active(datetime.now(UTC))
+        active = versions.active(self.clock())
         return ReloadReport(
             result=result,
             trigger=trigger,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from tests.fixtures.table_edits import copy_default, edit, replace_in
+from tests.support.tables import future_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 USM = Path(sys.executable).with_name("usm")
@@ -103,3 +105,16 @@ def test_a_missing_subcommand_is_a_usage_error_with_exit_2() -> None:
     result = usm("tables")
     assert result.returncode == 2
     assert "usage: usm tables" in result.stderr
+
+
+def test_validate_refuses_tables_in_which_no_set_is_in_force_yet(tmp_path: Path) -> None:
+    at = future_copy(tmp_path / "2027.1", in_future=timedelta(days=32))
+    result = usm("tables", "validate", str(tmp_path))
+    assert result.returncode == 1
+    problem, summary = result.stderr.splitlines()
+    assert problem.startswith("2027.1/set.toml: effective_from: no table set is in force at ")
+    assert problem.endswith(
+        f": the earliest, 2027.1, takes effect {at.isoformat()}; "
+        "a set never comes into force before its effective_from"
+    )
+    assert summary == "1 problem(s); the table sets were refused"

@@ -7,11 +7,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import redis
 from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.api.governance import GovernancePlugin
+from service.errors import NoTableInForce
 from service.files.loader import load_all, load_set
 from service.files.store import TableStore
 from service.governance.config import GovernanceConfig
@@ -19,6 +21,7 @@ from service.governance.decision_log import read_log
 from service.governance.keys import DECISION_LOG
 from service.security.keys import hash_key, new_key
 from service.settings import Settings
+from tests.support.tables import future_copy, single_set_tables
 
 TABLES = Path(__file__).resolve().parents[3] / "tables"
 CALL = {"type": "incident", "impact": "group", "urgency": "high"}
@@ -120,3 +123,39 @@ def test_decisions_still_buffered_at_shutdown_are_flushed_before_exit(
             assert client.post("/v1/priority", json=CALL).status_code == 200
         assert redis_client.xlen(DECISION_LOG) == 0
     assert [e.call.urgency for e in read_log(redis_client, 10)] == ["high"] * 3
+
+
+def test_moving_the_set_in_force_away_never_puts_a_future_set_in_force_nor_rescores(
+    tmp_path: Path, redis_url: str
+) -> None:
+    root = single_set_tables(tmp_path)
+    future_copy(root / "2027.1", in_future=timedelta(days=32))
+    settings = Settings.from_env({}, tables=str(root), redis_url=redis_url)
+    app = create_app(settings)
+    plugin = next(p for p in app.plugins.init if isinstance(p, GovernancePlugin))
+    with TestClient(app) as client:
+        body = {**CALL, "source": "rt", "external_id": "1"}
+        item = client.post("/v1/items", json=body).json()
+        assert item["decision"]["table_version"] == "2026.1"
+        assert plugin.activation is not None
+        plugin.activation.check()  # the set in force at start is handled (if not already)
+        shutil.move(root / "2026.1", tmp_path / "moved-away")
+        r = client.post("/v1/admin/tables/reload")
+        assert r.status_code == 422
+        assert r.json()["report"]["problems"][0].startswith(
+            "2027.1/set.toml: effective_from: no table set is in force at "
+        )
+        assert client.get("/readyz").json()["table_version"] == "2026.1"
+        assert client.post("/v1/priority", json=CALL).json()["table_version"] == "2026.1"
+        assert plugin.activation.check() is None  # nothing new in force: no re-score
+        again = client.get(f"/v1/items/{item['id']}").json()
+        assert again["decision"]["table_version"] == "2026.1"
+        assert [h["event"] for h in again["history"]] == ["enqueued"]
+
+
+def test_tables_with_no_set_in_force_yet_stop_start_up(tmp_path: Path) -> None:
+    root = tmp_path / "tables"
+    future_copy(root / "2027.1", in_future=timedelta(days=32))
+    with pytest.raises(NoTableInForce) as exc:
+        create_app(Settings.from_env({}, tables=str(root)))
+    assert "no table set is in force at " in str(exc.value)

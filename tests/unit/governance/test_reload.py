@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
 from service.files.loader import load_all
@@ -107,3 +109,39 @@ def test_files_still_being_written_are_not_loaded_half_way(tables_copy: Path) ->
     report = reloader.poll()
     assert report is not None and report.result is ReloadResult.SUCCESS
     assert reloader.store.versions.names() == ["2026.1", "2027.1"]
+
+
+def test_a_future_set_left_alone_is_refused_and_the_set_in_force_stays_until_that_date(
+    tables_copy: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The chaos run: 2026.1 in force, 2027.1 (effective 2027-01-01) beside it, a month before.
+    now = [datetime(2026, 11, 30, 12, tzinfo=UTC)]
+    shutil.copytree(TABLES / "2027.1", tables_copy / "2027.1")
+    reloader = TableReloader(TableStore(load_all(tables_copy)), tables_copy, clock=lambda: now[0])
+    running = reloader.store.versions
+    shutil.move(tables_copy / "2026.1", tmp_path / "moved-away")
+    before = _reloads(ReloadResult.REJECTED)
+    with caplog.at_level(logging.ERROR, logger="usm.governance.reload"):
+        report = reloader.reload("watch")
+    assert report.result is ReloadResult.REJECTED
+    assert report.problems == [
+        "2027.1/set.toml: effective_from: no table set is in force at 2026-11-30T12:00:00+00:00: "
+        "the earliest, 2027.1, takes effect 2027-01-01T00:00:00+00:00; "
+        "a set never comes into force before its effective_from"
+    ]
+    assert (report.active, report.versions) == ("2026.1", ["2026.1", "2027.1"])
+    assert reloader.store.versions is running
+    assert reloader.store.active(now[0]).version == "2026.1"
+    assert _reloads(ReloadResult.REJECTED) == before + 1
+    assert [r.getMessage().splitlines()[0] for r in caplog.records] == [
+        "tables refused (watch): 1 problem(s); 2026.1 stays in force:"
+    ]
+    # On its date the kept 2027.1 takes over by itself, and the same files now load.
+    now[0] = datetime(2027, 1, 1, tzinfo=UTC)
+    assert reloader.store.active(now[0]).version == "2027.1"
+    report = reloader.reload("watch")
+    assert (report.result, report.active, report.versions) == (
+        ReloadResult.SUCCESS,
+        "2027.1",
+        ["2027.1"],
+    )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.errors import NotFound
+from service.errors import NoTableInForce, NotFound
 from service.files.loader import LoadedSet
 from service.files.store import TableStore, Versions
 
@@ -24,8 +24,20 @@ def test_the_newest_set_whose_date_has_come_is_active_to_the_microsecond(
     assert store.scorer(SWITCH).version == "2027.1"
 
 
-def test_before_any_date_has_come_the_oldest_set_scores(set_2026: LoadedSet) -> None:
-    assert Versions.of([set_2026]).active(datetime(2020, 1, 1, tzinfo=UTC)).version == "2026.1"
+def test_before_any_date_has_come_no_set_is_in_force_and_none_stands_in(
+    set_2026: LoadedSet, set_2027: LoadedSet
+) -> None:
+    with pytest.raises(NoTableInForce) as exc:
+        Versions.of([set_2027]).active(SWITCH - timedelta(days=32))
+    assert str(exc.value) == (
+        "2027.1/set.toml: effective_from: no table set is in force at 2026-11-30T00:00:00+00:00: "
+        "the earliest, 2027.1, takes effect 2027-01-01T00:00:00+00:00; "
+        "a set never comes into force before its effective_from"
+    )
+    assert exc.value.status_code == 503
+    assert Versions.of([set_2027]).active(SWITCH).version == "2027.1"
+    with pytest.raises(NoTableInForce):
+        TableStore([set_2026, set_2027]).scorer(datetime(2025, 12, 31, tzinfo=UTC))
 
 
 def test_next_change_is_the_next_effective_date_or_none(
