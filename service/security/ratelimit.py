@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -107,20 +108,24 @@ class _Shared:
     def count(self) -> int:
         return self.seen + self.pending
 
-    def local_ok(self, now: float, limit: int) -> bool:
-        """May this request be counted locally? Only well below the limit and within a sync."""
+    def local_ok(self, now: float, limit: int, amount: int = 1) -> bool:
+        """May these hits be counted locally? Only well below the limit and within a sync."""
         return (
             now < self.reset_at
             and now - self.synced_at < SYNC_SECONDS
-            and 2 * (self.count + 1) < limit
+            and 2 * (self.count + amount) < limit
         )
 
 
 class RateLimitStore(Store):
     """A litestar store on Redis that falls back to process memory while Redis fails."""
 
-    def __init__(self, client: aredis.Redis | None) -> None:
+    def __init__(
+        self, client: aredis.Redis | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
+        self.clock = clock
+        """Monotonic seconds; tests put a clock they move by hand here."""
         self.redis = RedisStore(client, namespace=NAMESPACE) if client is not None else None
         self.memory = MemoryStore()
         self._counts: dict[str, tuple[int, float]] = {}
@@ -129,10 +134,12 @@ class RateLimitStore(Store):
         self._hit = client.register_script(HIT_SCRIPT) if client is not None else None
 
     @classmethod
-    def for_url(cls, url: str | None) -> RateLimitStore:
+    def for_url(
+        cls, url: str | None, clock: Callable[[], float] = time.monotonic
+    ) -> RateLimitStore:
         """A store on the Redis at ``url`` with short timeouts and no retries (or memory only)."""
         if not url:
-            return cls(None)
+            return cls(None, clock)
         client = aredis.Redis.from_url(
             url,
             socket_connect_timeout=0.25,
@@ -140,53 +147,76 @@ class RateLimitStore(Store):
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
-        return cls(client)
+        return cls(client, clock)
 
     @property
     def using_redis(self) -> bool:
-        return self._hit is not None and time.monotonic() >= self._redis_back_at
+        return self._hit is not None and self.clock() >= self._redis_back_at
 
     def _redis_failed(self, exc: Exception) -> None:
-        if time.monotonic() >= self._redis_back_at:
+        if self.clock() >= self._redis_back_at:
             log.warning("rate limits counted in process memory: Redis unavailable (%s)", exc)
-        self._redis_back_at = time.monotonic() + RETRY_REDIS_AFTER
+        self._redis_back_at = self.clock() + RETRY_REDIS_AFTER
 
-    async def hit(self, key: str, window: int, limit: int | None = None) -> tuple[int, float]:
-        """Count one request for ``key``: (requests in the window so far, seconds to reset).
+    async def hit(
+        self, key: str, window: int, limit: int | None = None, amount: int = 1
+    ) -> tuple[int, float]:
+        """Count ``amount`` hits (requests or calls) of ``key``: (count so far, seconds to reset).
 
-        With ``limit`` given, a request far from the limit is counted locally and sent to Redis
-        with the next sync (see :class:`_Shared`); near the limit every request goes to Redis.
+        With ``limit`` given, hits far from the limit are counted locally and sent to Redis
+        with the next sync (see :class:`_Shared`); near the limit every hit goes to Redis.
         """
         if self._hit is not None and self.using_redis:
-            now = time.monotonic()
+            now = self.clock()
             shared = self._shared.get(key)
-            if shared is not None and limit is not None and shared.local_ok(now, limit):
-                shared.pending += 1
+            if shared is not None and limit is not None and shared.local_ok(now, limit, amount):
+                shared.pending += amount
                 return shared.count, shared.reset_at - now
-            pending = shared.pending + 1 if shared is not None and shared.reset_at > now else 1
+            pending = amount
+            if shared is not None and shared.reset_at > now:
+                # Hand the local count to this sync alone: requests that go to Redis while it
+                # is in flight must add only themselves, or each re-adds the same pending hits.
+                pending += shared.pending
+                shared.pending = 0
             try:
                 n, ttl_ms = await self._hit(
                     keys=[f"{NAMESPACE}:{key}"], args=[window * 1000, pending]
                 )
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc)
+                if shared is not None:
+                    shared.pending += pending - amount  # sent with the next sync instead
             else:
-                now = time.monotonic()
-                self._shared[key] = _Shared(int(n), now + int(ttl_ms) / 1000, now)
-                if len(self._shared) > 10_000:  # forget finished windows: memory stays bounded
-                    self._shared = {k: v for k, v in self._shared.items() if v.reset_at > now}
-                return int(n), int(ttl_ms) / 1000
-        return self._hit_memory(key, window)
+                return self._synced(key, int(n), int(ttl_ms) / 1000, window)
+        return self._hit_memory(key, window, amount)
 
-    def _hit_memory(self, key: str, window: int) -> tuple[int, float]:
-        now = time.monotonic()
+    def _synced(self, key: str, n: int, ttl: float, window: int) -> tuple[int, float]:
+        """Take Redis's answer ``n`` into the local view of ``key``'s window."""
+        now = self.clock()
+        reset_at = now + ttl
+        seen = n
+        current = self._shared.get(key)
+        pending = 0
+        if current is not None and current.reset_at > now:
+            # Concurrent syncs answer in any order: within one window the count only grows, and
+            # hits counted locally since another sync are still to be sent.
+            pending = current.pending
+            if reset_at < current.reset_at + window / 2:
+                seen = max(seen, current.seen)
+        self._shared[key] = _Shared(seen, reset_at, now, pending)
+        if len(self._shared) > 10_000:  # forget finished windows: memory stays bounded
+            self._shared = {k: v for k, v in self._shared.items() if v.reset_at > now}
+        return n, ttl
+
+    def _hit_memory(self, key: str, window: int, amount: int = 1) -> tuple[int, float]:
+        now = self.clock()
         count, reset_at = self._counts.get(key, (0, 0.0))
         if reset_at <= now:
             count, reset_at = 0, now + window
             if len(self._counts) > 10_000:  # drop finished windows so memory stays bounded
                 self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
-        self._counts[key] = (count + 1, reset_at)
-        return count + 1, reset_at - now
+        self._counts[key] = (count + amount, reset_at)
+        return count + amount, reset_at - now
 
     def _store(self) -> Store:
         return self.redis if self.redis is not None and self.using_redis else self.memory

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import redis
+from litestar import Litestar
 from litestar.testing import TestClient
 
+from service.security.ratelimit import RETRY_REDIS_AFTER, SYNC_SECONDS, RateLimitStore
 from tests.security.conftest import Keys, bearer, keyed_app
 from tests.support.redis_server import RedisServer
 
@@ -58,22 +60,32 @@ def test_probes_and_refused_keys_do_not_use_up_an_allowance(keys: Keys, redis_ur
     assert (probes, wrong, ok) == ({200}, {401}, [200, 200])
 
 
+def _clocked(app: Litestar) -> tuple[RateLimitStore, ManualClock]:
+    """The app's rate-limit store, now on a clock the test moves by hand."""
+    store = app.stores.get("rate_limit")
+    assert isinstance(store, RateLimitStore)
+    clock = ManualClock()
+    store.clock = clock
+    return store, clock
+
+
 def test_with_redis_down_scoring_answers_and_limits_hold_per_process(
     keys: Keys, redis_url: str, redis_server: RedisServer
 ) -> None:
-    with TestClient(keyed_app(keys, rate_limit="4/minute", redis_url=redis_url)) as c:
+    app = keyed_app(keys, rate_limit="4/minute", redis_url=redis_url)
+    store, clock = _clocked(app)
+    with TestClient(app) as c:
         assert c.post("/v1/priority", json=CALL, headers=bearer(keys.score)).status_code == 200
         redis_server.stop()
         try:
-            started = time.monotonic()
             down = [c.post("/v1/priority", json=CALL, headers=bearer(keys.score)) for _ in range(5)]
-            elapsed = time.monotonic() - started
+            counted_in_memory = not store.using_redis
         finally:
             redis_server.start()
-        time.sleep(1.1)  # the fallback retries Redis after one second
+        clock.now += RETRY_REDIS_AFTER  # the fallback tries Redis again after this long
         back = c.post("/v1/priority", json=CALL, headers=bearer(keys.everything))
     assert [r.status_code for r in down] == [200] * 4 + [429]
-    assert elapsed < 2.0
+    assert counted_in_memory
     assert back.status_code == 200
     client = redis.Redis.from_url(redis_url)
     counters = {k.decode() for k in client.scan_iter("usm:ratelimit:*")}
@@ -84,15 +96,73 @@ def test_with_redis_down_scoring_answers_and_limits_hold_per_process(
 def test_far_below_the_limit_hits_are_synced_to_redis_in_bulk_and_none_is_lost(
     keys: Keys, redis_url: str, redis_client: redis.Redis
 ) -> None:
-    from service.security.ratelimit import SYNC_SECONDS
-
-    with TestClient(keyed_app(keys, rate_limit="1000/minute", redis_url=redis_url)) as c:
+    app = keyed_app(keys, rate_limit="1000/minute", redis_url=redis_url)
+    _, clock = _clocked(app)
+    with TestClient(app) as c:
         for _ in range(10):
             assert c.get("/v1/tables", headers=bearer(keys.score)).status_code == 200
         counter = "usm:ratelimit:KeyRateLimitMiddleware::scorer"
         in_redis = int(redis_client.get(counter) or 0)
-        time.sleep(SYNC_SECONDS + 0.05)
+        clock.now += SYNC_SECONDS + 0.01
         last = c.get("/v1/tables", headers=bearer(keys.score))
-    assert 1 <= in_redis < 10, "every hit went to Redis: no local counting"
+    assert in_redis == 1, "only the first hit goes to Redis before the next sync"
     assert int(redis_client.get(counter) or 0) == 11, "a locally counted hit was lost"
     assert last.headers["ratelimit-remaining"] == str(1000 - 11)
+
+
+class ManualClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _store(redis_url: str, clock: ManualClock) -> RateLimitStore:
+    return RateLimitStore.for_url(redis_url, clock=clock)
+
+
+def test_concurrent_hits_after_a_sync_pause_add_each_request_once(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    clock = ManualClock()
+    key, window, limit = "concurrent", 60, 100_000
+
+    async def run() -> list[int]:
+        store = _store(redis_url, clock)
+        try:
+            for _ in range(100):
+                await store.hit(key, window, limit)
+            clock.now += SYNC_SECONDS + 0.02  # the next hits must sync with Redis
+            burst = await asyncio.gather(*(store.hit(key, window, limit) for _ in range(20)))
+            return [n for n, _ in burst]
+        finally:
+            await store.close()
+
+    counts = asyncio.run(run())
+    assert int(redis_client.get(f"usm:ratelimit:{key}") or 0) == 120
+    assert max(counts) <= 120
+
+
+def test_a_key_under_its_limit_is_never_refused(redis_url: str, redis_client: redis.Redis) -> None:
+    clock = ManualClock()
+    key, window, limit = "under", 60, 1000
+
+    async def run() -> list[int]:
+        store = _store(redis_url, clock)
+        seen: list[int] = []
+        try:
+            for _ in range(limit // 20):  # bursts of 20 concurrent requests, a sync pause apart
+                burst = await asyncio.gather(*(store.hit(key, window, limit) for _ in range(20)))
+                seen += [n for n, _ in burst]
+                clock.now += SYNC_SECONDS + 0.02
+            return seen
+        finally:
+            await store.close()
+
+    seen = asyncio.run(run())
+    assert len(seen) == limit
+    assert max(seen) == limit, "a request within the limit was counted past it"
+    assert int(redis_client.get(f"usm:ratelimit:{key}") or 0) == limit
