@@ -22,6 +22,7 @@ from service.api.queues import active_tables, item_store, problems, table_store
 from service.api.teams import known_team, team_queue_names
 from service.core.base import Base, Name, ShortText
 from service.core.calls import Call, LevelInput
+from service.core.decision import Decision
 from service.dispatch.items import Item, now_ms
 from service.dispatch.leases import Outcome, finish
 from service.dispatch.rescore import rescore_call
@@ -164,19 +165,23 @@ class ItemsController(Controller):
     )
     def change(self, item_id: FromPath[str], data: JSONBody[ItemPatch], state: State) -> Item:
         """Re-score with the changed fields; a waiting item moves if priority or team changed."""
-        store = item_store(state)
         now = datetime.now(UTC)
-        item = store.get(item_id)
+        scorer = table_store(state).scorer(now)
         changes = {
             f: getattr(data, f)
             for f in Call.__struct_fields__
             if f in ItemPatch.__struct_fields__ and getattr(data, f) is not UNSET
         }
-        call = msgspec.structs.replace(item.call, **changes)
-        decision = rescore_call(table_store(state).scorer(now), call, item.decision, now)
         what = ", ".join(f"{k}={v!r}" for k, v in changes.items()) or "no field"
         reason = f"changed {what}" + (f": {data.reason}" if data.reason else "")
-        updated, _ = store.rescore(item_id, decision, now, call=call, reason=reason)
+
+        def decide(item: Item) -> tuple[Decision, Call, str]:
+            # Applied to the call as stored at this moment: a concurrent PATCH of another
+            # field is kept, not overwritten with what this request read earlier.
+            call = msgspec.structs.replace(item.call, **changes)
+            return rescore_call(scorer, call, item.decision, now), call, reason
+
+        updated, _ = item_store(state).change(item_id, now, decide)
         return updated
 
     @delete(

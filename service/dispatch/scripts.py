@@ -235,18 +235,22 @@ return {1, state}
 MOVE_SCRIPT = """
 -- Store a new decision; a queued item whose team or priority changed moves to its new queue,
 -- placed by original enqueue time (ids sort by time), so it keeps its seniority there.
+-- Compare-and-set: the caller read the call at revision ARGV[9] and scored it; if the call or
+-- decision changed since (a concurrent PATCH), nothing is written and the caller re-reads.
 -- KEYS: 1 job hash, 2 RQ's queue set
 -- ARGV: 1 item id, 2 new queue name, 3 team, 4 priority, 5 decision (JSON),
 --       6 response target (epoch s), 7 history event (JSON, state written as '@STATE@'),
---       8 call (JSON, '' keeps it)
+--       8 call (JSON, '' keeps it), 9 expected revision ('' skips the check)
 -- Returns: {1, old queue} moved, {0, old queue} decision stored in place, {-1} absent,
---          {-2, state} when the item is completed or cancelled.
+--          {-2, state} when the item is completed or cancelled, {-3, revision} when stale.
 local id, new = ARGV[1], ARGV[2]
-local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_queue')
-local state, old = h[1], h[2]
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_queue', 'usm_rev')
+local state, old, rev = h[1], h[2], tonumber(h[3] or '0')
 if not state then return {-1} end
 if state == 'completed' or state == 'cancelled' then return {-2, state} end
-redis.call('HSET', KEYS[1], 'usm_decision', ARGV[5], 'usm_response_by', ARGV[6])
+if ARGV[9] ~= '' and tonumber(ARGV[9]) ~= rev then return {-3, rev} end
+redis.call('HSET', KEYS[1], 'usm_decision', ARGV[5], 'usm_response_by', ARGV[6],
+  'usm_rev', rev + 1)
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'usm_call', ARGV[8]) end
 -- The event was written before the state was known: fill it in (first match is the state).
 redis.call('RPUSH', HISTORY .. id, (string.gsub(ARGV[7], '@STATE@', state, 1)))

@@ -7,7 +7,7 @@ Every write is one Lua call (see :mod:`service.dispatch.scripts`). Redis errors 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -35,7 +35,7 @@ from service.dispatch.scripts import scripts_for
 from service.errors import InvalidCall, ItemConflict, NotFound, QueueUnavailable
 from service.metrics.instruments import ItemEvent, record
 
-__all__ = ["TASK", "ItemStore", "hand_out_order", "redis_errors"]
+__all__ = ["TASK", "Change", "ItemStore", "StaleItem", "hand_out_order", "redis_errors"]
 
 TASK = "worker.tasks.handle_item"
 """The RQ job function recorded in each item, so plain RQ tooling shows what the job does."""
@@ -43,6 +43,18 @@ TASK = "worker.tasks.handle_item"
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _STATE_PLACEHOLDER: Any = "@STATE@"
 _ENC = msgspec.json.Encoder()
+_CHANGE_ATTEMPTS = 50
+"""Compare-and-set rounds :meth:`ItemStore.change` tries before answering 409. Each lost round
+means another writer landed a change to the same item in between; 50 in a row is not contention
+a ticketing tool produces, so the caller is told to retry instead of being spun on forever."""
+
+
+class StaleItem(Exception):
+    """The item changed between reading it and writing a decision made from that read."""
+
+
+Change = Callable[[Item], tuple[Decision, Call | None, str]]
+"""Given the item as stored now: the new decision, the new call (None keeps it), the reason."""
 
 
 @contextmanager
@@ -169,6 +181,37 @@ class ItemStore:
         """The item with its history; :class:`NotFound` naming the id when there is none."""
         return self.get_many([item_id], missing_ok=False)[0]
 
+    def _get_with_revision(self, item_id: str) -> tuple[Item, int]:
+        """The item and the revision of its call and decision, read in one round trip."""
+        if not _ID.match(item_id):
+            raise NotFound(f"unknown item '{item_id}'")
+        with redis_errors(), self.conn.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.job_key(item_id))
+            pipe.lrange(keys.history_key(item_id), 0, -1)
+            raw, history = pipe.execute()
+        if b"usm_state" not in raw:
+            raise NotFound(f"unknown item '{item_id}'")
+        return item_from_hash(item_id, raw, history), int(raw.get(b"usm_rev", b"0"))
+
+    def change(self, item_id: str, now: datetime, decide: Change) -> tuple[Item, bool]:
+        """Read the item, let ``decide`` make its new call and decision, store them atomically.
+
+        Compare-and-set: if another writer changed the item in between (two PATCHes at once, a
+        re-score), the write is refused and ``decide`` runs again on what is stored now, so no
+        change is lost. Returns ``(item, moved)`` as :meth:`rescore` does.
+        """
+        for _ in range(_CHANGE_ATTEMPTS):
+            item, revision = self._get_with_revision(item_id)
+            decision, call, reason = decide(item)
+            try:
+                return self.rescore(item_id, decision, now, call, reason, expect=revision)
+            except StaleItem:
+                continue
+        raise ItemConflict(
+            f"item '{item_id}' changed {_CHANGE_ATTEMPTS} times while this change was being "
+            "made; send it again"
+        )
+
     def get_many(self, item_ids: Sequence[str], missing_ok: bool = True) -> list[Item]:
         """Items in the order given, read in one round trip; absent ones are skipped."""
         wanted = [i for i in item_ids if _ID.match(i)]
@@ -212,10 +255,13 @@ class ItemStore:
         now: datetime,
         call: Call | None = None,
         reason: str = "",
+        expect: int | None = None,
     ) -> tuple[Item, bool]:
         """Store a new decision; a waiting item moves if its team or priority changed.
 
         Returns ``(item, moved)``. The decision is recorded in the item's history either way.
+        With ``expect`` (the revision the decision was made from), :class:`StaleItem` is raised
+        and nothing written when the item's call or decision changed since.
         """
         queue = keys.queue_name(decision.team, decision.priority.name)
         # The script fills in the state the item is in when the decision lands.
@@ -234,8 +280,11 @@ class ItemStore:
                     decision.response_by.timestamp(),
                     event,
                     _ENC.encode(call) if call is not None else "",
+                    "" if expect is None else expect,
                 ],
             )
+        if code == -3:
+            raise StaleItem(item_id)
         if code == -1:
             raise NotFound(f"unknown item '{item_id}'")
         if code == -2:
