@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, delete, get, patch, post
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Response
@@ -113,6 +113,19 @@ class DeadLetters(Base):
     items: list[Item]
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+"""Set to ``true`` on a 200 that answers with an item created by an earlier request."""
+DIFFERS_HEADER = "USM-Ignored-Fields"
+"""On such a 200: the fields whose sent value differs from the stored item's, comma-separated.
+They were not applied; ``PATCH /v1/items/{id}`` changes an item."""
+
+
+def _differing(item: Item, call: Call, payload: dict[str, Any] | None) -> list[str]:
+    """Fields of a repeated create whose value differs from the item it names (as sent)."""
+    fields = [f for f in Call.__struct_fields__ if getattr(item.call, f) != getattr(call, f)]
+    return [*fields, "payload"] if item.payload != payload else fields
+
+
 class ItemsController(Controller):
     path = "/v1/items"
     tags = ["items"]
@@ -123,13 +136,34 @@ class ItemsController(Controller):
         summary="Score a call and queue it for its team",
         responses={
             200: ResponseSpec(
-                data_container=Item, description="A retry: the item (source, external_id) names."
+                data_container=Item,
+                description="A repeat: the item (source, external_id) already names, unchanged. "
+                f"`{REPLAYED_HEADER}: true`; `{DIFFERS_HEADER}` lists the fields sent with "
+                "another value than the item holds (not applied: PATCH changes an item).",
             ),
             **problems(400, 422, 503),
         },
+        response_headers=[
+            ResponseHeader(
+                name=REPLAYED_HEADER,
+                documentation_only=True,
+                description="`true` when the answer is an item an earlier request created (200).",
+            ),
+            ResponseHeader(
+                name=DIFFERS_HEADER,
+                documentation_only=True,
+                description="On a repeat (200) whose body differs from the stored item: the "
+                "differing fields, e.g. `impact, payload`; they were not applied.",
+            ),
+        ],
     )
     def create(self, data: JSONBody[ItemRequest], state: State) -> Response[Item]:
-        """201 with the new item; 200 with the existing one when (source, external_id) is known."""
+        """201 with the new item; 200 with the existing one when (source, external_id) is known.
+
+        A repeat never changes the item, whatever its body says: the answer says it is one
+        (``Idempotent-Replayed``) and which sent fields were not applied (``USM-Ignored-Fields``),
+        so a caller that meant an update can tell and send a PATCH.
+        """
         now = datetime.now(UTC)
         call = data.call()
         started = perf_counter()
@@ -141,11 +175,13 @@ class ItemsController(Controller):
         log = state.get("decision_log")
         if created and log is not None:
             log.append(call, decision)
-        return Response(
-            item,
-            status_code=201 if created else 200,
-            headers={"Location": f"{self.path}/{item.id}"},
-        )
+        headers = {"Location": f"{self.path}/{item.id}"}
+        if not created:
+            headers[REPLAYED_HEADER] = "true"
+            differing = _differing(item, call, data.payload)
+            if differing:
+                headers[DIFFERS_HEADER] = ", ".join(differing)
+        return Response(item, status_code=201 if created else 200, headers=headers)
 
     @get(
         "/{item_id:str}",

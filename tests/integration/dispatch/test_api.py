@@ -50,6 +50,26 @@ def test_post_creates_an_item_and_a_retry_returns_it_with_200(client: TestClient
     assert [h["event"] for h in item["history"]] == ["enqueued"]
 
 
+def test_a_repeat_with_another_body_says_it_is_a_duplicate_and_which_fields_were_ignored(
+    client: TestClient[Any],
+) -> None:
+    body = {**INCIDENT, "source": "snow", "external_id": "INC9", "payload": {"title": "x"}}
+    first = client.post("/v1/items", json=body)
+    assert first.status_code == 201
+    assert "idempotent-replayed" not in first.headers
+    same = client.post("/v1/items", json=body)
+    assert (same.status_code, same.headers["idempotent-replayed"]) == (200, "true")
+    assert "usm-ignored-fields" not in same.headers
+    changed = {**body, "impact": "organisation", "urgency": "high", "payload": {"title": "y"}}
+    r = client.post("/v1/items", json=changed)
+    assert (r.status_code, r.headers["idempotent-replayed"]) == (200, "true")
+    assert r.headers["usm-ignored-fields"] == "impact, urgency, payload"
+    assert r.json()["id"] == first.json()["id"]
+    stored = client.get(f"/v1/items/{first.json()['id']}").json()
+    assert (stored["call"]["impact"], stored["payload"]) == ("user", {"title": "x"})
+    assert [h["event"] for h in stored["history"]] == ["enqueued"]
+
+
 def test_bad_item_input_names_the_field_and_allowed_values(client: TestClient[Any]) -> None:
     r = client.post(
         "/v1/items", json={**INCIDENT, "urgency": "hgih", "source": "s", "external_id": "1"}
