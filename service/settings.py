@@ -27,6 +27,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     """``USM_REDIS_PORT``: port of the embedded Redis (``usm serve`` without REDIS_URL); 0 picks
     a free one."""
+    redis_restart_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    """``USM_REDIS_RESTART_SECONDS``: first wait before ``usm serve`` restarts its embedded Redis
+    after it died; doubled for each quick failure, up to 30 s."""
+    ready_needs_redis: bool = False
+    """``USM_READY_NEEDS_REDIS``: ``/readyz`` answers 503 while Redis does not. Off for ``usm api``
+    (replicas keep scoring while Redis is away), on for ``usm serve`` (its one Redis is part of
+    the service)."""
     redis_appendfsync: Literal["everysec", "always"] = "everysec"
     """``USM_REDIS_APPENDFSYNC``: the embedded Redis' AOF fsync policy. ``everysec`` (Redis'
     advice) survives restarts and process crashes; ``always`` also a power loss, slower."""

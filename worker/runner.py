@@ -7,8 +7,10 @@ lease alive and, every few seconds, re-delivers items whose holders died (the re
 Idle workers block on their teams' wake lists (``BLPOP``), which every enqueue feeds, so a new
 item is picked up within milliseconds without polling.
 
-Signals: the first SIGTERM/SIGINT lets the current item finish, then the worker exits; a second
-one interrupts the handler and puts the item back at the front of its queue.
+Signals: the first SIGTERM/SIGINT/SIGHUP lets the current item finish, then the worker exits; a
+second one interrupts the handler and puts the item back at the front of its queue. A worker
+started by ``usm serve`` also stops when that parent is gone (``parent_pid``), should the kernel's
+parent-death signal not have reached it.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Worker:
         handlers: Mapping[str, Handler] | None = None,
         tables_source: Callable[[], TableSet] | None = None,
         refresh_seconds: float = 5.0,
+        parent_pid: int | None = None,
     ) -> None:
         known = {t.name: t for t in tables.teams.team}
         for team in teams:
@@ -103,6 +106,7 @@ class Worker:
         self._given_handlers = given
         self._tables_source = tables_source
         self._refresh_seconds = refresh_seconds
+        self._parent_pid = parent_pid
         self._next_refresh = time.monotonic() + refresh_seconds
         self.name = name or f"usm-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.rq_key = keys.worker_key(self.name)
@@ -127,8 +131,8 @@ class Worker:
     def run(self, burst: bool = False, max_items: int | None = None) -> int:
         """Work until stopped (or, with ``burst``, until the queues are empty). Items handled."""
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, self._on_signal)
         if not self._register():
             return 0
         beat = threading.Thread(target=self._beat_loop, name="usm-heartbeat", daemon=True)
@@ -349,6 +353,7 @@ class Worker:
         next_beat = time.monotonic() + self.config.heartbeat_seconds
         next_reap = next_expire = time.monotonic()
         while not self._beat_stop.wait(tick):
+            self._check_parent()
             now = time.monotonic()
             if now >= next_beat:
                 self._beat()
@@ -360,6 +365,17 @@ class Worker:
                 with contextlib.suppress(redis.RedisError):
                     expire_registries(self.conn, self.queue_names, time.time())
                 next_expire = now + _EXPIRE_EVERY
+
+    def _check_parent(self) -> None:
+        """An orphan stops: its ``usm serve`` is gone and a new one starts its own workers."""
+        if self._parent_pid is not None and os.getppid() != self._parent_pid:
+            if not self.stop_event.is_set():
+                log.warning(
+                    "worker %s: parent process %d is gone; stopping after the current item",
+                    self.name,
+                    self._parent_pid,
+                )
+            self.stop_event.set()
 
     def _beat(self) -> None:
         """Presence for `usm` stats and `rq info`, and the current item's lease."""

@@ -1,7 +1,7 @@
 """Wires governance into the app: admin routes, decision log, and the background tasks.
 
 ``create_app`` adds one :class:`GovernancePlugin`; its lifespan starts the file watch, the
-SIGHUP handler, the activation watcher and the decision log flusher, and stops them on shutdown.
+SIGUSR1 handler, the activation watcher and the decision log flusher, and stops them on shutdown.
 Nothing connects to Redis before the app starts. It lives in the API layer, beside
 :mod:`service.api.dispatch`, so :mod:`service.governance` knows no web framework and never
 imports the API.
@@ -82,12 +82,12 @@ class GovernancePlugin(InitPluginProtocol):
         self._start(self.activation.run(cfg.activation_interval), "activation watch")
         if aclient is not None and self.decisions.enabled:
             self._start(self.decisions.run(aclient, cfg.decision_log_flush), "decision log")
-        sighup = self._install_sighup()
+        on_usr1 = self._install_reload_signal()
         try:
             yield
         finally:
-            if sighup:
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            if on_usr1:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -100,15 +100,18 @@ class GovernancePlugin(InitPluginProtocol):
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
-    def _install_sighup(self) -> bool:
-        """``kill -HUP <pid>`` reloads the tables; only possible on the main thread's loop."""
+    def _install_reload_signal(self) -> bool:
+        """``kill -USR1 <pid>`` reloads the tables; only possible on the main thread's loop.
+
+        Not SIGHUP: a terminal sends that when it closes, and then the service must stop.
+        """
         loop = asyncio.get_running_loop()
 
-        def on_hup() -> None:
-            self._start(self._reload("sighup"), "sighup reload")
+        def on_usr1() -> None:
+            self._start(self._reload("sigusr1"), "sigusr1 reload")
 
         try:
-            loop.add_signal_handler(signal.SIGHUP, on_hup)
+            loop.add_signal_handler(signal.SIGUSR1, on_usr1)
         except (RuntimeError, ValueError, NotImplementedError):
             return False  # not the main thread (a test client) or no signals on this platform
         return True

@@ -92,7 +92,7 @@ def _run_granian(settings: Settings, factory: AppFactory) -> None:
     from granian.log import LogLevels
     from granian.server import Server
 
-    from service.governance.signals import forward_sighup
+    from service.governance.signals import reload_on_sigusr1
 
     server = Server(
         target="usm-dispatch",  # only a label: the loader below builds the app
@@ -103,9 +103,9 @@ def _run_granian(settings: Settings, factory: AppFactory) -> None:
         log_level=LogLevels.info,
         log_access=False,
     )
-    # SIGHUP reloads the tables inside the worker (a refused set keeps the running one) rather
-    # than granian's respawn, whose new worker would exit on invalid tables.
-    forward_sighup(server)
+    # SIGUSR1 reloads the tables inside the worker (a refused set keeps the running one); SIGHUP
+    # (a closed terminal) stops granian as SIGTERM does.
+    reload_on_sigusr1(server)
     server.serve(target_loader=partial(_load, factory, settings), wrap_loader=False)
 
 
@@ -115,6 +115,12 @@ class _Stopped(Exception):
 
 def _stopped(signum: int, frame: FrameType | None) -> None:
     raise _Stopped
+
+
+def _hang_up(signum: int, frame: FrameType | None) -> None:
+    # A closed terminal: stop as on SIGTERM (uvicorn's handler, graceful), not keep running
+    # detached with nobody to stop it.
+    signal.raise_signal(signal.SIGTERM)
 
 
 def _run_uvicorn(settings: Settings, factory: AppFactory) -> None:
@@ -127,6 +133,8 @@ def _run_uvicorn(settings: Settings, factory: AppFactory) -> None:
     # "previous" handler is ours for the duration, and a stop returns normally, as granian's does.
     main = threading.current_thread() is threading.main_thread()
     saved = {sig: signal.signal(sig, _stopped) for sig in _STOP_SIGNALS} if main else {}
+    if main:
+        saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, _hang_up)
     try:
         uvicorn.run(
             app,

@@ -2,8 +2,12 @@
 
 ``usm serve`` is the README's run command: with no ``REDIS_URL`` it starts its own Redis
 (:mod:`service.embedded_redis`), then one ``usm worker`` process per push-mode team, then the API
-in this process; on SIGINT/SIGTERM it stops them in reverse order: API, workers (each finishes
-its current item), Redis. A worker that dies is restarted.
+in this process; on SIGINT/SIGTERM/SIGHUP it stops them in reverse order: API, workers (each
+finishes its current item), Redis. A worker or Redis that dies is restarted.
+
+Killed outright (SIGKILL, the OOM killer), it cannot stop anything, so the children stop
+themselves: the kernel sends them SIGTERM when their parent dies (:mod:`service.children`), and
+workers also watch their parent pid. The next start then finds nothing in its way.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from service.children import die_with_parent, port_in_use
 from service.security import preflight
 from service.settings import Settings
 
@@ -61,23 +67,39 @@ def register(sub: Any) -> None:
     serve.set_defaults(func=_serve)
 
 
+def _check_port(command: str, settings: Settings) -> None:
+    """Fail before starting anything when the API's port is taken, naming the option."""
+    if port_in_use(settings.host, settings.port):
+        raise SystemExit(
+            f"usm {command}: port {settings.port} on {settings.host} is already in use "
+            "(another usm serve?); choose another with --port or USM_PORT"
+        )
+
+
 def _api(args: argparse.Namespace) -> int:
     from service.api.server import run_api
 
     settings = Settings.from_env(host=args.host, port=args.port, tables=args.tables)
+    _check_port("api", settings)
     preflight(settings)  # refuse bad keys or an open non-loopback bind before starting anything
     run_api(settings, args.server)
     return 0
 
 
 class WorkerPool:
-    """One ``usm worker`` child per team, restarted if it dies, stopped gracefully."""
+    """One ``usm worker`` child per team, restarted if it dies, stopped gracefully.
+
+    The pool's thread starts the replacements, so it is their parent for ``PR_SET_PDEATHSIG``:
+    it lives until every worker has exited, or they would get a second, interrupting SIGTERM.
+    """
 
     def __init__(self, teams: list[str], env: dict[str, str]) -> None:
         self.teams = teams
         self.env = env
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._done = threading.Event()
         self._watch = threading.Thread(target=self._watch_loop, name="worker-pool", daemon=True)
 
     def start(self) -> None:
@@ -89,25 +111,38 @@ class WorkerPool:
         # Own session: a Ctrl-C reaches `usm serve` only, which then stops workers one signal
         # at a time (a second signal would interrupt the item in hand).
         self.procs[team] = subprocess.Popen(
-            [sys.executable, "-c", _RUN_CLI, "worker", "--team", team],
+            [
+                *(sys.executable, "-c", _RUN_CLI, "worker", "--team", team),
+                *("--parent-pid", str(os.getpid())),
+            ],
             env=self.env,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, see service.children
         )
         log.info("worker for team %s started (pid %d)", team, self.procs[team].pid)
 
     def _watch_loop(self) -> None:
         from service.metrics.multiprocess import child_exited
 
-        while not self._stopping.wait(1.0):
-            for team, proc in list(self.procs.items()):
-                if proc.poll() is not None and not self._stopping.is_set():
-                    log.warning("worker for team %s exited (%s); restarting", team, proc.returncode)
-                    child_exited(proc.pid)
-                    self._spawn(team)
+        while not self._done.wait(1.0):
+            with self._lock:
+                if self._stopping.is_set():
+                    continue
+                for team, proc in list(self.procs.items()):
+                    if proc.poll() is not None:
+                        log.warning(
+                            "worker for team %s (pid %d) exited (%s); restarting",
+                            team,
+                            proc.pid,
+                            proc.returncode,
+                        )
+                        child_exited(proc.pid)
+                        self._spawn(team)
 
     def stop(self, grace: float = _WORKER_GRACE) -> None:
         """SIGTERM every worker (finish the current item), SIGKILL those still busy after grace."""
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -118,31 +153,62 @@ class WorkerPool:
                 log.warning("worker for team %s did not stop in %.0fs; killing it", team, grace)
                 proc.kill()
                 proc.wait()
+        self._done.set()
+        if self._watch.is_alive():
+            self._watch.join()
+
+
+def _banner(settings: Settings, data: Path, embedded: bool, pool: WorkerPool | None) -> None:
+    """Where everything is: one line each, so a person finds the API, Redis and the data."""
+    log.info("API: http://%s:%d (docs at /schema)", settings.host, settings.port)
+    url, where = settings.redis_url, "embedded" if embedded else "REDIS_URL"
+    log.info("Redis: %s (%s; see the queues with: rq info --url %s)", url, where, url)
+    log.info("data dir: %s", data.resolve())
+    if pool is None:
+        log.info("workers: none (--no-workers)")
+    else:
+        names = ", ".join(f"{t} (pid {p.pid})" for t, p in pool.procs.items())
+        log.info("workers: %s", names or "none (no push-mode team)")
 
 
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, tables=args.tables)
+    if "USM_READY_NEEDS_REDIS" not in os.environ:
+        # One machine, one Redis: while it is down the service is not ready (dispatch is 503).
+        settings = msgspec.structs.replace(settings, ready_needs_redis=True)
+    _check_port("serve", settings)
     preflight(settings)  # refuse bad keys or an open non-loopback bind before starting anything
     data = Path(settings.data_dir)
-    # Before anything imports prometheus_client: API and workers share one /metrics.
-    from service.metrics.multiprocess import prepare
+    # Before anything imports prometheus_client: API and workers share one /metrics. The files
+    # are mmapped, so they stay off the data disk (a full disk would be a SIGBUS).
+    from service.metrics.multiprocess import ENV, prepare, run_dir
 
-    prepare(data / "metrics")
+    own_metrics = None if os.environ.get(ENV) else run_dir()
+    prepare(own_metrics or os.environ[ENV])
+    try:
+        return _run(args, settings, data)
+    finally:
+        if own_metrics is not None:
+            shutil.rmtree(own_metrics, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, settings: Settings, data: Path) -> int:
     from service.api.server import run_api
-    from service.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+    from service.embedded_redis import EmbeddedRedis, EmbeddedRedisError, RedisKeeper
     from service.files.loader import load_all
     from service.files.store import TableStore
     from worker.runner import worker_teams
 
-    embedded = None
+    keeper = None
     if not settings.redis_url:
         embedded = EmbeddedRedis(data, settings.redis_port, settings.redis_appendfsync)
         try:
             url = embedded.start()
         except EmbeddedRedisError as exc:
             raise SystemExit(f"usm serve: {exc}") from None
+        keeper = RedisKeeper(embedded, first_delay=settings.redis_restart_seconds)
+        keeper.start()
         settings = msgspec.structs.replace(settings, redis_url=url)
-        log.info("embedded Redis at %s (set REDIS_URL to use your own)", url)
     pool = None
     try:
         if not args.no_workers:
@@ -154,10 +220,11 @@ def _serve(args: argparse.Namespace) -> int:
             }
             pool = WorkerPool(worker_teams(tables), env)
             pool.start()
+        _banner(settings, data, keeper is not None, pool)
         run_api(settings, args.server)
     finally:
         if pool is not None:
             pool.stop()
-        if embedded is not None:
-            embedded.stop()
+        if keeper is not None:
+            keeper.close()
     return 0

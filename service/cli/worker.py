@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
         default=None,
         help="serve this worker's Prometheus metrics on this port (distributed deployments)",
     )
+    # Set by `usm serve`: stop (after the current item) when that process is gone.
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_worker)
 
 
@@ -50,6 +52,7 @@ def run_worker(
     burst: bool = False,
     name: str | None = None,
     heartbeat: float | None = None,
+    parent_pid: int | None = None,
 ) -> int:
     """Run one worker in this process until stopped; returns the number of items handled."""
     # Imported here: the CLI must not import prometheus_client before `usm serve` chooses its
@@ -91,6 +94,7 @@ def run_worker(
             config,
             name=name,
             tables_source=tables_in_force,
+            parent_pid=parent_pid,
         )
     except ValueError as exc:
         raise SystemExit(f"usm worker: {exc}") from None
@@ -105,5 +109,12 @@ def _worker(args: argparse.Namespace) -> int:
         from service.metrics.exporter import start_worker_exporter
 
         start_worker_exporter(args.metrics_port, teams=args.team, tables=settings.tables)
-    run_worker(settings, args.team, burst=args.burst, name=args.name, heartbeat=args.heartbeat)
+    run_worker(
+        settings,
+        args.team,
+        burst=args.burst,
+        name=args.name,
+        heartbeat=args.heartbeat,
+        parent_pid=args.parent_pid,
+    )
     return 0

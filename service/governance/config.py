@@ -18,7 +18,7 @@ class GovernanceConfig(msgspec.Struct, kw_only=True, frozen=True):
 
     watch_interval: Seconds = 1.0
     """``USM_TABLES_WATCH_INTERVAL``: seconds between looks at ``tables/`` for changed files;
-    0 turns the file watch off (SIGHUP and the admin endpoint still reload)."""
+    0 turns the file watch off (SIGUSR1 and the admin endpoint still reload)."""
     activation_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
     """``USM_TABLES_ACTIVATION_INTERVAL``: seconds between checks for a newly active set."""
     rescore_lock_seconds: Annotated[int, msgspec.Meta(ge=1)] = 600

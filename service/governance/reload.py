@@ -1,7 +1,7 @@
 """Hot reload: read ``tables/`` again, refuse an invalid set, swap a valid one atomically.
 
 Three triggers share one :class:`TableReloader`: the file watch (a poll of every file's size and
-mtime each second, cheap next to the scoring it protects), SIGHUP, and
+mtime each second, cheap next to the scoring it protects), SIGUSR1, and
 ``POST /v1/admin/tables/reload``. Reloads are serialised by a lock; readers never wait on it.
 """
 
@@ -36,7 +36,7 @@ class ReloadReport(Base):
     """``success``: new sets swapped in; ``unchanged``: nothing to do; ``rejected``: invalid
     files; ``error``: the files could not be read. The running sets stay unless ``success``."""
     trigger: str
-    """What asked for it: ``watch``, ``sighup``, ``admin`` or ``api``."""
+    """What asked for it: ``watch``, ``sigusr1``, ``admin`` or ``api``."""
     active: str
     """Version in force after the reload."""
     hash: str

@@ -5,15 +5,22 @@ prometheus-client picks how values are stored (in memory or in per-process mmap 
 keeps the wrong kind of value for good. So :func:`prepare` must run in the parent before anything
 imports prometheus_client; child processes inherit the environment variable and write their own
 files, which :func:`scrape_registry` merges at scrape time.
+
+The files are memory-mapped: a write to a page the file system cannot back (a full disk) is a
+SIGBUS that kills the process. So they never live on the data disk, but in a directory private to
+one run on ``/dev/shm`` (memory, sized by us, not by Redis' data), see :func:`run_dir`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-__all__ = ["ENV", "child_exited", "enabled", "prepare"]
+__all__ = ["ENV", "child_exited", "enabled", "prepare", "run_dir"]
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 """The variable prometheus-client reads; set for this process and inherited by its children."""
@@ -47,6 +54,41 @@ def prepare(directory: str | Path) -> Path:
         stale.unlink()
     os.environ[ENV] = str(path)
     return path
+
+
+_PREFIX = "usm-metrics-"
+
+
+def run_dir(base: Path | None = None) -> Path:
+    """A directory for this run's metric files, off any data disk: ``/dev/shm/usm-metrics-U-PID``.
+
+    ``/dev/shm`` (memory) when writable, else the temp dir. Directories left by earlier runs of
+    this user whose process is gone (a crash skips the clean-up) are removed first.
+
+    Args:
+        base: Where to create it; default ``/dev/shm`` or the temp dir.
+    """
+    if base is None:
+        shm = Path("/dev/shm")
+        base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    mine = f"{_PREFIX}{os.getuid()}-"
+    for old in base.glob(f"{mine}*"):
+        with contextlib.suppress(ValueError):
+            if not _alive(int(old.name.removeprefix(mine))):
+                shutil.rmtree(old, ignore_errors=True)
+    path = base / f"{mine}{os.getpid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def enabled() -> bool:

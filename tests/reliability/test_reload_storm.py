@@ -1,6 +1,6 @@
 """A table reload storm under mixed load (scoring, item writes, a worker), keys on: no request
 fails and every item is handled. tests/integration/governance/test_reload_under_load.py covers
-the scoring-only case, SIGHUP, the file watch and invalid sets; this adds the dispatch traffic."""
+the scoring-only case, SIGUSR1, the file watch and invalid sets; this adds the dispatch traffic."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ROOT", "RUN_CLI", "ApiProcess", "UsmProcesses", "wait_for"]
+__all__ = ["ROOT", "RUN_CLI", "ApiProcess", "ServeProcess", "UsmProcesses", "gone", "wait_for"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_CLI = "import sys; from service.cli.main import main; sys.exit(main(sys.argv[1:]))"
@@ -146,9 +146,9 @@ class ApiProcess:
             time.sleep(0.1)
         raise TimeoutError(f"API did not answer within {timeout} s: {self.log()[-2000:]}")
 
-    def hup(self) -> None:
-        """SIGHUP: reload the tables."""
-        self.running.send_signal(signal.SIGHUP)
+    def reload_signal(self) -> None:
+        """SIGUSR1: reload the tables."""
+        self.running.send_signal(signal.SIGUSR1)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout`` seconds."""
@@ -165,3 +165,98 @@ class ApiProcess:
     def log(self) -> str:
         """Everything the process wrote so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class ServeProcess:
+    """A real ``usm serve`` (embedded Redis, workers, API) on free ports, in ``workdir``.
+
+    Its output goes to ``workdir/<log>``; ``children()`` lists the processes it started.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        env: Mapping[str, str],
+        port: int,
+        *,
+        log: str = "serve.log",
+        prefix: Sequence[str] = (),
+    ) -> None:
+        self.workdir = workdir
+        self.env = dict(env)
+        self.port = port
+        self.log_path = workdir / log
+        self.prefix = list(prefix)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> subprocess.Popen[bytes]:
+        assert self.proc is not None, "usm serve is not started"
+        return self.proc
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``usm serve *args`` without waiting (see :meth:`wait_ready`)."""
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*self.prefix, sys.executable, "-c", RUN_CLI, "serve", *args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return self.proc
+
+    def status(self, path: str) -> int | None:
+        """HTTP status of ``GET path``; None when nothing answers."""
+        try:
+            return httpx.get(f"{self.url}{path}", timeout=5.0).status_code
+        except httpx.HTTPError:
+            return None
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until ``/readyz`` answers 200; fails early with the log when the process exits."""
+
+        def ready() -> bool:
+            if self.running.poll() is not None:
+                raise AssertionError(f"usm serve exited: {self.log()[-3000:]}")
+            return self.status("/readyz") == 200
+
+        wait_for("usm serve to be ready", ready, timeout)
+
+    def children(self) -> list[int]:
+        """Pids of the processes ``usm serve`` started (Redis, workers), from /proc."""
+        pids: list[int] = []
+        for task in Path(f"/proc/{self.running.pid}/task").glob("*/children"):
+            try:
+                pids.extend(int(p) for p in task.read_text().split())
+            except OSError:  # the thread ended while we looked
+                continue
+        return pids
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait; SIGKILL if it hangs. Returns the exit status."""
+        proc = self.running
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie counts as gone: it runs nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")

@@ -2,7 +2,7 @@
 
 Four client threads score calls non-stop against a real ``usm api`` process while the test
 swaps the matrix between two valid variants, writes an invalid one, and reloads through the
-admin endpoint, SIGHUP and the file watch. Every decision must name one of the valid
+admin endpoint, SIGUSR1 and the file watch. Every decision must name one of the valid
 (version, hash) pairs and every request must succeed.
 """
 
@@ -111,8 +111,8 @@ def test_reloading_under_scoring_load_fails_no_request_and_mixes_no_sets(
             ]
             _write(matrix, original)
             if round_ % 2:
-                api.hup()
-            time.sleep(0.5)  # the file watch (0.2 s) or SIGHUP picks the original up
+                api.reload_signal()
+            time.sleep(0.5)  # the file watch (0.2 s) or SIGUSR1 picks the original up
     finally:
         stop.set()
         for t in threads:

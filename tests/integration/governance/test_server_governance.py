@@ -1,4 +1,4 @@
-"""A real ``usm api`` process: SIGHUP, the file watch, versions and the decision log."""
+"""A real ``usm api`` process: SIGUSR1, the file watch, versions and the decision log."""
 
 from __future__ import annotations
 
@@ -54,14 +54,14 @@ NO_WATCH = [
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("api", NO_WATCH, indirect=True)
-def test_sighup_reloads_the_tables_without_a_restart(api: ApiProcess, root: Path) -> None:
+def test_sigusr1_reloads_the_tables_without_a_restart(api: ApiProcess, root: Path) -> None:
     pid = api.running.pid
     path = root / "2026.1" / "levels.toml"
     path.write_text(path.read_text().replace('response = "PT30M"', 'response = "PT20M"'))
     new_hash = load_set(root / "2026.1").hash
     time.sleep(0.5)  # the watch is off: nothing changes until the signal
     assert httpx.get(f"{api.url}/v1/tables/").json()["hash"] != new_hash
-    api.hup()
+    api.reload_signal()
     assert _until(lambda: httpx.get(f"{api.url}/v1/tables/").json()["hash"] == new_hash)
     assert api.running.pid == pid and api.running.poll() is None
 
@@ -132,14 +132,14 @@ def test_scoring_answers_with_redis_down_and_the_log_counts_the_drops(
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("api", NO_WATCH, indirect=True)
-def test_sighup_with_invalid_tables_keeps_the_running_set_and_the_service_up(
+def test_sigusr1_with_invalid_tables_keeps_the_running_set_and_the_service_up(
     api: ApiProcess, root: Path
 ) -> None:
     running = httpx.get(f"{api.url}/v1/tables/").json()["hash"]
     path = root / "2026.1" / "matrix.toml"
     path.write_text(path.read_text().replace('high = "P3"', 'high = "P9"', 1))
-    api.hup()
-    assert _until(lambda: "tables refused (sighup)" in api.log())
+    api.reload_signal()
+    assert _until(lambda: "tables refused (sigusr1)" in api.log())
     assert api.running.poll() is None
     assert httpx.get(f"{api.url}/readyz").json()["table_hash"] == running
     refused = httpx.get(f"{api.url}/metrics").text

@@ -45,7 +45,7 @@ def test_an_invalid_set_is_refused_with_its_problems_and_the_running_sets_stay(
     running = reloader.store.versions
     replace_in(tables_copy / "2026.1", "matrix.toml", 'high = "P3"', 'high = "P9"')
     before = _reloads(ReloadResult.REJECTED)
-    report = reloader.reload("sighup")
+    report = reloader.reload("sigusr1")
     assert report.result is ReloadResult.REJECTED
     assert report.problems == [
         "2026.1/matrix.toml: matrix.group.high: unknown priority level 'P9'; "
