@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,18 @@ PUSH_TEAMS = 4
 pytestmark = pytest.mark.timeout(180)
 
 
+@pytest.fixture(autouse=True)
+def _stop_left_over(tmp_path: Path) -> Iterator[None]:
+    """A failed test still stops its ``usm serve`` (SIGTERM: it stops its children)."""
+    yield
+    for serve in _STARTED.pop(tmp_path, []):
+        if serve.proc is not None and serve.proc.poll() is None:
+            serve.stop()
+
+
+_STARTED: dict[Path, list[ServeProcess]] = {}
+
+
 def _serve(tmp: Path, port: int | None = None, log: str = "serve.log", **env: str) -> ServeProcess:
     # Its embedded redis-server inherits the env, and cannot start under libfaketime.
     base = {
@@ -39,7 +52,9 @@ def _serve(tmp: Path, port: int | None = None, log: str = "serve.log", **env: st
         USM_PORT=str(port or free_port()),
         **env,
     )
-    return ServeProcess(tmp, base, int(base["USM_PORT"]), log=log)
+    serve = ServeProcess(tmp, base, int(base["USM_PORT"]), log=log)
+    _STARTED.setdefault(tmp, []).append(serve)
+    return serve
 
 
 def _children(serve: ServeProcess) -> list[int]:
