@@ -141,14 +141,16 @@ class Scorer:
             explanation=r.explanation,
         )
 
-    def score_many(self, calls: Sequence[Call], now: datetime) -> list[Decision]:
+    def score_many(self, calls: Sequence[Call], now: datetime, first: int = 0) -> list[Decision]:
         """Decisions in call order, all with the same ``now``.
+
+        ``first`` is the index of ``calls[0]`` in the request, when a batch is scored in parts.
 
         Raises:
             InvalidCall: For the first bad call, located by its index, e.g. ``calls[3].urgency``.
         """
         out = []
-        for i, call in enumerate(calls):
+        for i, call in enumerate(calls, first):
             try:
                 out.append(self.score(call, now))
             except InvalidCall as exc:

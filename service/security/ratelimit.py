@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aredis
 from litestar.datastructures import MutableScopeHeaders
@@ -50,6 +50,7 @@ __all__ = [
     "HIT_SCRIPT",
     "KeyRateLimitMiddleware",
     "RateLimitStore",
+    "charge_calls",
     "parse_rate",
     "rate_limit_config",
 ]
@@ -276,6 +277,48 @@ async def _throttled(request: Any) -> bool:
     return isinstance(user, Principal) and user is not LOCAL
 
 
+ALLOWANCE = "usm.rate_limit"
+"""Key in the request's scope state of the caller's :class:`_Allowance` (limited requests only)."""
+
+
+@dataclass
+class _Allowance:
+    """What the middleware knew about a limited request, so a handler can charge more calls."""
+
+    store: RateLimitStore
+    key: str
+    window: int
+    limit: int
+    unit: str
+    name: str
+    headers: dict[str, str]
+    """The rate-limit headers of the answer; a charge updates ``remaining`` in place."""
+    remaining_header: str
+
+    async def charge(self, calls: int) -> None:
+        count, reset = await self.store.hit(self.key, self.window, self.limit, calls)
+        self.headers[self.remaining_header] = str(max(self.limit - count, 0))
+        if count > self.limit:
+            retry = str(max(int(reset + 0.999), 1))
+            raise TooManyRequestsException(
+                f"rate limit of {self.limit} requests per {self.unit} exceeded for API key "
+                f"'{self.name}': a batch counts each of its calls ({calls + 1} here)",
+                headers={**self.headers, "Retry-After": retry},
+            )
+
+
+async def charge_calls(request: Any, calls: int) -> None:
+    """Count ``calls`` more against the caller's rate limit: one request carrying many calls
+    (a batch) uses as much of the limit as that many single requests.
+
+    Raises:
+        TooManyRequestsException: the key is now over its limit (429 with ``Retry-After``).
+    """
+    allowance = request.scope.get("state", {}).get(ALLOWANCE)
+    if allowance is not None and calls > 0:
+        await allowance.charge(calls)
+
+
 class KeyRateLimitMiddleware(RateLimitMiddleware):
     """``RateLimitMiddleware`` counting with one atomic hit; 429 carries ``Retry-After``."""
 
@@ -288,10 +331,11 @@ class KeyRateLimitMiddleware(RateLimitMiddleware):
             window = DURATION_VALUES[self.unit]
             key = self.cache_key_from_request(request)
             count, reset = await store.hit(key, window, self.max_requests)
+            remaining = self.config.rate_limit_remaining_header_key
             headers = {
                 self.config.rate_limit_policy_header_key: f"{self.max_requests}; w={window}",
                 self.config.rate_limit_limit_header_key: str(self.max_requests),
-                self.config.rate_limit_remaining_header_key: str(max(self.max_requests - count, 0)),
+                remaining: str(max(self.max_requests - count, 0)),
                 self.config.rate_limit_reset_header_key: str(max(int(reset + 0.999), 1)),
             }
             if count > self.max_requests:
@@ -301,6 +345,11 @@ class KeyRateLimitMiddleware(RateLimitMiddleware):
                     headers={"Retry-After": headers[self.config.rate_limit_reset_header_key]}
                     | headers,
                 )
+            state: dict[str, Any] = cast(dict[str, Any], scope).setdefault("state", {})
+            state[ALLOWANCE] = _Allowance(
+                store, key, window, self.max_requests, self.unit, _identity(request), headers,
+                remaining,
+            )  # fmt: skip
             if self.config.set_rate_limit_headers:
                 send = _with_headers(send, headers)
         await self.app(scope, receive, send)

@@ -74,6 +74,21 @@ def test_a_batch_of_ten_thousand_calls_is_accepted(client: Client) -> None:
     assert len(response.json()["decisions"]) == 10_000
 
 
+def test_a_batch_scored_in_parts_keeps_call_order_and_names_a_bad_call_by_its_index(
+    client: Client,
+) -> None:
+    from service.api.priority import PART
+
+    levels = [(i % 4 + 1, i // 4 % 4 + 1) for i in range(2 * PART + 7)]
+    calls = [{"type": "incident", "impact": i, "urgency": u} for i, u in levels]
+    decisions = client.post("/v1/priority/batch", json={"calls": calls}).json()["decisions"]
+    assert [(d["impact"]["level"], d["urgency"]["level"]) for d in decisions] == levels
+    calls[PART + 3] = {**calls[PART + 3], "urgency": "hgih"}
+    refused = client.post("/v1/priority/batch", json={"calls": calls})
+    assert refused.status_code == 422
+    assert refused.json()["field"] == f"$.calls[{PART + 3}].urgency"
+
+
 def test_a_call_may_ask_for_a_loaded_version_by_name(client: Client) -> None:
     body = {"type": "incident", "impact": 1, "urgency": 1}
     response = client.post("/v1/priority", params={"version": "2026.1"}, json=body)

@@ -29,6 +29,25 @@ def test_the_request_over_the_limit_gets_429_with_retry_after(keys: Keys, redis_
     )
 
 
+def test_a_batch_uses_one_unit_of_the_limit_per_call(keys: Keys, redis_url: str) -> None:
+    with TestClient(keyed_app(keys, rate_limit="5/minute", redis_url=redis_url)) as c:
+        first = c.post("/v1/priority/batch", json={"calls": [CALL] * 3}, headers=bearer(keys.score))
+        second = c.post(
+            "/v1/priority/batch", json={"calls": [CALL] * 3}, headers=bearer(keys.score)
+        )
+        single = c.post("/v1/priority", json=CALL, headers=bearer(keys.score))
+    assert first.status_code == 200
+    assert first.headers["ratelimit-remaining"] == "2"
+    assert second.status_code == 429
+    assert second.headers["ratelimit-remaining"] == "0"
+    assert 1 <= int(second.headers["retry-after"]) <= 60
+    assert second.json()["detail"] == (
+        "rate limit of 5 requests per minute exceeded for API key 'scorer': "
+        "a batch counts each of its calls (3 here)"
+    )
+    assert single.status_code == 429
+
+
 def test_replicas_share_one_count_through_redis(
     keys: Keys, redis_url: str, redis_client: redis.Redis
 ) -> None:
