@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "InvalidCall",
+    "InvalidEvent",
     "InvalidTables",
     "ItemConflict",
     "NoTableInForce",
@@ -42,6 +43,32 @@ class InvalidCall(UsmError):
     def at(self, prefix: str) -> InvalidCall:
         """The same error located inside a larger document, e.g. ``calls[3]``."""
         return InvalidCall(f"{prefix}.{self.field}", self.reason, self.allowed)
+
+
+class InvalidEvent(UsmError):
+    """A ticketing tool's payload cannot be read by its source mapping.
+
+    Names the tool's field path (not ours: the person fixing it works in the tool), the value
+    found and the values the mapping knows.
+    """
+
+    status_code = 422
+
+    def __init__(
+        self,
+        path: str,
+        reason: str,
+        value: object = None,
+        mapped: Sequence[str] = (),
+    ) -> None:
+        self.path = path
+        self.reason = reason
+        self.value = value
+        self.mapped = list(mapped)
+        text = f"{reason} - at tool field `{path}`"
+        if self.mapped:
+            text += f"; mapped: {', '.join(self.mapped)}"
+        super().__init__(text)
 
 
 class InvalidTables(UsmError):

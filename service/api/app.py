@@ -20,6 +20,7 @@ from service.api.governance import GovernancePlugin
 from service.api.health import healthz, readyz
 from service.api.metrics import HTTP_METRICS, metrics, prime_metrics
 from service.api.priority import PriorityController
+from service.api.sources import SourcesController
 from service.api.tables import TablesController
 from service.files.loader import load_all
 from service.files.store import TableStore
@@ -55,6 +56,7 @@ def create_app(
             metrics,
             PriorityController,
             TablesController,
+            SourcesController,
             *extra_handlers,
         ],
         dependencies={"tables": Provide(_tables, sync_to_thread=False)},

@@ -28,7 +28,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service.api.priority import MAX_BATCH, BatchRequest
 from service.core.calls import Call
-from service.errors import InvalidCall, ItemConflict, QueueUnavailable, UsmError
+from service.errors import InvalidCall, InvalidEvent, ItemConflict, QueueUnavailable, UsmError
 from service.files.store import TableStore
 
 __all__ = ["exception_handlers", "problem"]
@@ -135,6 +135,9 @@ def _usm(request: Request[Any, Any, Any], exc: UsmError) -> Response[Any]:
         return problem(exc.status_code, str(exc), f"$.{exc.field}", exc.allowed)
     if isinstance(exc, ItemConflict) and exc.field:
         return problem(exc.status_code, str(exc), f"$.{exc.field}")
+    if isinstance(exc, InvalidEvent):
+        # The field is the tool's own path: the person fixing it works in the tool.
+        return problem(exc.status_code, str(exc), exc.path, exc.mapped)
     if isinstance(exc, QueueUnavailable):
         return problem(
             exc.status_code,

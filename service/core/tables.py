@@ -14,9 +14,11 @@ from typing import Annotated, Literal
 import msgspec
 
 from service.core.base import Base, Name, PositiveInt, ShortText, Text
+from service.core.sources import SourcesFile
 
 __all__ = [
     "FILES",
+    "OPTIONAL_FILES",
     "CallType",
     "CallTypesFile",
     "Handler",
@@ -229,8 +231,12 @@ FILES: dict[str, type[Base]] = {
     "services.toml": ServicesFile,
     "teams.toml": TeamsFile,
     "routing.toml": RoutingFile,
+    "sources.toml": SourcesFile,
 }
 """File name -> the type it decodes to, in the order a reader should meet them."""
+
+OPTIONAL_FILES: frozenset[str] = frozenset({"sources.toml"})
+"""Files a set may leave out: a set without ``sources.toml`` connects no ticketing tool."""
 
 
 class TableSet(Base):
@@ -244,6 +250,7 @@ class TableSet(Base):
     services: ServicesFile
     teams: TeamsFile
     routing: RoutingFile
+    sources: SourcesFile = msgspec.field(default_factory=SourcesFile)
 
     @property
     def version(self) -> str:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from itertools import pairwise
 
 from service.core.base import Base
+from service.core.source_rules import source_problems
 from service.core.tables import Level, PriorityLevel, TableSet
 
 __all__ = ["Problem", "validate"]
@@ -269,7 +270,8 @@ def validate(tables: TableSet) -> list[Problem]:
     Checks, in this order: unique levels on every scale; the priority matrix and the risk table
     are complete, name only known levels, and never give a less severe result for a more severe
     input; targets are positive and never shrink as priority falls; every priority is used;
-    every team, service, call type and impact floor that is named exists.
+    every team, service, call type and impact floor that is named exists; every source mapping
+    compiles and maps only to known levels, call types, services and priorities.
     """
     lv = tables.levels
     risk = tables.risk
@@ -299,4 +301,5 @@ def validate(tables: TableSet) -> list[Problem]:
     problems += _targets(lv.priority)
     problems += _used(tables)
     problems += _references(tables)
+    problems += [Problem(file=f, key=k, reason=r) for f, k, r in source_problems(tables)]
     return problems

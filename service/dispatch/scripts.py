@@ -207,9 +207,11 @@ return out
 """
 
 CANCEL_SCRIPT = """
--- Cancel an item wherever it is: out of its queue, its lease, or the dead letters.
+-- Cancel an item wherever it is: out of its queue, its lease, or the dead letters. With outcome
+-- 'completed' the item ends as completed instead (its ticket was resolved in the source tool).
 -- KEYS: 1 job hash
--- ARGV: 1 item id, 2 now (ms), 3 now in RQ's format, 4 TTL (s) of the cancelled item, 5 detail
+-- ARGV: 1 item id, 2 now (ms), 3 now in RQ's format, 4 TTL (s) of the ended item, 5 detail,
+--       6 outcome: 'cancelled' (when absent) or 'completed'
 -- Returns: {1, previous state}, {0, state} when already completed or cancelled, {-1} if absent.
 local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_queue', 'usm_team', 'usm_idem')
 local id, state, q = ARGV[1], h[1], h[2]
@@ -224,8 +226,14 @@ else
   redis.call('ZREM', INFLIGHT, id)
   redis.call('ZREM', STARTED .. h[3], id)
 end
-redis.call('HSET', KEYS[1], 'usm_state', 'cancelled', 'status', 'canceled', 'ended_at', ARGV[3])
-event(id, ARGV[2], 'cancelled', 'cancelled', ARGV[5], '')
+if ARGV[6] == 'completed' then
+  redis.call('HSET', KEYS[1], 'usm_state', 'completed', 'status', 'finished', 'ended_at', ARGV[3])
+  redis.call('ZADD', FINISHED .. q, tonumber(ARGV[2]) / 1000 + tonumber(ARGV[4]), id)
+  event(id, ARGV[2], 'completed', 'completed', ARGV[5], '')
+else
+  redis.call('HSET', KEYS[1], 'usm_state', 'cancelled', 'status', 'canceled', 'ended_at', ARGV[3])
+  event(id, ARGV[2], 'cancelled', 'cancelled', ARGV[5], '')
+end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', HISTORY .. id, ARGV[4])
 if h[4] then redis.call('EXPIRE', h[4], ARGV[4]) end

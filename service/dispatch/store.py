@@ -232,21 +232,44 @@ class ItemStore:
             out.append(item_from_hash(i, raw, history))
         return out
 
-    def cancel(self, item_id: str, now: datetime, reason: str = "") -> Item:
-        """Cancel the item: it leaves its queue, lease or the dead letters."""
+    def cancel(
+        self, item_id: str, now: datetime, reason: str = "", completed: bool = False
+    ) -> Item:
+        """Cancel the item: it leaves its queue, lease or the dead letters.
+
+        ``completed``: end it as completed instead, wherever it is (its ticket was resolved in
+        the tool that raised it, whether or not a team had started on it).
+        """
         self.get(item_id)
+        outcome = ItemState.COMPLETED if completed else ItemState.CANCELLED
         with redis_errors():
             code, *rest = self.scripts.cancel(
                 keys=[keys.job_key(item_id)],
-                args=[item_id, _ms(now), rq_time(_ms(now)), self.config.result_ttl, reason],
+                args=[
+                    item_id,
+                    _ms(now),
+                    rq_time(_ms(now)),
+                    self.config.result_ttl,
+                    reason,
+                    outcome.value,
+                ],
             )
         if code == -1:
             raise NotFound(f"unknown item '{item_id}'")
         if code == 0:
             raise ItemConflict(f"item '{item_id}' is already {rest[0].decode()}")
         item = self.get(item_id)
-        record(ItemEvent.CANCELLED, item.team, item.priority)
+        record(ItemEvent.COMPLETED if completed else ItemEvent.CANCELLED, item.team, item.priority)
         return item
+
+    def find(self, source: str, external_id: str) -> Item | None:
+        """The item (source, external_id) names, or None when there is none (or it expired)."""
+        with redis_errors():
+            found = self.conn.get(keys.idem_key(source, external_id))
+        if found is None:
+            return None
+        items = self.get_many([bytes(found).decode()])  # type: ignore[arg-type]
+        return items[0] if items else None
 
     def rescore(
         self,

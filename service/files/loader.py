@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from service.core.scoring import Scorer
-from service.core.tables import FILES, TableSet
+from service.core.tables import FILES, OPTIONAL_FILES, TableSet
 from service.core.validation import Problem, validate
 from service.errors import InvalidTables
 from service.files.keys import decode_problem
@@ -68,6 +68,8 @@ def load_set(directory: Path) -> LoadedSet:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
+            if name in OPTIONAL_FILES:
+                continue
             problems.append(Problem(file=label, key="(file)", reason="missing file"))
             continue
         try:

@@ -38,6 +38,7 @@ SECTIONS = (
     "services",
     "teams",
     "routing",
+    "sources",
 )
 """Sections of :attr:`TableDiff.changes`, in the order a reviewer reads them."""
 
@@ -203,6 +204,11 @@ def _routing(old: TableSet, new: TableSet) -> list[Change]:
     return changes
 
 
+def _sources(old: TableSet, new: TableSet) -> list[Change]:
+    """Source mappings by source and field (a changed value map shows as one change)."""
+    return _compare(_named(old.sources.source), _named(new.sources.source))
+
+
 def diff_sets(old: TableSet, new: TableSet, old_hash: str = "", new_hash: str = "") -> TableDiff:
     """Every difference between ``old`` and ``new`` that changes how calls are scored or shown."""
     set_fields = ("effective_from", "title", "rescore_on_activate", "description")
@@ -224,6 +230,7 @@ def diff_sets(old: TableSet, new: TableSet, old_hash: str = "", new_hash: str = 
         "services": _compare(_named(old.services.service), _named(new.services.service)),
         "teams": _compare(_named(old.teams.team), _named(new.teams.team)),
         "routing": _routing(old, new),
+        "sources": _sources(old, new),
     }
     sections["set"] = [
         msgspec.structs.replace(c, key=c.key.removeprefix("set.")) for c in sections["set"]

@@ -20,6 +20,7 @@ _TITLES = {
     "services": "Services",
     "teams": "Teams",
     "routing": "Routing (first matching rule wins)",
+    "sources": "Source mappings (ticketing tools)",
 }
 
 

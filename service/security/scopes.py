@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-__all__ = ["OPEN_PREFIXES", "ROUTE_SCOPES", "Scope", "is_open", "required_scope"]
+__all__ = [
+    "OPEN_PREFIXES",
+    "ROUTE_SCOPES",
+    "SELF_AUTHENTICATED",
+    "Scope",
+    "is_open",
+    "required_scope",
+]
 
 
 class Scope(StrEnum):
@@ -54,9 +61,15 @@ OPEN_PREFIXES: tuple[str, ...] = ("/healthz", "/readyz", "/metrics", "/schema")
 """Probes, metrics and the OpenAPI document stay open: orchestrators and Prometheus hold no keys."""
 
 
+SELF_AUTHENTICATED: frozenset[str] = frozenset({"/v1/sources/{source}/events"})
+"""Routes that need no API key because the handler authenticates them itself: ticketing tools
+sign their events with the source's own scheme (``service/sources/signatures.py``) and hold no
+usm key. A request without a valid signature gets 401 there, before anything is read."""
+
+
 def is_open(path_template: str) -> bool:
-    """True for routes that need no key at all (probes, metrics, OpenAPI)."""
-    return path_template.startswith(OPEN_PREFIXES)
+    """True for routes that need no key (probes, metrics, OpenAPI, signed source events)."""
+    return path_template.startswith(OPEN_PREFIXES) or path_template in SELF_AUTHENTICATED
 
 
 def required_scope(path_template: str, method: str) -> Scope | None:

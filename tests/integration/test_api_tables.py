@@ -54,6 +54,7 @@ def test_the_active_tables_show_version_hash_levels_matrix_and_targets(client: C
         "services",
         "teams",
         "routing",
+        "sources",
     }
 
 

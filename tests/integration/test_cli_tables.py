@@ -90,7 +90,7 @@ def test_schema_check_fails_on_a_stale_schema_and_writing_fixes_it(tmp_path: Pat
     schemas = tmp_path / "schema"
     written = usm("tables", "schema", "--dir", str(schemas))
     assert written.returncode == 0
-    assert len(written.stdout.splitlines()) == 8
+    assert len(written.stdout.splitlines()) == 9
     (schemas / "matrix.schema.json").write_text('{"title": "old"}\n')
     stale = usm("tables", "schema", "--check", "--dir", str(schemas))
     assert stale.returncode == 1

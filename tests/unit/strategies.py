@@ -8,6 +8,7 @@ import msgspec
 from hypothesis import strategies as st
 
 from service.core.calls import Call
+from service.core.sources import SourcesFile
 from service.core.tables import (
     Level,
     LevelsFile,
@@ -98,8 +99,9 @@ def numbered_set(base: TableSet, grid: list[list[int]], order: list[int] | None 
     """``base`` with impacts ``i1..``, urgencies ``u1..`` and priorities ``P1..`` from ``grid``.
 
     ``order`` shuffles the order in which the levels are written, which must not matter: the
-    ``level`` numbers, not the file order, rank them. Services are dropped (their floors name
-    impacts of the base set); the risk table maps onto the new urgencies monotonically.
+    ``level`` numbers, not the file order, rank them. Services and source mappings are dropped
+    (their floors and value maps name levels of the base set); the risk table maps onto the new
+    urgencies monotonically.
     """
     rows, cols = len(grid), len(grid[0])
     ranks = sorted({v for r in grid for v in r})
@@ -136,4 +138,5 @@ def numbered_set(base: TableSet, grid: list[list[int]], order: list[int] | None 
         ),
         risk=RiskFile(likelihood=risk.likelihood, proximity=risk.proximity, urgency=risk_urgency),
         services=ServicesFile(service=[]),
+        sources=SourcesFile(),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from service.core.sources import SourcesFile
 from service.core.tables import CallTypesFile
 from service.core.validation import validate
 from service.errors import InvalidTables
@@ -170,6 +171,9 @@ RULES: dict[str, tuple[str, str, str, list[str]]] = {
             # The matrix still has a row for 'user', now unknown: both are listed at once.
             "matrix.toml: matrix.user: unknown impact level 'user'; "
             "allowed: organisation, department, group",
+            # So does the RT source's value map.
+            "sources.toml: source[0].impact.map.User: unknown impact level 'user' for tool "
+            "value 'User'; allowed: organisation, department, group",
         ],
     ),
     "duplicate level rank": (
@@ -239,6 +243,8 @@ RULES: dict[str, tuple[str, str, str, list[str]]] = {
             "call_types.toml: call_type[3].name: duplicate call type 'change'",
             "routing.toml: route[2].call_type: unknown call type 'wish'; "
             "allowed: incident, service_request, change, risk",
+            "sources.toml: source[0].call_type.map.Wish: unknown call type 'wish' for tool "
+            "value 'Wish'; allowed: incident, service_request, change, risk",
         ],
     ),
     "bad duration": (
@@ -382,7 +388,8 @@ def test_a_misspelt_table_file_is_named_not_ignored(tmp_path: Path) -> None:
     assert [str(p) for p in caught.value.problems] == [
         "2026.1/routing.toml: (file): missing file",
         "2026.1/routes.toml: (file): unknown table file; allowed: set.toml, levels.toml, "
-        "matrix.toml, call_types.toml, risk.toml, services.toml, teams.toml, routing.toml",
+        "matrix.toml, call_types.toml, risk.toml, services.toml, teams.toml, routing.toml, "
+        "sources.toml",
     ]
 
 
@@ -477,7 +484,13 @@ def test_an_empty_scale_is_refused(default_set: LoadedSet) -> None:
 def test_a_set_without_call_types_is_refused(default_set: LoadedSet) -> None:
     tables = default_set.tables
     routing = msgspec.structs.replace(tables.routing, route=[])
-    none = msgspec.structs.replace(tables, call_types=CallTypesFile(call_type=[]), routing=routing)
+    # Without sources too: their value maps would name the call types that are gone.
+    none = msgspec.structs.replace(
+        tables,
+        call_types=CallTypesFile(call_type=[]),
+        routing=routing,
+        sources=SourcesFile(),
+    )
     assert [str(p) for p in validate(none)] == [
         "call_types.toml: call_type: at least one call type is required"
     ]

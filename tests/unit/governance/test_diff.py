@@ -82,3 +82,18 @@ def test_a_changed_team_field_is_listed_with_before_and_after(tmp_path: Path) ->
     assert diff.changes == {
         "teams": [Change(key="change_advisory.mode", before="pull", after="push")]
     }
+
+
+def test_a_changed_source_value_map_is_shown_by_source_and_field(
+    tmp_path: Path, set_2026: LoadedSet
+) -> None:
+    directory = replace_in(copy_default(tmp_path), "sources.toml", '"Group" = "group"', "")
+    replace_in(directory, "sources.toml", 'P1 = "90"', 'P1 = "99"')
+    changed = load_set(directory)
+    diff = diff_sets(set_2026.tables, changed.tables)
+    assert [c.key for c in diff.changes["sources"]] == ["rt.impact", "rt.writeback"]
+    impact = diff.changes["sources"][0]
+    assert impact.before is not None
+    assert "Group=group" in impact.before
+    assert impact.after is not None
+    assert "Group=group" not in impact.after

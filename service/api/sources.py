@@ -1,0 +1,123 @@
+"""``POST /v1/sources/{source}/events``: a ticketing tool's own payload in, the decision out.
+
+Authentication is the source's own scheme (:mod:`service.sources.signatures`: a signature over the
+raw body, or a bearer token / basic auth), not an API key: the tool holds no usm key, and the
+signature needs the body exactly as sent, so the route takes litestar's raw ``body`` and decodes it
+itself.
+Order of refusals: unknown source 404, bad signature 401, malformed JSON 400, unmapped field or
+value 422 (the tool's field path), Redis down 503; nothing is written before all checks pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.datastructures import State
+from litestar.exceptions import ClientException
+from litestar.params import FromPath, RawBody
+
+from service.api.queues import problems, table_store
+from service.core.mapping import map_event
+from service.core.sources import Source
+from service.errors import NotFound, SignatureRefused
+from service.metrics.decisions import record_decision
+from service.metrics.sources import record_event
+from service.sources.inbound import SourceAnswer, handle_event
+from service.sources.secrets import secrets_for
+from service.sources.signatures import HEADERS, Scheme, verify
+
+__all__ = ["SourcesController", "find_source"]
+
+log = logging.getLogger("usm.sources")
+
+
+def find_source(sources: list[Source], name: str) -> Source:
+    """The source called ``name``; 404 naming the configured ones."""
+    for source in sources:
+        if source.name == name:
+            return source
+    known = ", ".join(s.name for s in sources) or "none configured"
+    raise NotFound(f"unknown source '{name}'; configured: {known}")
+
+
+def _authenticate(source: Source, request: Request[Any, Any, Any], body: bytes) -> None:
+    scheme = Scheme(source.signature)
+    secret = secrets_for(source.name).secret
+    if not secret:
+        log.warning(
+            "source %s has no secret: set USM_SOURCE_%s_SECRET; refusing its events",
+            source.name,
+            source.name.upper(),
+        )
+        raise SignatureRefused(
+            f"source '{source.name}' has no secret configured on the usm side", HEADERS[scheme]
+        )
+    verify(scheme, secret, request.headers, body)
+
+
+class SourcesController(Controller):
+    path = "/v1/sources"
+    tags = ["sources"]
+
+    @post(
+        "/{source:str}/events",
+        status_code=200,
+        sync_to_thread=True,
+        summary="A ticketing tool's event, in the tool's own JSON",
+        responses=problems(400, 404, 422, 503),
+    )
+    def event(
+        self,
+        source: FromPath[str],
+        request: Request[Any, Any, Any],
+        state: State,
+        body: RawBody,
+    ) -> SourceAnswer:
+        """Score the ticket, queue or move or end its item, and answer with the decision.
+
+        The answer's ``fields`` hold the decision in the tool's own field names, for the tool
+        to apply in the same request (an RT scrip, a Jira automation's web response).
+        """
+        now = datetime.now(UTC)
+        tables = table_store(state)
+        active = tables.active(now).tables
+        known = any(s.name == source for s in active.sources.source)
+        try:
+            found = find_source(active.sources.source, source)
+            _authenticate(found, request, body)
+            try:
+                payload = msgspec.json.decode(body)
+            except msgspec.DecodeError as exc:
+                raise ClientException(
+                    f"JSON is malformed: {exc} - at `$`; allowed: the tool's JSON object"
+                ) from None
+            event = map_event(found, payload)
+            started = perf_counter()
+            answer, scored = handle_event(found, event, tables.scorer(now), state.get("items"), now)
+        except Exception as exc:
+            record_event(source, _reason(exc), known)
+            raise
+        record_event(source, answer.action.value)
+        if scored is not None and answer.decision is not None:
+            record_decision(answer.decision, perf_counter() - started)
+            log_ = state.get("decision_log")
+            if log_ is not None:
+                log_.append(scored, answer.decision)
+        return answer
+
+
+def _reason(exc: Exception) -> str:
+    """A short, bounded label for a refusal (metrics labels must not grow without bound)."""
+    status = getattr(exc, "status_code", 500)
+    return {
+        400: "malformed",
+        401: "signature",
+        404: "unknown_source",
+        422: "unmapped",
+        503: "unavailable",
+    }.get(status, "error")

@@ -1,0 +1,156 @@
+"""What one inbound event does to the ticket's item: queue, re-score, complete, cancel, or nothing.
+
+The HTTP route (``service/api/sources.py``) authenticates and decodes; this module decides, with
+the item store and the scorer passed in. Rules, in order:
+
+1. resolved in the tool: its live item is completed; closed: cancelled; no live item: nothing;
+2. otherwise the call is scored; a scoring refusal names the tool's field (422);
+3. no item yet: queued when the source says so (idempotent on the ticket id, so a retried or
+   doubled webhook gives one item), else only scored;
+4. an item already: re-scored and moved only when a mapped field changed; otherwise the item's
+   current decision is the answer, so a repeated event changes nothing.
+
+The answer carries the decision and, when the source has a write-back adapter, the same
+decision in the tool's own fields, for the tool to apply within the same request.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from service.core.base import Base
+from service.core.calls import Call
+from service.core.decision import Decision
+from service.core.mapping import SourceEvent, TicketState
+from service.core.scoring import Scorer
+from service.core.sources import Source
+from service.dispatch.items import ItemState
+from service.dispatch.rescore import rescore_call
+from service.dispatch.store import ItemStore
+from service.errors import InvalidCall, InvalidEvent
+from service.sources.writeback.base import adapter
+
+__all__ = ["Action", "SourceAnswer", "handle_event"]
+
+_ENDED = (ItemState.COMPLETED, ItemState.CANCELLED)
+
+
+class Action(enum.StrEnum):
+    """What the event did."""
+
+    QUEUED = "queued"
+    """A new item for the ticket."""
+    RESCORED = "rescored"
+    """A mapped field changed: new decision (and queue, when priority or team changed)."""
+    UNCHANGED = "unchanged"
+    """Nothing usm reads changed; the answer is the item's current decision."""
+    SCORED = "scored"
+    """Scored only: the source does not queue, or the ticket's item has already ended."""
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    IGNORED = "ignored"
+    """Resolved or closed, but usm holds no live item for the ticket."""
+
+
+class SourceAnswer(Base):
+    """The answer to an inbound event."""
+
+    source: str
+    ticket_id: str
+    action: Action
+    item_id: str | None = None
+    decision: Decision | None = None
+    """The ticket's current decision (absent when the ticket ended)."""
+    fields: dict[str, Any] = {}
+    """The decision in the tool's own fields (the write-back adapter's form), to apply now."""
+
+
+def _score(scorer: Scorer, event: SourceEvent, call: Call, now: datetime) -> Decision:
+    try:
+        return scorer.score(call, now)
+    except InvalidCall as exc:
+        field = exc.field.split(".", 1)[0]
+        value = getattr(call, field, None)
+        raise InvalidEvent(
+            event.paths.get(field, field),
+            exc.reason,
+            value=value,
+            mapped=exc.allowed,
+        ) from None
+
+
+def _answer(
+    source: Source, event: SourceEvent, action: Action, item_id: str | None, d: Decision | None
+) -> SourceAnswer:
+    fields: dict[str, Any] = {}
+    if d is not None and source.writeback is not None:
+        fields = adapter(source.writeback.adapter).answer(d, source.writeback)
+    return SourceAnswer(
+        source=source.name,
+        ticket_id=event.ticket_id,
+        action=action,
+        item_id=item_id,
+        decision=d,
+        fields=fields,
+    )
+
+
+def _changes(old: Call, new: Call) -> dict[str, Any]:
+    """Mapped fields whose value differs; a reported time the tool no longer sends is kept."""
+    return {
+        f: getattr(new, f)
+        for f in Call.__struct_fields__
+        if getattr(old, f) != getattr(new, f)
+        and not (f == "reported_at" and new.reported_at is None)
+    }
+
+
+def handle_event(
+    source: Source,
+    event: SourceEvent,
+    scorer: Scorer,
+    store: ItemStore | None,
+    now: datetime,
+) -> tuple[SourceAnswer, Call | None]:
+    """Apply ``event``; returns the answer and the call when a new decision was made.
+
+    ``store`` None (no Redis configured) scores only. Raises
+    :class:`~service.errors.InvalidEvent` (422) and
+    :class:`~service.errors.QueueUnavailable` (503) before anything is written.
+    """
+    if event.call is None:  # resolved or closed
+        item = store.find(source.name, event.ticket_id) if store is not None else None
+        if store is None or item is None or item.state in _ENDED:
+            return _answer(source, event, Action.IGNORED, item.id if item else None, None), None
+        resolved = event.state is TicketState.RESOLVED
+        reason = f"{event.state.value} in {source.name} (ticket {event.ticket_id})"
+        store.cancel(item.id, now, reason=reason, completed=resolved)
+        action = Action.COMPLETED if resolved else Action.CANCELLED
+        return _answer(source, event, action, item.id, None), None
+    call = event.call
+    decision = _score(scorer, event, call, now)
+    if store is None:
+        return _answer(source, event, Action.SCORED, None, decision), call
+    item = store.find(source.name, event.ticket_id)
+    if item is None:
+        if not source.queue:
+            return _answer(source, event, Action.SCORED, None, decision), call
+        created_item, created = store.enqueue(
+            call, decision, source.name, event.ticket_id, {"ticket_id": event.ticket_id}, now
+        )
+        if not created:  # a concurrent event queued it first
+            return _answer(
+                source, event, Action.UNCHANGED, created_item.id, created_item.decision
+            ), None
+        return _answer(source, event, Action.QUEUED, created_item.id, decision), call
+    if item.state in _ENDED:
+        return _answer(source, event, Action.SCORED, item.id, decision), call
+    changes = _changes(item.call, call)
+    if not changes:
+        return _answer(source, event, Action.UNCHANGED, item.id, item.decision), None
+    decision = rescore_call(scorer, call, item.decision, now)
+    what = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+    store.rescore(item.id, decision, now, call=call, reason=f"changed in {source.name}: {what}")
+    return _answer(source, event, Action.RESCORED, item.id, decision), call

@@ -1,0 +1,69 @@
+"""The write-back adapter protocol: a decision in, the tool's HTTP requests out. No I/O.
+
+An adapter lives in ``service/sources/writeback/<name>.py`` and exposes ``ADAPTER``; the module
+name is the ``adapter`` a source names in ``sources.toml``, so adding a tool touches no registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from service.core.base import Base
+from service.core.decision import Decision
+from service.core.sources import ADAPTERS, WriteBackSettings
+from service.errors import NotFound
+
+__all__ = ["HttpRequest", "WriteBack", "adapter", "tool_priority"]
+
+
+class HttpRequest(Base):
+    """One request to the tool's API, exactly as it goes on the wire."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    body: bytes = b""
+
+
+class WriteBack(Protocol):
+    """Builds the requests that make the tool show ``decision`` on ticket ``ticket_id``."""
+
+    def requests(
+        self,
+        ticket_id: str,
+        decision: Decision,
+        settings: WriteBackSettings,
+        token: str | None,
+    ) -> list[HttpRequest]:
+        """The requests, in order. ``token`` is the source's API credential (never in tables).
+
+        Requests must be idempotent (PUT/PATCH of absolute values): the sender may repeat them.
+        """
+        ...
+
+    def answer(self, decision: Decision, settings: WriteBackSettings) -> dict[str, Any]:
+        """The decision as the tool's own fields, returned in the inbound event's answer so the
+        tool (an RT scrip, a Jira automation) can apply it in the same request."""
+        ...
+
+
+def adapter(name: str) -> WriteBack:
+    """The adapter called ``name``: ``service.sources.writeback.<name>.ADAPTER``.
+
+    Raises:
+        NotFound: ``name`` is not one of :data:`~service.core.sources.ADAPTERS` (or not built yet).
+    """
+    if name not in ADAPTERS:
+        raise NotFound(f"unknown write-back adapter '{name}'; allowed: {', '.join(ADAPTERS)}")
+    try:
+        module = importlib.import_module(f"service.sources.writeback.{name}")
+    except ModuleNotFoundError:
+        raise NotFound(f"write-back adapter '{name}' is not available in this build") from None
+    found: WriteBack = module.ADAPTER
+    return found
+
+
+def tool_priority(decision: Decision, settings: WriteBackSettings) -> str | None:
+    """The tool's own priority value for the decision's priority, when the source maps them."""
+    return settings.priority.get(decision.priority.name)
