@@ -140,7 +140,12 @@ def check(url: str, bodies: dict[str, bytes]) -> None:
     """Product and ceiling answer 200 with the same JSON keys, so like is compared with like."""
     got = {}
     for _, path, kind, _ in ENDPOINTS:
-        resp = httpx.post(f"{url}{path}", content=bodies[kind], timeout=30)
+        resp = httpx.post(
+            f"{url}{path}",
+            content=bodies[kind],
+            headers={"content-type": "application/json"},
+            timeout=30,
+        )
         if resp.status_code != 200:
             raise SystemExit(f"{url}{path} answered {resp.status_code}: {resp.text[:300]}")
         got[path] = resp.json()

@@ -25,6 +25,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.utils.scope.state import ScopeState
 
 from service.api.priority import MAX_BATCH, BatchRequest
 from service.core.calls import Call
@@ -39,6 +40,11 @@ _AT = re.compile(r" - at `(\$[^`]*)`")
 _UNKNOWN = re.compile(r"unknown field `")
 _MISSING = re.compile(r"missing required field `")
 _LEVEL_FIELDS = ("impact", "urgency", "likelihood", "proximity", "type", "service")
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+"""A ``\\uD800``-``\\uDFFF`` escape that is not half of a pair: no character at all."""
 
 
 def problem(
@@ -173,9 +179,25 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         # litestar wraps msgspec's decode error: the body is not JSON at all.
         if not detail.startswith("JSON is malformed"):
             detail = f"JSON is malformed: {detail[:1].lower()}{detail[1:]}"
+        detail = _lone_surrogate(request, detail)
         text = f"{detail} - at `$`; allowed: a JSON object"
         return problem(status, text, "$", ["a JSON object"], headers)
     return problem(status, detail, headers=headers)
+
+
+def _lone_surrogate(request: Request[Any, Any, Any], detail: str) -> str:
+    """Name a lone UTF-16 surrogate escape, which msgspec reports as "truncated" input."""
+    if "truncated" not in detail and "surrogate" not in detail:
+        return detail
+    body = ScopeState.from_scope(request.scope).body
+    found = _LONE_SURROGATE.search(body) if isinstance(body, bytes) else None
+    if found is None:
+        return detail
+    escape = found.group().decode()
+    return (
+        f"JSON is malformed: lone UTF-16 surrogate `{escape}` (byte {found.start()}) is not a "
+        "character; a \\ud800-\\udbff escape must be followed by a \\udc00-\\udfff one"
+    )
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -39,8 +39,8 @@ class Call(Base):
     impact: Annotated[
         LevelInput | None,
         _doc(
-            "Impact by name or level (1 is the most severe). May be left out when the service "
-            "sets an impact floor.",
+            "Impact by name or level (1 is the most severe; a level may also come as text, "
+            '"2"). May be left out when the service sets an impact floor.',
             "department",
         ),
     ] = None

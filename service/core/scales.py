@@ -22,8 +22,9 @@ class Scale:
     Attributes:
         kind: What the scale measures, e.g. ``urgency``; used in messages.
         allowed: Level names, most severe first: what a caller may send by name.
-        accepted: ``allowed`` followed by the ranks as text: everything a caller may send.
-        by_key: Name or rank -> the resolved level.
+        accepted: ``allowed`` followed by the ranks as text: everything a caller may send
+            (a rank as a JSON number or as a string of digits).
+        by_key: Name, rank or rank as text -> the resolved level.
     """
 
     def __init__(self, kind: str, levels: Sequence[Level]) -> None:
@@ -34,6 +35,9 @@ class Scale:
             ref = LevelRef(name=lv.name, level=lv.level)
             self.by_key[lv.name] = ref
             self.by_key[lv.level] = ref
+            # Ranks as text too: ticketing tools (ServiceNow) send impact "2", not 2. Names are
+            # lowercase identifiers, so a digit string never shadows a name.
+            self.by_key[str(lv.level)] = ref
         self.allowed: list[str] = [lv.name for lv in ordered]
         self.accepted: list[str] = [*self.allowed, *(str(lv.level) for lv in ordered)]
 
@@ -42,7 +46,7 @@ class Scale:
 
         Args:
             field: Where the value came from in the call, for the error location.
-            value: A level name or a rank.
+            value: A level name, a rank, or a rank as text (``"2"``).
 
         Raises:
             InvalidCall: ``value`` is neither a name nor a rank on this scale; the error lists

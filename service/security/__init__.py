@@ -18,6 +18,7 @@ from litestar.stores.base import Store
 
 from service.errors import UsmError
 from service.security.hostile import HOSTILE_HANDLERS
+from service.security.intake import IntakeMiddleware
 from service.security.keys import KeyConfigError, KeyRing, Principal, hash_key, new_key
 from service.security.middleware import ApiKeyMiddleware
 from service.security.openapi import document_security
@@ -103,8 +104,9 @@ class Security:
 
     ring: KeyRing
     """The configured keys (empty: open, loopback-only mode)."""
-    middleware: list[DefineMiddleware] = field(default_factory=list)
-    """Authentication first, then the per-key rate limit (it needs to know the key's name)."""
+    middleware: list[DefineMiddleware | IntakeMiddleware] = field(default_factory=list)
+    """Intake (JSON bodies; loopback Host/Origin without keys), then authentication, then the
+    per-key rate limit (it needs to know the key's name)."""
     stores: dict[str, Store] = field(default_factory=dict)
     """``rate_limit``: the Redis-backed counter store, when limits are on."""
     on_startup: list[Callable[[Litestar], Any]] = field(default_factory=list)
@@ -133,6 +135,7 @@ def build_security(settings: Settings, ring: KeyRing | None = None) -> Security:
         ring = KeyRing.configured(settings.api_keys_file, settings.api_keys)
     check_bind(settings.host, ring)
     security = Security(ring=ring, on_startup=[document_security])
+    security.middleware.append(IntakeMiddleware(keyless=ring.empty))
     security.middleware.append(DefineMiddleware(ApiKeyMiddleware, ring=ring))
     rate = parse_rate(settings.rate_limit)
     if rate is not None and not ring.empty:

@@ -8,6 +8,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from tests.fixtures.api import LOOPBACK
 from tests.security.conftest import Keys, bearer, keyed_app
 
 CALL = {"type": "incident", "impact": "department", "urgency": "high"}
@@ -102,7 +103,7 @@ def test_without_keys_everything_is_open_on_loopback(keys: Keys) -> None:
     from service.api.app import create_app
     from service.settings import Settings
 
-    with TestClient(create_app(Settings.from_env({}))) as c:
+    with TestClient(create_app(Settings.from_env({})), base_url=LOOPBACK) as c:
         assert c.post("/v1/priority", json=CALL).status_code == 200
 
 

@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 from service.api.app import create_app
 from service.cli.main import main
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 
 
 def test_the_printed_key_file_entry_makes_the_service_accept_the_printed_key(
@@ -24,7 +25,7 @@ def test_the_printed_key_file_entry_makes_the_service_accept_the_printed_key(
     path = tmp_path / "keys.toml"
     path.write_text(entry.group(0))
     app = create_app(Settings.from_env({}, api_keys_file=str(path), rate_limit="off"))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOOPBACK) as c:
         call = {"type": "incident", "impact": 1, "urgency": 1}
         ok = c.post("/v1/priority", json=call, headers={"X-API-Key": key.group(1)})
         assert ok.status_code == 200

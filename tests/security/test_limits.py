@@ -10,6 +10,7 @@ from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 
 CALL = {"type": "incident", "impact": "user", "urgency": "low"}
 ITEM = {**CALL, "source": "snow", "external_id": "INC1"}
@@ -20,7 +21,7 @@ def client(redis_url: str) -> Iterator[TestClient[Any]]:
     settings = Settings.from_env(
         {}, redis_url=redis_url, max_body_bytes=1_000_000, max_payload_bytes=1024
     )
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as c:
         yield c
 
 
@@ -36,7 +37,7 @@ def test_a_body_over_the_limit_is_413_before_it_is_parsed(client: TestClient[Any
 
 def test_a_batch_over_ten_thousand_calls_is_refused_naming_calls(redis_url: str) -> None:
     settings = Settings.from_env({}, redis_url=redis_url)  # the default 8 MiB body fits 10,001
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as c:
         r = c.post("/v1/priority/batch", json={"calls": [CALL] * 10_001})
     assert r.status_code == 400
     assert r.json()["field"] == "$.calls"

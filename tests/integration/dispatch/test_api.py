@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 from tests.support.redis_server import RedisServer
 
 INCIDENT = {"type": "incident", "impact": "user", "urgency": "low"}
@@ -25,7 +26,7 @@ def client(redis_url: str, single_set_tables: Path) -> Iterator[TestClient[Any]]
         claim_lease_seconds=1.0,
         reaper_seconds=0.2,
     )
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as c:
         yield c
 
 

@@ -21,6 +21,7 @@ from service.governance.decision_log import read_log
 from service.governance.keys import DECISION_LOG
 from service.security.keys import hash_key, new_key
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 from tests.support.tables import future_copy, single_set_tables
 
 TABLES = Path(__file__).resolve().parents[3] / "tables"
@@ -48,7 +49,7 @@ def test_versions_and_scoring_switch_at_the_effective_moment_without_a_reload(
     root, at = _future_copy(tmp_path, 3.0)
     store = TableStore(load_all(root))
     settings = Settings.from_env({}, tables=str(root))
-    with TestClient(create_app(settings, store=store)) as client:
+    with TestClient(create_app(settings, store=store), base_url=LOOPBACK) as client:
         before = client.get("/v1/tables/versions").json()
         assert [(v["version"], v["active"]) for v in before] == [
             ("2026.1", True),
@@ -74,7 +75,7 @@ def test_the_admin_reload_needs_an_admin_key(tmp_path: Path) -> None:
     admin, scorer = new_key(), new_key()
     keys = f"ops:admin:{hash_key(admin)};tool:score:{hash_key(scorer)}"
     settings = Settings.from_env({}, tables=str(root), api_keys=keys, rate_limit="off")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as client:
         assert client.post("/v1/admin/tables/reload").status_code == 401
         denied = client.post(
             "/v1/admin/tables/reload", headers={"Authorization": f"Bearer {scorer}"}
@@ -93,7 +94,7 @@ def test_a_refused_admin_reload_is_a_problem_document_listing_every_problem(
     root = tmp_path / "tables"
     shutil.copytree(TABLES / "2026.1", root / "2026.1")
     settings = Settings.from_env({}, tables=str(root))
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as client:
         (root / "2026.1" / "teams.toml").unlink()
         (root / "2026.1" / "risk.toml").write_text("likelihood = 3\n")
         r = client.post("/v1/admin/tables/reload")
@@ -118,7 +119,7 @@ def test_decisions_still_buffered_at_shutdown_are_flushed_before_exit(
     app = create_app(settings)
     plugin = next(p for p in app.plugins.init if isinstance(p, GovernancePlugin))
     plugin.config = GovernanceConfig.from_env(env)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOOPBACK) as client:
         for _ in range(3):
             assert client.post("/v1/priority", json=CALL).status_code == 200
         assert redis_client.xlen(DECISION_LOG) == 0

@@ -12,6 +12,7 @@ from service.files.loader import LoadedSet
 from service.files.store import TableStore
 from service.metrics.tables import ReloadResult, record_reload
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 from tests.integration.metrics.conftest import Samples, labels, parse
 from tests.support.redis_server import free_port
 
@@ -24,7 +25,7 @@ OPENMETRICS = (
 @pytest.fixture
 def client(redis_url: str, default_set: LoadedSet) -> Iterator[TestClient[object]]:
     app = create_app(Settings(redis_url=redis_url), store=TableStore([default_set]))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOOPBACK) as c:
         yield c
 
 
@@ -121,7 +122,7 @@ def test_queue_state_is_read_from_redis_at_scrape_time(client: TestClient[object
 
 def test_metrics_answer_with_redis_down_and_say_so(default_set: LoadedSet) -> None:
     settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    with TestClient(create_app(settings, store=TableStore([default_set]))) as c:
+    with TestClient(create_app(settings, store=TableStore([default_set])), base_url=LOOPBACK) as c:
         samples = scrape(c)
     assert samples[("usm_redis_up", ())] == 0
     assert not [k for k in samples if k[0] == "usm_queue_depth"]

@@ -14,6 +14,7 @@ from service.files.loader import LoadedSet, load_all
 from service.files.store import TableStore
 from service.metrics.tables import TableCollector
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 from tests.integration.metrics.conftest import Samples, labels, parse
 
 
@@ -42,7 +43,7 @@ def test_a_reload_that_adds_a_team_gives_its_counters_a_zero_start(
     default_set: LoadedSet, tmp_path: Path
 ) -> None:
     store = TableStore([default_set])
-    with TestClient(create_app(Settings(), store=store)) as client:
+    with TestClient(create_app(Settings(), store=store), base_url=LOOPBACK) as client:
         before = parse(client.get("/metrics").text)
         assert not [k for k in before if ("team", "night_shift") in k[1]]
         teams = default_set.tables.teams
