@@ -134,7 +134,7 @@ def test_moving_the_set_in_force_away_never_puts_a_future_set_in_force_nor_resco
     settings = Settings.from_env({}, tables=str(root), redis_url=redis_url)
     app = create_app(settings)
     plugin = next(p for p in app.plugins.init if isinstance(p, GovernancePlugin))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOOPBACK) as client:
         body = {**CALL, "source": "rt", "external_id": "1"}
         item = client.post("/v1/items", json=body).json()
         assert item["decision"]["table_version"] == "2026.1"
