@@ -10,6 +10,10 @@ import msgspec
 
 __all__ = ["Settings"]
 
+_ENTRY = r"[A-Za-z_][\w.]*(?::[A-Za-z_]\w*)?"
+_HANDLERS = rf"^\s*(?:{_ENTRY}\s*(?:,\s*{_ENTRY}\s*)*)?$"
+"""``USM_PYTHON_HANDLERS``: ``package.module`` or ``package.module:function`` entries."""
+
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Everything configurable; each field maps to an environment variable."""
@@ -57,6 +61,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     docs/security.md."""
     api_keys: str | None = None
     """``USM_API_KEYS``: keys as ``NAME:SCOPE[,SCOPE]:sha256:HEX`` entries separated by ``;``."""
+    python_handlers: Annotated[str, msgspec.Meta(pattern=_HANDLERS)] = ""
+    """``USM_PYTHON_HANDLERS``: the ``python`` handlers workers may run, separated by commas:
+    modules of installed packages (``acme.usm``: every callable in it and its submodules) or
+    exact ``module:function`` targets. Empty: none. The tables cannot widen this, so a pull
+    request to ``tables/`` cannot make workers run its own code (see docs/dispatch.md)."""
     rate_limit: Annotated[
         str, msgspec.Meta(pattern=r"^(off|0|[1-9][0-9]*/(second|minute|hour|day))$")
     ] = "1000/second"

@@ -28,6 +28,7 @@ from service.core.base import Base
 from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.tables import LogHandler, PythonHandler, Team, WebhookHandler
+from service.files.handlers import PythonHandlers
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -168,7 +169,10 @@ def _webhook(spec: WebhookHandler, team: str, stop: threading.Event) -> Handler:
     return post
 
 
-def _python(spec: PythonHandler, team: str) -> Handler:
+def _python(spec: PythonHandler, team: str, allowed: PythonHandlers) -> Handler:
+    # Checked before the import: importing is what runs a module's code.
+    if not allowed.allows(spec.target):
+        raise HandlerError(f"team '{team}': {allowed.refusal(spec.target)}")
     module_name, _, attr = spec.target.partition(":")
     try:
         target = getattr(importlib.import_module(module_name), attr)
@@ -180,12 +184,16 @@ def _python(spec: PythonHandler, team: str) -> Handler:
     return handler
 
 
-def build_handler(team: Team, stop: threading.Event) -> Handler:
-    """The callable that handles ``team``'s items; :class:`HandlerError` if misconfigured."""
+def build_handler(team: Team, stop: threading.Event, python_handlers: PythonHandlers) -> Handler:
+    """The callable that handles ``team``'s items; :class:`HandlerError` if misconfigured.
+
+    A ``python`` handler runs only when ``python_handlers`` (the deployment's allow-list, never
+    the tables) covers its target.
+    """
     spec = team.handler
     if isinstance(spec, WebhookHandler):
         return _webhook(spec, team.name, stop)
     if isinstance(spec, PythonHandler):
-        return _python(spec, team.name)
+        return _python(spec, team.name, python_handlers)
     assert isinstance(spec, LogHandler)
     return _log_handler

@@ -99,7 +99,10 @@ class Worker:
         self.teams = list(teams)
         self.stop_event = threading.Event()
         given = dict(handlers or {})
-        self.handlers = {t: given.get(t) or build_handler(known[t], self.stop_event) for t in teams}
+        self.handlers = {
+            t: given.get(t) or build_handler(known[t], self.stop_event, self.config.python_handlers)
+            for t in teams
+        }
         self.queue_names = hand_out_order(tables, self.teams)
         self.wake_keys = [keys.wake_key(t) for t in self.teams]
         self._tables = tables
@@ -270,7 +273,8 @@ class Worker:
             self.conn.zrem(keys.workers_key(gone), self.name)
         self.teams = teams
         self.handlers = {
-            t: self._given_handlers.get(t) or build_handler(known[t], self.stop_event)
+            t: self._given_handlers.get(t)
+            or build_handler(known[t], self.stop_event, self.config.python_handlers)
             for t in teams
         }
         self.queue_names = hand_out_order(tables, teams)

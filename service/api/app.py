@@ -22,6 +22,7 @@ from service.api.metrics import HTTP_METRICS, metrics, prime_metrics
 from service.api.priority import PriorityController
 from service.api.sources import SourcesController
 from service.api.tables import TablesController
+from service.files.handlers import PythonHandlers
 from service.files.loader import load_all
 from service.files.store import TableStore
 from service.metrics.tables import record_loaded
@@ -43,8 +44,9 @@ def create_app(
 ) -> Litestar:
     """Build the API. Loads the tables now (a bad set stops start-up); connects nothing."""
     settings = settings or Settings.from_env()
+    handlers = PythonHandlers.parse(settings.python_handlers)
     if store is None:
-        store = TableStore(load_all(Path(settings.tables)))
+        store = TableStore(load_all(Path(settings.tables), handlers))
         store.active(datetime.now(UTC))  # no set in force yet: refuse to start (NoTableInForce)
         record_loaded()
     prime_metrics(store)
@@ -68,7 +70,7 @@ def create_app(
         on_startup=security.on_startup,
         on_shutdown=security.on_shutdown,
         plugins=[
-            GovernancePlugin(store, settings.tables, settings.redis_url),
+            GovernancePlugin(store, settings.tables, settings.redis_url, python_handlers=handlers),
             DispatchPlugin(settings),
         ],
         openapi_config=OpenAPIConfig(

@@ -24,6 +24,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from service.api.admin import AdminController
+from service.files.handlers import PythonHandlers
 from service.files.store import TableStore
 from service.governance.activation import ActivationWatcher, Rescore, default_rescore
 from service.governance.config import GovernanceConfig
@@ -47,11 +48,12 @@ class GovernancePlugin(InitPluginProtocol):
         redis_url: str | None,
         config: GovernanceConfig | None = None,
         rescore: Rescore | None = None,
+        python_handlers: PythonHandlers | None = None,
     ) -> None:
         self.store = store
         self.config = config or GovernanceConfig.from_env()
         self.redis_url = redis_url
-        self.reloader = TableReloader(store, Path(tables_dir))
+        self.reloader = TableReloader(store, Path(tables_dir), python_handlers=python_handlers)
         self.decisions = DecisionLog(
             maxlen=self.config.decision_log_maxlen if redis_url else 0,
             buffer=self.config.decision_log_buffer,

@@ -195,6 +195,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, settings: Settings, data: Path) -> int:
     from service.api.server import run_api
     from service.embedded_redis import EmbeddedRedis, EmbeddedRedisError, RedisKeeper
+    from service.files.handlers import PythonHandlers
     from service.files.loader import load_all
     from service.files.store import TableStore
     from worker.runner import worker_teams
@@ -212,7 +213,9 @@ def _run(args: argparse.Namespace, settings: Settings, data: Path) -> int:
     pool = None
     try:
         if not args.no_workers:
-            tables = TableStore(load_all(Path(settings.tables))).active(datetime.now(UTC)).tables
+            handlers = PythonHandlers.parse(settings.python_handlers)
+            loaded = load_all(Path(settings.tables), handlers)
+            tables = TableStore(loaded).active(datetime.now(UTC)).tables
             env = {
                 **os.environ,
                 "REDIS_URL": str(settings.redis_url),

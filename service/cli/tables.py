@@ -10,9 +10,11 @@ from typing import Any
 
 from service.cli.governance import register_tables
 from service.errors import InvalidTables
+from service.files.handlers import PythonHandlers
 from service.files.loader import SCHEMA_DIR, load_all
 from service.files.schema import stale_schemas, write_schemas
 from service.files.store import Versions
+from service.settings import Settings
 
 __all__ = ["register"]
 
@@ -35,7 +37,8 @@ def register(sub: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     try:
-        sets = load_all(args.dir)
+        handlers = PythonHandlers.parse(Settings.from_env().python_handlers)
+        sets = load_all(args.dir, handlers)
         # The service refuses tables with no set in force yet: say so before they are merged.
         Versions.of(sets).active(datetime.now(UTC))
     except InvalidTables as exc:

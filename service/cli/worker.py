@@ -69,9 +69,12 @@ def run_worker(
     from service.core.tables import TableSet
     from service.governance.reload import TableReloader
 
-    store = TableStore(load_all(Path(settings.tables)))
+    config = DispatchConfig.from_settings(settings)
+    # Tables naming a python handler outside USM_PYTHON_HANDLERS are refused here, at start and
+    # on every reload, before any handler is built.
+    store = TableStore(load_all(Path(settings.tables), config.python_handlers))
     tables = store.active(datetime.now(UTC)).tables
-    reloader = TableReloader(store, Path(settings.tables))
+    reloader = TableReloader(store, Path(settings.tables), python_handlers=config.python_handlers)
 
     def tables_in_force() -> TableSet:
         # Edited files are picked up as the API does (refused ones leave the running set), and a
@@ -79,7 +82,6 @@ def run_worker(
         reloader.poll()
         return store.active(datetime.now(UTC)).tables
 
-    config = DispatchConfig.from_settings(settings)
     if heartbeat is not None:
         config = DispatchConfig(**{**config.__dict__, "heartbeat": heartbeat})
     # A read timeout well above the 1 s idle BLPOP: a Redis that stops answering is noticed.

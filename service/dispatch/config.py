@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from service.files.handlers import PythonHandlers
 from service.settings import Settings
 
 __all__ = ["DispatchConfig"]
@@ -32,6 +33,10 @@ class DispatchConfig:
     failure_ttl: int = 365 * 86400
     """Seconds a dead-lettered item stays in the dead-letter registry (RQ's default)."""
 
+    python_handlers: PythonHandlers = field(default_factory=PythonHandlers)
+    """The ``python`` handlers workers may import and run (``USM_PYTHON_HANDLERS``); none by
+    default, whatever the tables say."""
+
     heartbeat: float | None = None
     """Seconds between worker heartbeats (presence and lease renewal); a third of the lease
     when None."""
@@ -49,4 +54,5 @@ class DispatchConfig:
             max_deliveries=settings.max_deliveries,
             max_payload_bytes=settings.max_payload_bytes,
             result_ttl=settings.result_ttl_seconds,
+            python_handlers=PythonHandlers.parse(settings.python_handlers),
         )

@@ -15,6 +15,7 @@ from service.core.scoring import Scorer
 from service.core.tables import FILES, OPTIONAL_FILES, TableSet
 from service.core.validation import Problem, validate
 from service.errors import InvalidTables
+from service.files.handlers import PythonHandlers, handler_problems
 from service.files.keys import decode_problem
 
 __all__ = ["SCHEMA_DIR", "LoadedSet", "content_hash", "load_all", "load_set", "set_dirs"]
@@ -105,8 +106,15 @@ def load_set(directory: Path) -> LoadedSet:
     return LoadedSet(tables=tables, hash=content_hash(tables), path=str(directory))
 
 
-def load_all(root: Path) -> list[LoadedSet]:
-    """Every set under ``root``, oldest effective date first; refuses duplicates and bad sets."""
+def load_all(root: Path, python_handlers: PythonHandlers | None = None) -> list[LoadedSet]:
+    """Every set under ``root``, oldest effective date first; refuses duplicates and bad sets.
+
+    Args:
+        root: The tables directory (or one version directory).
+        python_handlers: The deployment's allow-list; a set whose team names a ``python``
+            handler outside it is refused. None skips that check, for tools that only read the
+            tables (diff, replay, render) and never run a handler.
+    """
     if not root.is_dir():
         raise InvalidTables([Problem(file=str(root), key="(dir)", reason="not a directory")])
     problems: list[Problem] = []
@@ -127,6 +135,8 @@ def load_all(root: Path) -> list[LoadedSet]:
                 )
             )
         seen.setdefault(s.version, Path(s.path).name)
+        if python_handlers is not None:
+            problems.extend(handler_problems(s.tables, s.path, python_handlers))
     # Two sets starting at the same moment would leave the active one to a tie-break on the
     # version string; governance must say which one is meant.
     starts: dict[object, str] = {}

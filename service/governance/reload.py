@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from service.core.base import Base
 from service.errors import InvalidTables
+from service.files.handlers import PythonHandlers
 from service.files.loader import load_all
 from service.files.store import TableStore, Versions
 from service.metrics.tables import ReloadResult, record_reload
@@ -67,10 +68,13 @@ class TableReloader:
         store: TableStore,
         root: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        python_handlers: PythonHandlers | None = None,
     ) -> None:
         self.store = store
         self.root = root
         self.clock = clock
+        self.python_handlers = python_handlers
+        """The deployment's allow-list; tables naming other python handlers are refused."""
         self._lock = threading.Lock()
         self._seen: Fingerprint = fingerprint(root) if root.is_dir() else ()
         self._settling: Fingerprint | None = None
@@ -81,7 +85,7 @@ class TableReloader:
             self._seen = fingerprint(self.root) if self.root.is_dir() else ()
             current = self.store.versions
             try:
-                new = Versions.of(load_all(self.root), current)
+                new = Versions.of(load_all(self.root, self.python_handlers), current)
                 # Tables with no set in force yet (the one in force moved away, only a future
                 # one left) are refused: the future set must not come into force early.
                 new.active(self.clock())

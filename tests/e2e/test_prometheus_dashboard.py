@@ -169,6 +169,7 @@ class Service:
             "USM_DATA_DIR": str(workdir / "data"),
             # The python handler of the test team lives in this module.
             "PYTHONPATH": str(ROOT),
+            "USM_PYTHON_HANDLERS": __name__,
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # usm serve prepares its own
         # Grace above serve's own 30 s per worker, so it always stops its workers itself: they

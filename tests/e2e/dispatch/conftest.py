@@ -43,6 +43,7 @@ def processes(tmp_path: Path, redis_url: str, handler_tables: Path) -> Iterator[
         "USM_TABLES": str(handler_tables),
         "USM_TEST_RECORD": str(tmp_path / "handled.txt"),
         "PYTHONPATH": str(ROOT),
+        "USM_PYTHON_HANDLERS": RECORD,
     }
     procs = Processes(tmp_path, env)
     yield procs

@@ -14,6 +14,7 @@ from service.core.scoring import Scorer
 from service.dispatch.config import DispatchConfig
 from service.dispatch.items import Item
 from service.dispatch.store import ItemStore
+from service.files.handlers import PythonHandlers
 from service.files.loader import LoadedSet, load_all
 
 
@@ -35,7 +36,12 @@ def scorer(base_set: LoadedSet) -> Scorer:
 
 @pytest.fixture
 def config() -> DispatchConfig:
-    return DispatchConfig(lease_seconds=2.0, reaper_seconds=0.5, max_deliveries=5)
+    return DispatchConfig(
+        lease_seconds=2.0,
+        reaper_seconds=0.5,
+        max_deliveries=5,
+        python_handlers=PythonHandlers(("tests.integration.dispatch.handlers",)),
+    )
 
 
 @pytest.fixture

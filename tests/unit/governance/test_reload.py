@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from service.files.handlers import PythonHandlers
 from service.files.loader import load_all
 from service.files.store import TableStore
 from service.governance.reload import TableReloader, fingerprint
@@ -145,3 +146,25 @@ def test_a_future_set_left_alone_is_refused_and_the_set_in_force_stays_until_tha
         "2027.1",
         ["2027.1"],
     )
+
+
+def test_a_python_handler_the_deployment_does_not_allow_is_refused_on_reload(
+    tables_copy: Path,
+) -> None:
+    allowed = PythonHandlers(("acme.usm",))
+    store = TableStore(load_all(tables_copy))
+    reloader = TableReloader(store, tables_copy, python_handlers=allowed)
+    running = reloader.store.versions
+    teams = tables_copy / "2026.1" / "teams.toml"
+    line = 'name = "service_desk"\n'
+    teams.write_text(
+        teams.read_text().replace(line, f'{line}handler = {{ kind = "python", target = "x:y" }}\n')
+    )
+    report = reloader.reload("watch")
+    assert report.result is ReloadResult.REJECTED
+    assert report.problems == [
+        "2026.1/teams.toml: team[0].handler.target: python handler 'x:y' is not allowed by this "
+        "deployment; allowed: acme.usm (USM_PYTHON_HANDLERS lists the modules of installed "
+        "packages workers may run)"
+    ]
+    assert reloader.store.versions is running
