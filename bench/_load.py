@@ -24,6 +24,10 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
+for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\\n]+") do
+  local k, v = line:match("^([^:]+):%s*(.*)$")
+  wrk.headers[k] = v
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -59,14 +63,24 @@ def tool_name(choice: str = "auto") -> str:
     return choice
 
 
-def load(tool: str, url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
-    """POST ``body`` to ``url`` on ``connections`` connections for ``seconds``."""
+def load(
+    tool: str,
+    url: str,
+    body: bytes,
+    connections: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+) -> LoadResult:
+    """POST ``body`` (with extra ``headers``) to ``url`` on ``connections`` connections."""
+    headers = headers or {}
     if tool == "wrk":
-        return _wrk(url, body, connections, seconds)
-    return asyncio.run(_python(url, body, connections, seconds))
+        return _wrk(url, body, connections, seconds, headers)
+    return asyncio.run(_python(url, body, connections, seconds, headers))
 
 
-def _wrk(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+def _wrk(
+    url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]
+) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="usm-bench-") as tmp:
         script, data = Path(tmp, "post.lua"), Path(tmp, "body.json")
         script.write_text(_WRK_SCRIPT)
@@ -80,19 +94,29 @@ def _wrk(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, "BENCH_BODY": str(data)},
+            env={
+                **os.environ,
+                "BENCH_BODY": str(data),
+                "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items()),
+            },
         )
-    line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH "))
+    lines = [x for x in out.stdout.splitlines() if x.startswith("BENCH ")]
+    if not lines:
+        raise SystemExit(f"wrk gave no result for {url}: {out.stdout}{out.stderr}")
+    line = lines[0]
     requests, micros, bad, errors, p50, p99 = (int(v) for v in line.split()[1:])
     return LoadResult(requests, micros / 1e6, bad, errors, p50 / 1000, p99 / 1000)
 
 
-async def _python(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+async def _python(
+    url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]
+) -> LoadResult:
     host, _, rest = url.removeprefix("http://").partition(":")
     port, _, path = rest.partition("/")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (
         f"POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     latencies: list[float] = []
     counts = {"bad": 0, "errors": 0}
