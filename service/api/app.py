@@ -65,7 +65,7 @@ def create_app(
         state=State({"tables": store, "settings": settings}),
         exception_handlers={**exception_handlers, **security.exception_handlers},  # type: ignore[arg-type,dict-item]
         request_max_body_size=settings.max_body_bytes,
-        middleware=[HTTP_METRICS.middleware, *security.middleware],
+        middleware=[HTTP_METRICS, *security.middleware],
         stores=security.stores,
         on_startup=security.on_startup,
         on_shutdown=security.on_shutdown,

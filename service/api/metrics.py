@@ -1,4 +1,4 @@
-"""``GET /metrics`` and the HTTP request metrics (litestar's Prometheus middleware).
+"""``GET /metrics`` and the HTTP request metrics (:mod:`service.api.http_metrics`).
 
 The endpoint is ours rather than litestar's ``PrometheusController`` because a scrape must also
 run the scrape-time collectors (table set in force, queue state read from Redis), which that
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from litestar import Request, get
 from litestar.datastructures import State
-from litestar.plugins.prometheus import PrometheusConfig
+from litestar.middleware import DefineMiddleware
 from litestar.response import Response
 from prometheus_client.registry import Collector
 
+from service.api.http_metrics import HttpMetricsMiddleware
 from service.files.store import TableStore
 from service.metrics.instruments import initialise
 from service.metrics.registry import ScrapeRegistry
@@ -21,15 +22,7 @@ from service.settings import Settings
 
 __all__ = ["HTTP_METRICS", "metrics", "prime_metrics", "scrape_collectors"]
 
-HTTP_METRICS = PrometheusConfig(
-    app_name="usm",
-    prefix="usm_http",
-    # Label by route template (/v1/items/{item_id}), never by raw path: one series per route.
-    group_path=True,
-    # Scrapes are not traffic; counting them would skew request rates on idle services.
-    exclude=[r"^/metrics$"],
-    buckets=[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-)
+HTTP_METRICS = DefineMiddleware(HttpMetricsMiddleware)
 """Request count, latency, in-progress and 5xx counters as ``usm_http_*{method,path,...}``."""
 
 

@@ -134,3 +134,21 @@ def test_openmetrics_is_served_when_prometheus_asks_for_it(client: TestClient[ob
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.endswith("# EOF\n")
     assert "# TYPE usm_table info" in response.text
+
+
+def test_a_refusal_raised_before_the_handler_is_counted_with_its_own_status(
+    redis_url: str, default_set: LoadedSet
+) -> None:
+    from service.security.keys import hash_key, new_key
+
+    settings = Settings(redis_url=redis_url, api_keys=f"scorer:score:{hash_key(new_key())}")
+    with TestClient(create_app(settings, store=TableStore([default_set]))) as c:
+        call = {"type": "incident", "impact": "user", "urgency": "low"}
+        before = scrape(c)
+        assert c.post("/v1/priority", json=call).status_code == 401  # no key
+        after = scrape(c)
+    route = {"app_name": "usm", "method": "POST", "path": "/v1/priority"}
+    refused = ("usm_http_requests_total", labels(**route, status_code="401"))
+    answered = ("usm_http_requests_total", labels(**route, status_code="200"))
+    assert after[refused] - before.get(refused, 0) == 1
+    assert after.get(answered, 0) == before.get(answered, 0)
