@@ -171,9 +171,23 @@ RULES: dict[str, tuple[str, str, str, list[str]]] = {
             # The matrix still has a row for 'user', now unknown: both are listed at once.
             "matrix.toml: matrix.user: unknown impact level 'user'; "
             "allowed: organisation, department, group",
-            # So does the RT source's value map.
+            # So does every source that maps a tool value, or defaults, to 'user'.
             "sources.toml: source[0].impact.map.User: unknown impact level 'user' for tool "
             "value 'User'; allowed: organisation, department, group",
+            *[
+                f"sources.toml: source[{i}].impact.{where}: unknown impact level 'user'"
+                f"{tool}; allowed: organisation, department, group"
+                for i, where, tool in [
+                    (1, "map.Minor / Localized", " for tool value 'Minor / Localized'"),
+                    (1, "default", ""),
+                    (2, "map.Minor / Localized", " for tool value 'Minor / Localized'"),
+                    (2, "default", ""),
+                    (3, "map.3", " for tool value '3'"),
+                    (4, "default", ""),
+                    (5, "map.2", " for tool value '2'"),
+                    (5, "map.1", " for tool value '1'"),
+                ]
+            ],
         ],
     ),
     "duplicate level rank": (

@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol
 
+import msgspec
+
 from service.core.base import Base
 from service.core.decision import Decision
 from service.core.sources import ADAPTERS, WriteBackSettings
 from service.errors import NotFound
 
-__all__ = ["HttpRequest", "WriteBack", "adapter", "tool_priority"]
+__all__ = ["HttpRequest", "WriteBack", "adapter", "capture", "fill", "tool_priority"]
 
 
 class HttpRequest(Base):
@@ -24,6 +26,12 @@ class HttpRequest(Base):
     url: str
     headers: dict[str, str] = {}
     body: bytes = b""
+    capture: dict[str, str] = {}
+    """Values this request's JSON answer hands to the next requests: variable -> top-level key.
+
+    For tools whose API works in sessions (GLPI's ``initSession`` answers a ``session_token``):
+    the builder stays pure, the sender runs :func:`capture` on the answer and :func:`fill` on
+    each later request, whose header values name the variable as ``{variable}``."""
 
 
 class WriteBack(Protocol):
@@ -62,6 +70,45 @@ def adapter(name: str) -> WriteBack:
         raise NotFound(f"write-back adapter '{name}' is not available in this build") from None
     found: WriteBack = module.ADAPTER
     return found
+
+
+def capture(request: HttpRequest, body: bytes) -> dict[str, str]:
+    """The variables ``request.capture`` takes from its answer ``body`` (a JSON object).
+
+    Raises:
+        ValueError: the answer is not a JSON object or lacks a key, or the value is not a
+            non-empty string or number: the attempt failed and is retried.
+    """
+    if not request.capture:
+        return {}
+    try:
+        answer = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise ValueError(f"{request.method} {request.url} answered no JSON") from None
+    found: dict[str, str] = {}
+    for variable, key in request.capture.items():
+        value = answer.get(key) if isinstance(answer, dict) else None
+        if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+            raise ValueError(f"{request.method} {request.url} answered no `{key}`")
+        found[variable] = str(value)
+    return found
+
+
+def fill(request: HttpRequest, variables: dict[str, str]) -> HttpRequest:
+    """``request`` with ``{variable}`` in its header values replaced by captured values.
+
+    Only header values are filled (never the URL or body, where braces are data); a value naming
+    a variable nothing captured is sent as it is and the tool refuses it.
+    """
+    if not variables:
+        return request
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        filled = value
+        for variable, captured in variables.items():
+            filled = filled.replace("{" + variable + "}", captured)
+        headers[name] = filled
+    return msgspec.structs.replace(request, headers=headers)
 
 
 def tool_priority(decision: Decision, settings: WriteBackSettings) -> str | None:
