@@ -31,8 +31,10 @@ class Workers:
         self._processes = UsmProcesses(workdir, env)
         self.procs = self._processes.procs
 
-    def start(self, team: str = "service_desk") -> subprocess.Popen[bytes]:
-        return self._processes.worker(team=team)
+    def start(self, team: str = "service_desk", name: str | None = None) -> subprocess.Popen[bytes]:
+        """A worker for ``team``; ``name`` (``--name``) is its lease holder name in Redis."""
+        extra = ("--name", name) if name else ()
+        return self._processes.worker(*extra, team=team)
 
     def kill_all(self) -> None:
         self._processes.stop_all()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,9 @@ from service.dispatch.store import ItemStore
 from tests.reliability.conftest import HEADERS, INCIDENT, KEY, ROOT, Workers, wait_for
 from tests.security.process import ApiProcess
 
-STORM_SECONDS = 6.0
+ENOUGH = {"score": 20, "item": 10, "reload": 20}
+"""The storm runs until each kind of request reached this many (or one failed), however long a
+loaded machine takes, rather than for a fixed time that may see too few of them."""
 
 
 def _write(path: Path, text: str) -> None:
@@ -32,7 +33,7 @@ def _write(path: Path, text: str) -> None:
 CALL = {"type": "incident", "impact": "group", "urgency": "high"}
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_reloading_changing_tables_in_a_loop_under_mixed_load_fails_no_request(
     tmp_path: Path, env: dict[str, str], workers: Workers, store: ItemStore
 ) -> None:
@@ -83,7 +84,17 @@ def test_reloading_changing_tables_in_a_loop_under_mixed_load_fails_no_request(
     for t in threads:
         t.start()
     try:
-        time.sleep(STORM_SECONDS)
+        wait_for(
+            f"{ENOUGH} requests and both sets in force in turn (or a failure)",
+            lambda: (
+                failures
+                or (
+                    all(counts[k] >= n for k, n in ENOUGH.items())
+                    and {p for _, p in priorities} == {"P2", "P3"}
+                )
+            ),
+            timeout=70,
+        )
     finally:
         stop.set()
         for t in threads:
@@ -91,13 +102,11 @@ def test_reloading_changing_tables_in_a_loop_under_mixed_load_fails_no_request(
         api.stop()
     assert KEY not in api.log()
     assert failures == []
-    assert counts["reload"] >= 20, counts
     # Both sets were in force in turn, and each scored the group/high call its own way.
     assert {p for _, p in priorities} == {"P2", "P3"}, priorities
     assert len(priorities) == 2, "a decision mixed one set's hash with the other's matrix"
-    assert counts["score"] >= 20 and counts["item"] >= 10, counts
     wait_for(
         "every item accepted during the storm completed",
         lambda: all(i.state is ItemState.COMPLETED for i in store.get_many(accepted)),
-        timeout=30,
+        timeout=60,
     )

@@ -21,12 +21,14 @@ import redis
 
 from service.core.calls import Call
 from service.core.tables import PythonHandler, TableSet, WebhookHandler
+from service.dispatch import keys
 from service.dispatch.config import DispatchConfig
 from service.dispatch.items import ItemState
 from service.dispatch.stats import read_worker_stats
 from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
 from tests.integration.dispatch.conftest import Enqueue
+from tests.support.processes import wait_for
 from worker.handlers import SIGNATURE_HEADER, TIMESTAMP_HEADER, Delivery
 from worker.runner import Worker
 
@@ -176,36 +178,45 @@ def test_an_idle_worker_picks_up_a_new_item_at_once_and_reports_itself(
     enqueue: Enqueue,
     config: DispatchConfig,
     redis_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[tuple[str, float]] = []
+    # An idle worker's BLPOP would time out only after a minute: the item can only be seen
+    # within the test's deadline because the enqueue's wake token ended the wait.
+    monkeypatch.setattr("worker.runner._IDLE_BLOCK", 60.0)
+    seen: list[str] = []
     worker = Worker(
         redis_client,
         base_set.tables,
         ["service_desk"],
         config,
-        handlers={"service_desk": lambda d: seen.append((d.id, time.perf_counter()))},
+        handlers={"service_desk": lambda d: seen.append(d.id)},
     )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        time.sleep(0.3)  # idle: blocked on the wake list
-        [stat] = read_worker_stats(redis_client, ["service_desk"], datetime.now(UTC))
-        assert stat.up == 1
-        sent = time.perf_counter()
+        wait_for(
+            "the worker registered and blocked on its wake list",
+            lambda: (
+                read_worker_stats(redis_client, ["service_desk"], datetime.now(UTC))[0].up == 1
+                and _blocked_on(redis_client, keys.wake_key("service_desk"))
+            ),
+        )
         item = enqueue(Call(type="incident", impact="user", urgency="low"))
-        deadline = time.monotonic() + 5
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert seen and seen[0][0] == item.id
-        # Woken by the enqueue's token, not by the 1 s BLPOP timeout.
-        assert seen[0][1] - sent < 0.5
+        assert wait_for("the item handled", lambda: seen, timeout=20) == [item.id]
     finally:
         worker.stop()
-        thread.join(timeout=5)
+        redis_client.rpush(keys.wake_key("service_desk"), "stop")  # end the long BLPOP
+        thread.join(timeout=10)
     assert not thread.is_alive()
     [stat] = read_worker_stats(redis_client, ["service_desk"], datetime.now(UTC))
     assert stat.up == 0
     assert store.get(item.id).state is ItemState.COMPLETED
+
+
+def _blocked_on(conn: redis.Redis, key: str) -> bool:
+    """A client waits in ``BLPOP`` (flag ``b``: blocked) while ``key`` holds no token."""
+    blocked = any(c["cmd"] == "blpop" and "b" in c["flags"] for c in conn.client_list())
+    return blocked and not conn.exists(key)
 
 
 def test_a_running_worker_follows_a_new_table_set_without_a_restart(
