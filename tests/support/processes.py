@@ -51,10 +51,13 @@ class UsmProcesses:
         self.workdir = workdir
         self.env = env
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.log_paths: dict[int, Path] = {}
+        """Log file of each started process, by pid."""
 
     def start(self, *args: str, log: str = "worker", **env: str) -> subprocess.Popen[bytes]:
         """Start ``usm *args`` with ``env`` on top of the shared one; output to ``log-N.log``."""
-        out = open(self.workdir / f"{log}-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        path = self.workdir / f"{log}-{len(self.procs)}.log"
+        out = open(path, "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-c", RUN_CLI, *args],
             cwd=ROOT,
@@ -64,7 +67,12 @@ class UsmProcesses:
         )
         out.close()
         self.procs.append(proc)
+        self.log_paths[proc.pid] = path
         return proc
+
+    def log_of(self, proc: subprocess.Popen[bytes]) -> str:
+        """What ``proc`` wrote so far."""
+        return self.log_paths[proc.pid].read_text(errors="replace")
 
     def worker(
         self, *extra: str, team: str = "service_desk", **env: str

@@ -86,7 +86,9 @@ def test_redis_stopped_and_started_during_traffic_loses_no_accepted_item(
     wait_for("some traffic", lambda: len(accepted) >= 50)
     outage.set()
     redis_server.stop()
-    time.sleep(1.5)
+    # The outage lasts until the sender met it (a 503, then scoring that still answers), however
+    # slowly a loaded machine runs the sender.
+    wait_for("a refusal and a scoring answer during the outage", lambda: scored_while_down)
     redis_server.start()
     outage.clear()
     sender.join(120)

@@ -174,7 +174,8 @@ def test_a_second_sigterm_interrupts_the_handler_and_requeues_the_item_at_the_fr
     worker = processes.worker(USM_TEST_DELAY="30")
     wait_for("the item to start", lambda: store.get(first).state is ItemState.STARTED)
     worker.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    # Two SIGTERMs sent before the first is handled merge into one: wait until it was.
+    wait_for("the first SIGTERM handled", lambda: "stopping after" in processes.log_of(worker))
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(15) == 0
     item = store.get(first)
