@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     advice) survives restarts and process crashes; ``always`` also a power loss, slower."""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 8 * 1024 * 1024
     """``USM_MAX_BODY_BYTES``: larger request bodies get 413."""
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=8192, le=1024 * 1024)] = 64 * 1024
+    """``USM_MAX_HEADER_BYTES``: a request line plus headers larger than this gets 431, on
+    uvicorn and on granian alike."""
     lease_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
     """``USM_LEASE_SECONDS``: a worker's lease on an item; a dead worker's item returns after it."""
     reaper_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0

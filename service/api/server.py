@@ -89,6 +89,7 @@ def run_api(
 
 def _run_granian(settings: Settings, factory: AppFactory) -> None:
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.server import Server
 
@@ -102,6 +103,8 @@ def _run_granian(settings: Settings, factory: AppFactory) -> None:
         workers=1,
         log_level=LogLevels.info,
         log_access=False,
+        # hyper's read buffer bounds the request head: past it, granian answers 431 itself.
+        http1_settings=HTTP1Settings(max_buffer_size=settings.max_header_bytes),
     )
     # SIGUSR1 reloads the tables inside the worker (a refused set keeps the running one); SIGHUP
     # (a closed terminal) stops granian as SIGTERM does.
@@ -126,6 +129,8 @@ def _hang_up(signum: int, frame: FrameType | None) -> None:
 def _run_uvicorn(settings: Settings, factory: AppFactory) -> None:
     import uvicorn
 
+    from service.api.headers import bounded
+
     app = _load(factory, settings)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then restores the previous handlers and
     # raises the signal again. With the default SIGTERM handler that kills the process before a
@@ -143,6 +148,8 @@ def _run_uvicorn(settings: Settings, factory: AppFactory) -> None:
             log_level="info",
             access_log=False,
             lifespan="on",
+            # httptools with a bound on request heads (uvicorn has none for it): 431 past it.
+            http=bounded(settings.max_header_bytes),
         )
     except _Stopped:
         pass
