@@ -18,6 +18,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["BoundedHttpToolsProtocol", "bounded", "too_large_response"]
 
+
 def too_large_response(limit: int) -> bytes:
     """The whole 431 answer: a problem document naming the limit; the connection closes."""
     body = json.dumps(

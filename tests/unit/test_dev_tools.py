@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,15 @@ def test_a_binary_the_package_lacks_is_an_error(deb_with_postinst: Path, tmp_pat
     result = run(UNPACK_DEB, deb_with_postinst, tools / "fake", tools / "bin", "promtool")
     assert result.returncode == 1
     assert "promtool not found" in result.stderr
+
+
+def test_scripts_dev_usm_runs_the_environments_usm_from_any_directory(tmp_path: Path) -> None:
+    # The README shows `scripts/dev usm keys new ...`: `usm` itself is not on PATH after
+    # `scripts/dev serve`. USM_VENV: the environment running these tests.
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "dev"), "usm", "tables", "validate", str(ROOT / "tables")],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+        env={**os.environ, "USM_VENV": sys.prefix},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok 2026.1 ")
