@@ -29,7 +29,11 @@ def test_the_printed_key_file_entry_makes_the_service_accept_the_printed_key(
         call = {"type": "incident", "impact": 1, "urgency": 1}
         ok = c.post("/v1/priority", json=call, headers={"X-API-Key": key.group(1)})
         assert ok.status_code == 200
-        assert c.get("/v1/teams", headers={"X-API-Key": key.group(1)}).status_code in (403, 404)
+        denied = c.get("/v1/teams", headers={"X-API-Key": key.group(1)})
+        assert denied.status_code == 403
+        assert denied.json()["detail"] == (
+            "this endpoint needs scope 'dispatch'; API key 'servicenow' has: score"
+        )
 
 
 def test_the_environment_form_names_the_scopes_in_a_fixed_order(

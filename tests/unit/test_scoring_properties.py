@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -227,10 +228,10 @@ _name = st.from_regex(r"\A[a-z][a-z0-9_]{0,62}\Z")
     call=st.builds(
         Call,
         type=st.sampled_from(CALL_TYPES) | _name,
-        impact=_any_level,
-        urgency=_any_level,
-        likelihood=_any_level,
-        proximity=_any_level,
+        impact=_any_level | st.sampled_from(IMPACTS),
+        urgency=_any_level | st.sampled_from(URGENCIES),
+        likelihood=_any_level | st.sampled_from(LIKELIHOODS),
+        proximity=_any_level | st.sampled_from(PROXIMITIES),
         service=st.none() | st.sampled_from(SERVICES) | _name,
         category=st.none() | st.text(max_size=200),
         reported_at=st.none() | st.datetimes(timezones=st.timezones()),
@@ -239,6 +240,41 @@ _name = st.from_regex(r"\A[a-z][a-z0-9_]{0,62}\Z")
 def test_any_call_the_api_can_decode_gets_a_decision_or_an_invalid_call(
     scorer: Scorer, call: Call
 ) -> None:
-    # Every value here passes the Call type's own constraints, so it can arrive over HTTP.
+    # Every value here passes the Call type's own constraints, so it can arrive over HTTP. No
+    # other exception may escape (it would be a 500), and each outcome must be the right one.
     outcome = _outcome(scorer, call)
-    assert isinstance(outcome, (Decision, str))
+    if call.type not in CALL_TYPES:
+        assert outcome == (
+            f"InvalidCall: unknown call type '{call.type}' - at `$.type`; "
+            f"allowed: {', '.join(CALL_TYPES)}"
+        )
+    elif call.service is not None and call.service not in SERVICES:
+        assert outcome == (
+            f"InvalidCall: unknown service '{call.service}' - at `$.service`; "
+            f"allowed: {', '.join(SERVICES)}"
+        )
+    elif isinstance(outcome, str):
+        # Refused for one named field of the call, saying where (and what is allowed, if
+        # anything is): ``<reason> - at `$.<field>`[; allowed: ...]``.
+        fields = "impact|urgency|likelihood|proximity|reported_at"
+        assert re.fullmatch(rf"InvalidCall: .+ - at `\$\.({fields})`(; allowed: .+)?", outcome)
+    else:
+        _assert_consistent(scorer, call, outcome)
+
+
+def _assert_consistent(scorer: Scorer, call: Call, decision: Decision) -> None:
+    """A decision holds what the call gave and the set's own matrix, teams and targets."""
+    tables = scorer.tables
+    assert decision.call_type == call.type
+    assert (decision.table_version, decision.table_hash) == (tables.version, scorer.table_hash)
+    for value, ref in ((call.impact, decision.impact), (call.urgency, decision.urgency)):
+        if isinstance(value, str) and not value.isdigit():
+            assert ref.name == value
+        elif value is not None:
+            assert ref.level == int(value)
+    assert (
+        decision.priority.name == tables.matrix.matrix[decision.impact.name][decision.urgency.name]
+    )
+    assert decision.team in {t.name for t in tables.teams.team}
+    assert decision.reported_at == (call.reported_at or NOW)
+    assert decision.reported_at <= decision.response_by <= decision.resolve_by

@@ -33,7 +33,7 @@ def client(redis_url: str, single_set_tables: Path) -> Iterator[TestClient[Any]]
 def _item(client: TestClient[Any], ext: str, **call: Any) -> dict[str, Any]:
     body = {**INCIDENT, **call, "source": "snow", "external_id": ext}
     r = client.post("/v1/items", json=body)
-    assert r.status_code in (200, 201), r.text
+    assert r.status_code == 201, r.text
     result: dict[str, Any] = r.json()
     return result
 

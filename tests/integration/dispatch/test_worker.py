@@ -29,7 +29,7 @@ from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
 from tests.integration.dispatch.conftest import Enqueue
 from tests.support.processes import wait_for
-from worker.handlers import SIGNATURE_HEADER, TIMESTAMP_HEADER, Delivery
+from worker.handlers import SIGNATURE_HEADER, TIMESTAMP_HEADER, Delivery, HandlerError
 from worker.runner import Worker
 
 SECRET = "webhook-test-secret"
@@ -143,7 +143,7 @@ def test_a_webhook_without_its_secret_refuses_to_start(
     monkeypatch: pytest.MonkeyPatch, base_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     monkeypatch.delenv("USM_TEST_WEBHOOK_SECRET", raising=False)
-    with pytest.raises(Exception, match="USM_TEST_WEBHOOK_SECRET is not set"):
+    with pytest.raises(HandlerError, match="USM_TEST_WEBHOOK_SECRET is not set"):
         Worker(redis_client, _webhook_tables(base_set, "http://127.0.0.1:9/x"), ["service_desk"])
 
 
