@@ -11,10 +11,10 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from service import __version__
 from service.api.dispatch import DispatchPlugin
+from service.api.docs import assets_router, render_plugins
 from service.api.errors import exception_handlers
 from service.api.governance import GovernancePlugin
 from service.api.health import healthz, readyz
@@ -59,6 +59,7 @@ def create_app(
             PriorityController,
             TablesController,
             SourcesController,
+            assets_router(),
             *extra_handlers,
         ],
         dependencies={"tables": Provide(_tables, sync_to_thread=False)},
@@ -82,6 +83,6 @@ def create_app(
                 "priority first."
             ),
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=render_plugins(),
         ),
     )
