@@ -97,7 +97,6 @@ def port_in_use(host: str, port: int) -> bool:
         try:
             s.bind((host.strip("[]"), port))
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return True
-            raise
+            # Anything else (no such address, a privileged port) the server reports itself.
+            return exc.errno == errno.EADDRINUSE
     return False

@@ -82,6 +82,7 @@ class Worker:
         tables_source: Callable[[], TableSet] | None = None,
         refresh_seconds: float = 5.0,
         parent_pid: int | None = None,
+        announce_tables: bool = True,
     ) -> None:
         known = {t.name: t for t in tables.teams.team}
         for team in teams:
@@ -110,6 +111,7 @@ class Worker:
         self._tables_source = tables_source
         self._refresh_seconds = refresh_seconds
         self._parent_pid = parent_pid
+        self._table_log_level = logging.INFO if announce_tables else logging.DEBUG
         self._next_refresh = time.monotonic() + refresh_seconds
         self.name = name or f"usm-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.rq_key = keys.worker_key(self.name)
@@ -283,7 +285,8 @@ class Worker:
         self._rq._ordered_queues = self._rq.queues[:]
         self.conn.hset(self.rq_key, "queues", ",".join(self.queue_names))
         self._tables = tables
-        log.info(
+        log.log(
+            self._table_log_level,
             "worker %s: table set %s in force; teams %s, queues %s",
             self.name,
             tables.version,

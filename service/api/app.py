@@ -66,6 +66,8 @@ def create_app(
         state=State({"tables": store, "settings": settings}),
         exception_handlers={**exception_handlers, **security.exception_handlers},  # type: ignore[arg-type,dict-item]
         request_max_body_size=settings.max_body_bytes,
+        # Logging is set up once per process (service.logs), not in litestar's own format.
+        logging_config=None,
         middleware=[HTTP_METRICS, *security.middleware],
         stores=security.stores,
         on_startup=security.on_startup,

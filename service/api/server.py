@@ -60,7 +60,11 @@ def _load(factory: AppFactory, settings: Settings) -> Any:
     request's garbage then no longer walks it all. Measured with callgrind on 30 batch requests
     in-process: about 5% fewer instructions per request (docs/benchmarks.md).
     """
-    app = factory(settings)
+    from service.api.access import with_access_log
+    from service.logs import setup
+
+    setup()  # granian builds the app in a worker process: log there as everywhere else
+    app = with_access_log(factory(settings))
     gc.collect()
     gc.freeze()
     return app
@@ -102,10 +106,15 @@ def _run_granian(settings: Settings, factory: AppFactory) -> None:
         interface=Interfaces.ASGI,  # ASGI with lifespan: start-up and shut-down hooks run
         workers=1,
         log_level=LogLevels.info,
-        log_access=False,
+        log_access=False,  # ours is service.api.access, the same line under both servers
+        # No handlers of granian's own: its records go to ours (service.logs).
+        log_dictconfig={"version": 1, "disable_existing_loggers": False, "loggers": {}},
         # hyper's read buffer bounds the request head: past it, granian answers 431 itself.
         http1_settings=HTTP1Settings(max_buffer_size=settings.max_header_bytes),
     )
+    from service.logs import setup
+
+    setup()
     # SIGUSR1 reloads the tables inside the worker (a refused set keeps the running one); SIGHUP
     # (a closed terminal) stops granian as SIGTERM does.
     reload_on_sigusr1(server)
@@ -146,7 +155,8 @@ def _run_uvicorn(settings: Settings, factory: AppFactory) -> None:
             host=settings.host,
             port=settings.port,
             log_level="info",
-            access_log=False,
+            log_config=None,  # no handlers of uvicorn's own: its records go to ours
+            access_log=False,  # ours is service.api.access, the same line under both servers
             lifespan="on",
             # httptools with a bound on request heads (uvicorn has none for it): 431 past it.
             http=bounded(settings.max_header_bytes),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from service import __version__
 from service.cli import serve, tables, worker
 from service.errors import UsmError
+from service.logs import FORMATS, setup
 from service.security import cli as keys
 
 __all__ = ["build_parser", "main"]
@@ -23,7 +23,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="usm", description="usm-dispatch: unified prioritization and dispatch."
     )
     parser.add_argument("--version", action="version", version=f"usm-dispatch {__version__}")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (USM_LOG_LEVEL, INFO)"
+    )
+    parser.add_argument(
+        "--log-format",
+        default=None,
+        choices=FORMATS,
+        help="text for people, json lines for log shippers (USM_LOG_FORMAT, text)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -31,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        setup(args.log_level, args.log_format)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         result: int = args.func(args)
     except UsmError as exc:  # a refusal with a clear message: no traceback

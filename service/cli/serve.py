@@ -80,8 +80,8 @@ def _api(args: argparse.Namespace) -> int:
     from service.api.server import run_api
 
     settings = Settings.from_env(host=args.host, port=args.port, tables=args.tables)
-    _check_port("api", settings)
     preflight(settings)  # refuse bad keys or an open non-loopback bind before starting anything
+    _check_port("api", settings)
     run_api(settings, args.server)
     return 0
 
@@ -176,8 +176,8 @@ def _serve(args: argparse.Namespace) -> int:
     if "USM_READY_NEEDS_REDIS" not in os.environ:
         # One machine, one Redis: while it is down the service is not ready (dispatch is 503).
         settings = msgspec.structs.replace(settings, ready_needs_redis=True)
-    _check_port("serve", settings)
     preflight(settings)  # refuse bad keys or an open non-loopback bind before starting anything
+    _check_port("serve", settings)
     data = Path(settings.data_dir)
     # Before anything imports prometheus_client: API and workers share one /metrics. The files
     # are mmapped, so they stay off the data disk (a full disk would be a SIGBUS).

@@ -74,7 +74,14 @@ def run_worker(
     # on every reload, before any handler is built.
     store = TableStore(load_all(Path(settings.tables), config.python_handlers))
     tables = store.active(datetime.now(UTC)).tables
-    reloader = TableReloader(store, Path(settings.tables), python_handlers=config.python_handlers)
+    # Under `usm serve` (a parent pid) the API says once what changed, not every worker again.
+    announce = parent_pid is None
+    reloader = TableReloader(
+        store,
+        Path(settings.tables),
+        python_handlers=config.python_handlers,
+        announce=announce,
+    )
 
     def tables_in_force() -> TableSet:
         # Edited files are picked up as the API does (refused ones leave the running set), and a
@@ -97,6 +104,7 @@ def run_worker(
             name=name,
             tables_source=tables_in_force,
             parent_pid=parent_pid,
+            announce_tables=announce,
         )
     except ValueError as exc:
         raise SystemExit(f"usm worker: {exc}") from None

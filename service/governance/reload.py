@@ -69,8 +69,20 @@ class TableReloader:
         root: Path,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         python_handlers: PythonHandlers | None = None,
+        announce: bool = True,
     ) -> None:
+        """
+        Args:
+            store: Where the loaded sets go.
+            root: The table directory.
+            clock: Now, for the set in force.
+            python_handlers: The deployment's allow-list of python handlers.
+            announce: Log reloads and refusals at INFO/ERROR; off (DEBUG) in ``usm serve``'s
+                workers, whose API process already says it once for all of them.
+        """
         self.store = store
+        self._ok_level = logging.INFO if announce else logging.DEBUG
+        self._refused_level = logging.ERROR if announce else logging.DEBUG
         self.root = root
         self.clock = clock
         self.python_handlers = python_handlers
@@ -98,12 +110,13 @@ class TableReloader:
                     result = ReloadResult.ERROR
                 record_reload(result)
                 # Error, not warning: what runs now differs from the files on disk.
-                log.error(
-                    "tables refused (%s): %d problem(s); %s stays in force:\n  %s",
+                log.log(
+                    self._refused_level,
+                    "tables refused (%s): %d problem(s); %s stays in force: %s",
                     trigger,
                     len(problems),
                     current.active(self.clock()).version,
-                    "\n  ".join(problems),
+                    " | ".join(problems),  # one line: see service.logs
                 )
                 return self._report(result, trigger, current, problems)
             if new.identity() == current.identity():
@@ -111,7 +124,8 @@ class TableReloader:
                 return self._report(ReloadResult.UNCHANGED, trigger, current)
             self.store.replace(new)
             record_reload(ReloadResult.SUCCESS)
-            log.info(
+            log.log(
+                self._ok_level,
                 "tables reloaded (%s): %s",
                 trigger,
                 ", ".join(f"{v} {h}" for v, h in new.identity()),

@@ -61,13 +61,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, ring: KeyRing) -> None:
+def check_bind(host: str, ring: KeyRing, announce: bool = True) -> None:
     """Refuse a non-loopback ``host`` while no key is configured; say which mode is in force.
+
+    Args:
+        host: The address the API will bind.
+        ring: The configured keys.
+        announce: Log the mode (keys required, or open on loopback); off for the pre-check, so
+            the app built afterwards says it once.
 
     Raises:
         InsecureBind: ``host`` is reachable from other machines and every endpoint would be open.
     """
     if not ring.empty:
+        if not announce:
+            return
         names = ", ".join(ring.names)
         log.info("API keys required: %d key(s) configured: %s", len(ring.names), names)
         return
@@ -77,6 +85,8 @@ def check_bind(host: str, ring: KeyRing) -> None:
             "open to the network. Configure keys (USM_API_KEYS_FILE or USM_API_KEYS; create one "
             "with `usm keys new --name NAME --scope score`) or bind to 127.0.0.1 (USM_HOST)."
         )
+    if not announce:
+        return
     log.warning(
         "no API keys configured: every endpoint is open, so the API listens on loopback only (%s)",
         host,
@@ -94,7 +104,7 @@ def preflight(settings: Settings) -> KeyRing:
         InsecureBind: see :func:`check_bind`.
     """
     ring = KeyRing.configured(settings.api_keys_file, settings.api_keys)
-    check_bind(settings.host, ring)
+    check_bind(settings.host, ring, announce=False)
     return ring
 
 

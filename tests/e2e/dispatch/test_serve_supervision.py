@@ -9,52 +9,21 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
+from tests.e2e.conftest import ServeFactory
 from tests.support.processes import ServeProcess, gone, wait_for
 from tests.support.redis_server import find_redis_server, free_port, without_preload
-from tests.support.tables import single_set_tables
 
 INCIDENT = {"type": "incident", "impact": "user", "urgency": "low", "source": "e2e"}
 PUSH_TEAMS = 4
 """Push-mode teams in the 2026.1 tables: one worker each."""
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(autouse=True)
-def _stop_left_over(tmp_path: Path) -> Iterator[None]:
-    """A failed test still stops its ``usm serve`` (SIGTERM: it stops its children)."""
-    yield
-    for serve in _STARTED.pop(tmp_path, []):
-        if serve.proc is not None and serve.proc.poll() is None:
-            serve.stop()
-
-
-_STARTED: dict[Path, list[ServeProcess]] = {}
-
-
-def _serve(tmp: Path, port: int | None = None, log: str = "serve.log", **env: str) -> ServeProcess:
-    # Its embedded redis-server inherits the env, and cannot start under libfaketime.
-    base = {
-        k: v
-        for k, v in without_preload().items()
-        if k not in ("REDIS_URL", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    base.update(
-        USM_DATA_DIR=str(tmp / "var"),
-        USM_TABLES=str(single_set_tables(tmp)),
-        USM_PORT=str(port or free_port()),
-        **env,
-    )
-    serve = ServeProcess(tmp, base, int(base["USM_PORT"]), log=log)
-    _STARTED.setdefault(tmp, []).append(serve)
-    return serve
 
 
 def _children(serve: ServeProcess) -> list[int]:
@@ -64,8 +33,10 @@ def _children(serve: ServeProcess) -> list[int]:
     )
 
 
-def test_a_killed_usm_serve_takes_its_redis_and_workers_with_it(tmp_path: Path) -> None:
-    serve = _serve(tmp_path)
+def test_a_killed_usm_serve_takes_its_redis_and_workers_with_it(
+    serve_factory: ServeFactory,
+) -> None:
+    serve = serve_factory()
     serve.start()
     serve.wait_ready()
     children = _children(serve)
@@ -74,19 +45,23 @@ def test_a_killed_usm_serve_takes_its_redis_and_workers_with_it(tmp_path: Path) 
     wait_for("Redis and every worker to exit", lambda: all(gone(p) for p in children), 60)
 
 
-def test_a_start_after_a_crash_ignores_a_stale_pid_file(tmp_path: Path) -> None:
+def test_a_start_after_a_crash_ignores_a_stale_pid_file(
+    tmp_path: Path, serve_factory: ServeFactory
+) -> None:
     # A pid file naming a live process that is not our Redis (here: this test) is stale.
     pidfile = tmp_path / "var" / "redis" / "redis.pid"
     pidfile.parent.mkdir(parents=True)
     pidfile.write_text(f"{os.getpid()}\n")
-    serve = _serve(tmp_path)
+    serve = serve_factory()
     serve.start()
     serve.wait_ready()
     assert "stale Redis pid file" in serve.log()
     assert serve.stop() == 0
 
 
-def test_a_redis_left_running_on_the_data_dir_by_a_crash_is_taken_over(tmp_path: Path) -> None:
+def test_a_redis_left_running_on_the_data_dir_by_a_crash_is_taken_over(
+    tmp_path: Path, serve_factory: ServeFactory
+) -> None:
     # What a crash leaves where the kernel does not stop children with their parent: a Redis on
     # our data dir, its pid file, and no owner. Its data must survive the take-over.
     data = tmp_path / "var" / "redis"
@@ -107,7 +82,7 @@ def test_a_redis_left_running_on_the_data_dir_by_a_crash_is_taken_over(tmp_path:
         conn.set("kept", "yes")
         conn.close()
         wait_for("its pid file", (data / "redis.pid").exists)
-        serve = _serve(tmp_path, USM_REDIS_PORT=str(port))
+        serve = serve_factory(USM_REDIS_PORT=str(port))
         serve.start()
         serve.wait_ready()
         assert orphan.wait(30) == 0  # stopped with SIGTERM: it flushed its AOF
@@ -128,10 +103,10 @@ def _ping(conn: redis.Redis) -> bool:
 
 
 def test_a_killed_embedded_redis_is_restarted_and_readyz_says_not_ready_meanwhile(
-    tmp_path: Path,
+    tmp_path: Path, serve_factory: ServeFactory
 ) -> None:
     # A 3 s first back-off keeps the not-ready window wide enough to see on a loaded machine.
-    serve = _serve(tmp_path, USM_REDIS_RESTART_SECONDS="3")
+    serve = serve_factory(USM_REDIS_RESTART_SECONDS="3")
     serve.start()
     serve.wait_ready()
     pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text())
@@ -157,8 +132,8 @@ def test_a_killed_embedded_redis_is_restarted_and_readyz_says_not_ready_meanwhil
     assert serve.stop() == 0
 
 
-def test_sighup_stops_usm_serve_and_its_children(tmp_path: Path) -> None:
-    serve = _serve(tmp_path)
+def test_sighup_stops_usm_serve_and_its_children(serve_factory: ServeFactory) -> None:
+    serve = serve_factory()
     serve.start()
     serve.wait_ready()
     children = _children(serve)
@@ -172,12 +147,14 @@ def test_sighup_stops_usm_serve_and_its_children(tmp_path: Path) -> None:
     wait_for("Redis and every worker to exit", lambda: all(gone(p) for p in children), 60)
 
 
-def test_a_busy_port_is_refused_before_redis_or_workers_start(tmp_path: Path) -> None:
+def test_a_busy_port_is_refused_before_redis_or_workers_start(
+    tmp_path: Path, serve_factory: ServeFactory
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        serve = _serve(tmp_path, port)
+        serve = serve_factory(port)
         code = serve.start().wait(60)
     log = serve.log()
     assert code != 0

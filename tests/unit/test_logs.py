@@ -1,0 +1,74 @@
+"""One log format: text for people, JSON lines on request, and no value can forge a line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from service.logs import JsonFormatter, TextFormatter, escape, setup
+
+FORGED = "A\n2026-11-30 11:00:00.000 CRITICAL usm.security: keys leaked"
+
+
+def _record(msg: str, *args: object, exc: bool = False) -> logging.LogRecord:
+    info = None
+    if exc:
+        try:
+            raise ValueError(f"unknown team {FORGED!s}")
+        except ValueError:
+            info = sys.exc_info()
+    return logging.LogRecord("usm.worker", logging.INFO, __file__, 1, msg, args, info)
+
+
+def test_control_characters_are_written_out() -> None:
+    assert escape("a\nb\rc\td\x00e\x1bf\x7fg\x85h\u2028i") == (
+        "a\\nb\\rc\\td\\x00e\\x1bf\\x7fg\\x85h\\u2028i"
+    )
+    assert escape("plain ünïcode ✓") == "plain ünïcode ✓"
+
+
+def test_a_text_line_reads_time_level_logger_message() -> None:
+    line = TextFormatter().format(_record("item %s queued", "01a2"))
+    time, level, rest = line[:23], line[24:28], line[29:]
+    assert time[4] == "-" and time[10] == " " and time[19] == "."
+    assert (level, rest) == ("INFO", "usm.worker: item 01a2 queued")
+
+
+def test_an_id_with_a_newline_cannot_forge_a_text_line() -> None:
+    line = TextFormatter().format(_record("item for %s", FORGED))
+    assert line.count("\n") == 0
+    assert line.endswith("item for A\\n2026-11-30 11:00:00.000 CRITICAL usm.security: keys leaked")
+
+
+def test_a_traceback_is_indented_so_none_of_its_lines_passes_for_a_record() -> None:
+    text = TextFormatter().format(_record("failed", exc=True))
+    first, *rest = text.splitlines()
+    assert first.endswith("INFO usm.worker: failed")
+    assert rest and all(line.startswith("    ") for line in rest)
+    assert "\n    2026-11-30 11:00:00.000 CRITICAL" in text  # the exception's own line break
+
+
+def test_a_json_line_holds_the_fields_and_escapes_by_json_rules() -> None:
+    record = _record("%s %s", "GET", FORGED)
+    record.fields = {"status": 200, "key": "jira"}
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    got = json.loads(line)
+    assert got["message"] == f"GET {FORGED}"
+    assert (got["level"], got["logger"], got["status"], got["key"]) == (
+        "INFO",
+        "usm.worker",
+        200,
+        "jira",
+    )
+    assert got["time"].endswith("Z") and got["time"][10] == "T"
+
+
+def test_setup_names_the_allowed_formats(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("USM_LOG_FORMAT", raising=False)
+    with pytest.raises(ValueError) as err:
+        setup("INFO", "xml")
+    assert str(err.value) == "unknown log format 'xml'; allowed: text, json"
