@@ -1,4 +1,4 @@
-"""The one place requests are authenticated and authorised: an ``AbstractAuthenticationMiddleware``.
+"""The one place requests are authenticated and authorised: :class:`ApiKeyMiddleware`.
 
 litestar runs route middleware after routing, so ``scope["path_template"]`` names the matched
 route and :func:`~service.security.scopes.required_scope` says what it needs. Open routes pass
@@ -9,16 +9,12 @@ wrong scope). The key itself is never stored on the request, logged or echoed: o
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
 
-from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.middleware.authentication import (
-    AbstractAuthenticationMiddleware,
-    AuthenticationResult,
-)
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Receive, Send
+from litestar.types import Scope as LitestarScope
 
 from service.security.keys import LOCAL, KeyRing, Principal
 from service.security.scopes import Scope, is_open, required_scope
@@ -32,41 +28,53 @@ _FALLBACK = Scope.ADMIN
 """What a route missing from the scope table needs: fail closed, only admins get through."""
 
 
-def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``, if any."""
-    auth = connection.headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    key = connection.headers.get("x-api-key")
-    return key.strip() if key and key.strip() else None
+def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (raw ASGI headers)."""
+    api_key: str | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and key.strip():
+                return key.strip()
+        elif name == b"x-api-key" and api_key is None:
+            api_key = value.decode("latin-1").strip() or None
+    return api_key
 
 
-class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
-    """Checks the API key and the route's scope; sets ``request.user`` to a :class:`Principal`."""
+class ApiKeyMiddleware:
+    """Checks the API key and the route's scope; sets ``request.user`` to a :class:`Principal`.
+
+    What litestar's ``AbstractAuthenticationMiddleware`` does (``scope["user"]``,
+    ``scope["auth"]``, HTTP only), as a plain ASGI middleware reading the raw headers: the base
+    class builds an ``ASGIConnection`` and a header map per request, which cost more than
+    checking the key (bench/http.py, cProfile).
+    """
 
     def __init__(self, app: ASGIApp, ring: KeyRing) -> None:
-        super().__init__(app, scopes={ScopeType.HTTP})
+        self.app = app
         self.ring = ring
 
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
+    async def __call__(self, scope: LitestarScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            scope["user"] = self.authenticate(scope)
+            scope["auth"] = None
+        await self.app(scope, receive, send)
+
+    def authenticate(self, scope: LitestarScope) -> Principal | None:
         """Who is calling, once they have shown a key with the scope this route needs.
 
         Raises:
             NotAuthorizedException: no key, or a key that is not configured (401).
             PermissionDeniedException: a valid key without the route's scope (403).
         """
-        template: str = connection.scope.get("path_template") or connection.scope["path"]
+        template: str = scope.get("path_template") or scope["path"]  # type: ignore[assignment]
         if is_open(template):
-            return AuthenticationResult(user=None, auth=None)
+            return None
         if self.ring.empty:
-            return AuthenticationResult(user=LOCAL, auth=None)
-        method = str(connection.scope.get("method", "GET"))
+            return LOCAL
+        method = str(scope.get("method", "GET"))
         need = required_scope(template, method) or _FALLBACK
-        key = presented_key(connection)
+        key = presented_key(scope["headers"])
         if key is None:
             raise NotAuthorizedException(
                 "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
@@ -80,4 +88,4 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
             raise PermissionDeniedException(
                 f"this endpoint needs scope '{need.value}'; API key '{principal.name}' has: {held}"
             )
-        return AuthenticationResult(user=principal, auth=None)
+        return principal
