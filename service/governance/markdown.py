@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 
 from service.core.tables import TableSet
@@ -72,17 +74,38 @@ def _grid(
     return f"{head}\n\n{table([corner, *cols], body)}"
 
 
+def _long(text: str | None) -> bool:
+    """Whether a table cell would cut ``text`` or lose its line breaks."""
+    return text is not None and (len(" ".join(text.split())) > _CELL_MAX or "\n" in text.strip())
+
+
+def _text_diff(change: Change) -> str:
+    """The whole of a long text change as a unified diff with every line as context."""
+    before = (change.before or "").splitlines()
+    after = (change.after or "").splitlines()
+    lines = difflib.unified_diff(
+        before, after, "before", "after", lineterm="", n=max(len(before), len(after))
+    )
+    body = "\n".join(lines)
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    return f"`{change.key}` in full:\n\n{fence}diff\n{body}\n{fence}"
+
+
 def _changes(section: str, changes: Sequence[Change]) -> str:
-    rows = [
-        [
-            f"`{c.key}`",
-            "added" if c.before is None else "removed" if c.after is None else "changed",
-            c.before or "",
-            c.after or "",
-        ]
-        for c in changes
-    ]
-    return f"### {_TITLES.get(section, section)}\n\n" + table(["what", "", "before", "after"], rows)
+    rows = []
+    texts = []
+    for c in changes:
+        kind = "added" if c.before is None else "removed" if c.after is None else "changed"
+        if _long(c.before) or _long(c.after):
+            # A cell holds 160 characters on one line: a long text (a set's changelog paragraph)
+            # would be cut to the same prefix on both sides. It is shown whole below instead.
+            note = "(long text: in full below)"
+            rows.append([f"`{c.key}`", kind, note if c.before else "", note if c.after else ""])
+            texts.append(_text_diff(c))
+        else:
+            rows.append([f"`{c.key}`", kind, c.before or "", c.after or ""])
+    out = f"### {_TITLES.get(section, section)}\n\n" + table(["what", "", "before", "after"], rows)
+    return "\n\n".join([out, *texts])
 
 
 def diff_markdown(diff: TableDiff, new: TableSet, title: str | None = None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import msgspec.structs
+
 from service.files.loader import LoadedSet
 from service.governance.diff import diff_sets
 from service.governance.markdown import diff_markdown, table, versions_markdown
@@ -21,6 +23,41 @@ def test_the_diff_report_marks_changed_cells_inside_the_full_matrix(
     assert "| **user** | P3 | P4 | ~~P4~~ → **P5** | P5 |" in text
     assert "| `P2.response` | changed | PT30M | PT20M |" in text
     assert f"`{set_2027.hash}`" in text
+
+
+def test_a_changed_long_description_is_shown_whole_as_a_text_diff(
+    set_2026: LoadedSet, set_2027: LoadedSet
+) -> None:
+    diff = diff_sets(set_2026.tables, set_2027.tables)
+    text = diff_markdown(diff, set_2027.tables)
+    note = "(long text: in full below)"
+    assert f"| `description` | changed | {note} | {note} |" in text
+    block = text[text.index("`description` in full:\n\n```diff\n") :]
+    block = block[: block.index("\n```\n", 20)]
+    old_lines = set_2026.tables.set.description.splitlines()
+    new_lines = set_2027.tables.set.description.splitlines()
+    added = new_lines[len(old_lines) :]
+    assert "+Changes from 2026.1, agreed in the 2027 service agreements:" in block.splitlines()
+    assert [f"+{line}" for line in added] == [
+        line for line in block.splitlines() if line.startswith("+") and line != "+++ after"
+    ]
+    assert [f" {line}" for line in old_lines] == [
+        line for line in block.splitlines() if line.startswith(" ")
+    ]
+    assert "…" not in text
+
+
+def test_a_long_text_that_is_added_is_shown_whole_too(set_2026: LoadedSet) -> None:
+    new = set_2026.tables
+    longer = msgspec.structs.replace(
+        new.set, description="First line.\n" + "word " * 60 + "\nLast line."
+    )
+    diff = diff_sets(
+        msgspec.structs.replace(new, set=msgspec.structs.replace(new.set, description="")),
+        msgspec.structs.replace(new, set=longer),
+    )
+    text = diff_markdown(diff, new)
+    assert "+First line." in text and "+Last line." in text
 
 
 def test_a_diff_without_changes_says_every_call_scores_as_before(set_2026: LoadedSet) -> None:
