@@ -18,6 +18,7 @@ Targets (issue 3): throughput >= 1.0x plain RQ; p99 dispatch latency <= 10 ms.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -36,6 +37,7 @@ import httpx
 import redis
 from rq import Queue
 
+from bench import _peers
 from bench._common import ROOT, TABLES, machine, median, print_table
 from bench._dispatch_jobs import STAMPS, rq_job
 from service.core.calls import Call
@@ -99,6 +101,8 @@ def _processes(env: dict[str, str], tmp: Path, api_port: int) -> Iterator[None]:
     rq_cli = str(Path(sys.executable).with_name("rq"))
     start("rq-worker", [rq_cli, "worker", "-w", "rq.SimpleWorker", "-q", "--url", env["REDIS_URL"],
                         RQ_QUEUE])  # fmt: skip
+    for name, args in _peer_workers():
+        start(name, args)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -204,16 +208,20 @@ class Bench:
         self.scorer = {s.version: s for s in load_all(TABLES)}["2026.1"].scorer()
         self.call = Call(**CALL)  # type: ignore[arg-type]
         self.rq_queue = Queue(RQ_QUEUE, connection=conn)
-        self.sent = 0
+        self._sent = itertools.count()
 
     def _ext(self) -> str:
-        self.sent += 1
-        return f"lat-{self.sent}"
+        return f"lat-{next(self._sent)}"  # next() on a count is atomic: threads share it
 
     def usm_direct(self, i: int) -> None:
         now = datetime.now(UTC)
         decision = self.scorer.score(self.call, now)
         self.store.enqueue(self.call, decision, "lat", self._ext(), {"stamp": True}, now)
+
+    def usm_direct_plain(self, i: int) -> None:
+        now = datetime.now(UTC)
+        decision = self.scorer.score(self.call, now)
+        self.store.enqueue(self.call, decision, "direct", self._ext(), None, now)
 
     def usm_http(self, i: int) -> None:
         body = {**CALL, "source": "lat", "external_id": self._ext(), "payload": {"stamp": True}}
@@ -223,34 +231,206 @@ class Bench:
         self.rq_queue.enqueue(rq_job, stamp=True)
 
 
-def _report(results: dict[str, list[float]], lat: dict[str, list[float]]) -> bool:
-    usm_rate, rq_rate = median(results["usm"]), median(results["rq"])
-    # Each round's pair ran back to back under the same load: the ratio per round, then its median.
-    ratio = median([u / q for u, q in zip(results["usm"], results["rq"], strict=True)])
+# --- The peers (issue 14): Dramatiq, Celery and the limit loop, set up in bench/_peers.py ------
+
+
+def _peer_workers() -> list[tuple[str, list[str]]]:
+    """Each peer's worker, one process each, started by its own command."""
+    bindir = Path(sys.executable).parent
+    return [
+        ("dramatiq", [str(bindir / "dramatiq"), "bench._peers", "--processes", "1",
+                      "--queues", _peers.DRAMATIQ_QUEUE]),
+        ("celery", [str(bindir / "celery"), "-A", "bench._peers:celery_app", "worker",
+                    "--pool", "solo", "-Q", _peers.CELERY_QUEUE, "--without-gossip",
+                    "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"]),
+        ("limit", [sys.executable, "-m", "bench._peers"]),
+    ]  # fmt: skip
+
+
+LIMIT_ENQUEUE = """
+-- The limit row's enqueue: the item at the tail of its priority list; wake an idle worker.
+-- KEYS[1]: the priority list, KEYS[2]: the wake list. ARGV[1]: the item.
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if redis.call('LLEN', KEYS[2]) == 0 then redis.call('RPUSH', KEYS[2], 1) end
+return 1
+"""
+
+
+class Peers:
+    """Direct enqueue into each system, the way its own client does it."""
+
+    def __init__(self, conn: redis.Redis) -> None:
+        self.conn = conn
+        self.limit_enqueue = conn.register_script(LIMIT_ENQUEUE)
+        self._sent = itertools.count()
+
+    def dramatiq(self, stamp: bool = False) -> None:
+        _peers.dramatiq_noop.send(stamp)
+
+    def celery(self, stamp: bool = False) -> None:
+        _peers.celery_noop.apply_async((stamp,), priority=5)
+
+    def limit(self, stamp: bool = False) -> None:
+        item = f"{'s' if stamp else 'i'}{next(self._sent)}"
+        # P5, like the usm side: below four empty levels.
+        self.limit_enqueue(keys=[_peers.LIMIT_QUEUES[4], "bench:limit:wake"], args=[item])
+
+    def done(self, name: str) -> Callable[[], int]:
+        """How many items ``name`` has finished (a counter the bench polls)."""
+        conn = self.conn
+        if name == "limit":
+            return lambda: int(conn.get(_peers.LIMIT_DONE) or 0)
+        raise KeyError(name)
+
+
+def _drained(conn: redis.Redis, name: str) -> bool:
+    """Nothing of ``name`` left queued or unacked (Dramatiq and Celery keep no finished count)."""
+    if name == "dramatiq":
+        return int(conn.hlen(f"dramatiq:{_peers.DRAMATIQ_QUEUE}.msgs")) == 0
+    lists = [k for k in conn.scan_iter(f"{_peers.CELERY_QUEUE}*")]
+    queued = sum(int(conn.llen(k)) for k in lists if conn.type(k) == b"list")
+    return queued == 0 and int(conn.hlen("unacked")) == 0
+
+
+def peer_throughput(conn: redis.Redis, peers: Peers, name: str, n: int) -> float:
+    """Items/s from the first direct enqueue to the last item finished, for one peer."""
+    send = getattr(peers, name)
+    start = time.perf_counter()
+    if name == "limit":
+        target = peers.done("limit")() + n
+        _spread(n, lambda i: send())
+        end = _wait_count(peers.done("limit"), target)
+    else:
+        _spread(n, lambda i: send())
+        deadline = time.monotonic() + 300
+        while not _drained(conn, name):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not finish {n} items")
+            time.sleep(0.002)
+        end = time.perf_counter()
+    return n / (end - start)
+
+
+def usm_direct_throughput(conn: redis.Redis, bench: Bench, n: int) -> float:
+    """usm with ``ItemStore.enqueue`` straight into Redis (like the peers' own clients)."""
+    finished = keys.finished_key(keys.queue_name("service_desk", "P5"))
+    target = conn.zcard(finished) + n
+    start = time.perf_counter()
+    _spread(n, bench.usm_direct_plain)
+    end = _wait_count(lambda: int(conn.zcard(finished)), target)
+    return n / (end - start)
+
+
+def command_count(conn: redis.Redis) -> int:
+    """Commands Redis has run so far, less INFO itself (INFO commandstats)."""
+    stats: dict[str, Any] = conn.info("commandstats")  # type: ignore[assignment]
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+def memory_per_queued(conn: redis.Redis, enqueue: Callable[[], None], n: int) -> float:
+    """Bytes of Redis memory per item queued where no worker takes it (used_memory delta)."""
+    before = int(conn.info("memory")["used_memory"])  # type: ignore[index]
+    for _ in range(n):
+        enqueue()
+    after = int(conn.info("memory")["used_memory"])  # type: ignore[index]
+    return (after - before) / n
+
+
+GUARANTEES = {
+    # name: (strict priority across levels, crash safety, re-delivery after a worker dies)
+    "usm": ("yes (Lua pop over the team's levels)", "yes (lease)", "lease expiry (team setting)"),
+    "plain RQ": ("no (one queue; at_front only)", "single-queue worker: BLMOVE to an "
+                 "intermediate list; multi-queue: BLPOP, a crash loses the job (rq#1716)",
+                 "~90 s heartbeat + maintenance (up to 600 s)"),
+    "Dramatiq": ("no (actor priority orders prefetched messages only)",
+                 "yes (ack set until the actor returns)", "heartbeat_timeout, 60 s default"),
+    "Celery": ("emulated: one list per step, polled in order, prefetch 1",
+               "yes with acks_late (unacked hash)", "visibility_timeout, 1 h default"),
+    "limit": ("yes (Lua pop over 5 lists)", "yes (lease zset)", "lease deadline (60 s here)"),
+}  # fmt: skip
+
+
+PEERS = ("rq", "dramatiq", "celery")
+"""Direct-enqueue systems compared with usm; the target is the fastest of them."""
+SIDES = ("usm_direct", "usm_http", "rq", "dramatiq", "celery", "limit")
+LABELS = {
+    "usm_direct": "usm (direct enqueue)",
+    "usm_http": "usm (through HTTP API)",
+    "rq": "plain RQ",
+    "dramatiq": "Dramatiq",
+    "celery": "Celery",
+    "limit": "limit (Lua pop+lease, ack)",
+}
+GUARANTEE_OF = {"usm_direct": "usm", "usm_http": "usm", "rq": "plain RQ", "dramatiq": "Dramatiq",
+                "celery": "Celery", "limit": "limit"}  # fmt: skip
+TARGET_LIMIT_RATIO = 0.5
+TARGET_P99_DIRECT_MS = 5.0
+TARGET_P99_HTTP_MS = 10.0
+
+
+def _report(
+    results: dict[str, list[float]],
+    lat: dict[str, list[float]],
+    commands: dict[str, float],
+    queued: dict[str, float],
+    finished: dict[str, float],
+) -> bool:
+    """Print every table; True when every target is met."""
+    rate = {k: median(v) for k, v in results.items()}
+    rounds = len(results["usm_direct"])
+
+    def per_round(a: str, b: str) -> float:
+        # Each round's runs went back to back under the same load: ratio per round, then median.
+        return median([results[a][i] / results[b][i] for i in range(rounds)])
+
+    fastest = max(PEERS, key=lambda k: rate[k])
+    vs_peer = per_round("usm_direct", fastest)
+    vs_limit = per_round("usm_direct", "limit")
     print()
-    print_table(
-        [
-            ("throughput (items/s, median)", "usm", "plain RQ", "ratio/round", "target"),
-            ("enqueue -> handler done", f"{usm_rate:.0f}", f"{rq_rate:.0f}", f"{ratio:.2f}x",
-             f">= {TARGET_RATIO:.1f}x"),
-        ]
-    )  # fmt: skip
-    print()
-    rows: list[tuple[Any, ...]] = [
-        ("dispatch latency, idle worker (ms)", "p50", "p99", "target p99")
-    ]
-    labels = (
-        ("usm (direct enqueue)", "usm"),
-        ("usm (through HTTP API)", "usm_http"),
-        ("plain RQ (enqueue)", "rq"),
-    )
-    for label, key in labels:
-        target = f"<= {TARGET_P99_MS:.0f}" if key == "usm" else ""
-        rows.append((label, f"{_pct(lat[key], 50):.2f}", f"{_pct(lat[key], 99):.2f}", target))
+    rows: list[tuple[Any, ...]] = [(
+        "system", "items/s", "vs usm direct", "p50 ms", "p99 ms", "commands/item",
+        "bytes/queued", "bytes/finished",
+    )]  # fmt: skip
+    for side in SIDES:
+        ratio = "1.00x" if side == "usm_direct" else f"{per_round(side, 'usm_direct'):.2f}x"
+        rows.append((
+            LABELS[side], f"{rate[side]:,.0f}", ratio, f"{_pct(lat[side], 50):.2f}",
+            f"{_pct(lat[side], 99):.2f}", f"{commands.get(side, 0):.1f}",
+            f"{queued[side]:,.0f}" if side in queued else "",
+            f"{finished[side]:,.0f}" if side in finished else "",
+        ))  # fmt: skip
     print_table(rows)
-    ok = ratio >= TARGET_RATIO and _pct(lat["usm"], 99) <= TARGET_P99_MS
+    print()
+    g: list[tuple[Any, ...]] = [("system", "strict priority", "crash safety", "re-delivery")]
+    for name, (prio, safe, redeliver) in GUARANTEES.items():
+        g.append((name, prio, safe, redeliver))
+    print_table(g)
+    checks = [
+        (f"usm direct vs fastest peer ({LABELS[fastest]}) {vs_peer:.2f}x", vs_peer >= TARGET_RATIO,
+         f">= {TARGET_RATIO:.1f}x"),
+        (f"usm direct vs limit {vs_limit:.2f}x", vs_limit >= TARGET_LIMIT_RATIO,
+         f">= {TARGET_LIMIT_RATIO}x"),
+        (f"idle dispatch p99 direct {_pct(lat['usm_direct'], 99):.2f} ms",
+         _pct(lat["usm_direct"], 99) <= TARGET_P99_DIRECT_MS, f"<= {TARGET_P99_DIRECT_MS:g} ms"),
+        (f"idle dispatch p99 through HTTP {_pct(lat['usm_http'], 99):.2f} ms",
+         _pct(lat["usm_http"], 99) <= TARGET_P99_HTTP_MS, f"<= {TARGET_P99_HTTP_MS:g} ms"),
+    ]  # fmt: skip
+    print()
+    for text, ok, target in checks:
+        print(f"{text} (target {target}): {'met' if ok else 'MISSED'}")
+    ok = all(c[1] for c in checks)
     print(f"\ntargets {'met' if ok else 'NOT met'}")
     return ok
+
+
+def _commands_per_item(conn: redis.Redis, run: Callable[[], object], n: int) -> float:
+    """Redis commands per item of one throughput run, INFO commandstats before and after.
+
+    The bench's own polling while it waits is in the count too; it polls every 2 ms, so this
+    is an upper bound by a few commands per item at most (docs/benchmarks.md)."""
+    before = command_count(conn)
+    run()
+    return (command_count(conn) - before) / n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,40 +438,120 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=2000, help="items per throughput run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=int, default=200, help="samples per latency run")
+    parser.add_argument("--memory-items", type=int, default=2000, help="items per memory run")
     args = parser.parse_args(argv)
     print("machine:", ", ".join(f"{k}={v}" for k, v in machine().items()))
+    versions = {d: _version(d) for d in ("rq", "dramatiq", "celery", "kombu", "redis")}
+    print("peers:", ", ".join(f"{k}={v}" for k, v in versions.items()))
 
     tmp = Path(tempfile.mkdtemp(prefix="usm-bench-dispatch-"))
     server = EmbeddedRedis(tmp, free_port())
     url = server.start()
     api_port = free_port()
-    env = {**os.environ, "REDIS_URL": url, "USM_TABLES": str(_tables(tmp)), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "REDIS_URL": url, "USM_TABLES": str(_tables(tmp)), "PYTHONPATH": str(ROOT),
+           "USM_PYTHON_HANDLERS": HANDLER}  # fmt: skip
     env.pop("USM_API_KEYS", None)
     env.pop("USM_API_KEYS_FILE", None)
+    os.environ["REDIS_URL"] = url  # bench._peers reads it when imported below
     conn = redis.Redis.from_url(url)
+    print("redis:", conn.info("server")["redis_version"], "AOF",  # type: ignore[index]
+          conn.config_get("appendonly")["appendonly"],
+          "fsync", conn.config_get("appendfsync")["appendfsync"], "; usm api server:",
+          os.environ.get("USM_SERVER", "uvicorn (default)"))  # fmt: skip
     base = f"http://127.0.0.1:{api_port}"
-    results: dict[str, list[float]] = {"usm": [], "rq": []}
-    lat: dict[str, list[float]] = {"usm": [], "usm_http": [], "rq": []}
+    results: dict[str, list[float]] = {side: [] for side in SIDES}
+    lat: dict[str, list[float]] = {side: [] for side in SIDES}
+    commands: dict[str, float] = {}
+    queued: dict[str, float] = {}
+    finished: dict[str, float] = {}
     try:
+        _reload_peers(url)
         with _processes(env, tmp, api_port), httpx.Client(base_url=base, timeout=10) as http:
             bench = Bench(conn, http)
-            usm_throughput(conn, base, 200, "warm")  # warm-up: imports, script load, pools
-            rq_throughput(conn, 200)
+            peers = Peers(conn)
+            runs: dict[str, Callable[[int, str], float]] = {
+                "usm_direct": lambda n, tag: usm_direct_throughput(conn, bench, n),
+                "usm_http": lambda n, tag: usm_throughput(conn, base, n, tag),
+                "rq": lambda n, tag: rq_throughput(conn, n),
+                **{name: (lambda n, tag, name=name: peer_throughput(conn, peers, name, n))
+                   for name in ("dramatiq", "celery", "limit")},
+            }  # fmt: skip
+            for run in runs.values():  # warm-up: imports, scripts, pools
+                run(200, "warm")
             for r in range(args.rounds):
-                results["usm"].append(usm_throughput(conn, base, args.items, f"r{r}"))
-                results["rq"].append(rq_throughput(conn, args.items))
-                print(f"round {r + 1}: usm {results['usm'][-1]:.0f} items/s, "
-                      f"plain RQ {results['rq'][-1]:.0f} jobs/s", flush=True)  # fmt: skip
+                for side, run in runs.items():
+                    results[side].append(run(args.items, f"r{r}"))
+                print(f"round {r + 1}: " + ", ".join(
+                    f"{side} {results[side][-1]:.0f}/s" for side in SIDES), flush=True)  # fmt: skip
+            for side, run in runs.items():
+                mem = int(conn.info("memory")["used_memory"])  # type: ignore[index]
+                commands[side] = _commands_per_item(
+                    conn, lambda run=run: run(args.items, "cmd"), args.items
+                )
+                finished[side] = (int(conn.info("memory")["used_memory"]) - mem) / args.items  # type: ignore[index]
+            senders = {"usm_direct": bench.usm_direct, "usm_http": bench.usm_http,
+                       "rq": bench.rq_enqueue,
+                       **{name: (lambda i, name=name: getattr(peers, name)(True))
+                          for name in ("dramatiq", "celery", "limit")}}  # fmt: skip
             for _ in range(args.rounds):
-                lat["usm"] += _latencies(conn, args.latency, bench.usm_direct)
-                lat["rq"] += _latencies(conn, args.latency, bench.rq_enqueue)
-                lat["usm_http"] += _latencies(conn, args.latency, bench.usm_http)
+                for side, send in senders.items():
+                    lat[side] += _latencies(conn, args.latency, send)
+            for side, enqueue in _idle_enqueuers(conn, bench, peers).items():
+                queued[side] = memory_per_queued(conn, enqueue, args.memory_items)
+            queued["usm_http"] = queued["usm_direct"]
     finally:
         conn.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    _report(results, lat)
-    return 0
+    ok = _report(results, lat, commands, queued, finished)
+    return 0 if ok else 1
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _reload_peers(url: str) -> None:
+    """Point bench._peers' clients at this run's Redis (it read REDIS_URL when imported)."""
+    import importlib
+
+    importlib.reload(_peers)
+
+
+def _idle_enqueuers(conn: redis.Redis, bench: Bench, peers: Peers) -> dict[str, Callable[[], None]]:
+    """Enqueue one item where no worker takes it, per system (memory per queued item)."""
+    idle_rq = Queue("bench-rq-idle", connection=conn)
+    idle_call = Call(type="incident", impact="user", urgency="low", category="security")
+    scorer = bench.scorer
+    counter = itertools.count()
+
+    def usm() -> None:
+        now = datetime.now(UTC)
+        decision = scorer.score(idle_call, now)  # routed to "security": no worker here
+        bench.store.enqueue(idle_call, decision, "idle", f"idle-{next(counter)}", None, now)
+
+    def dramatiq() -> None:
+        message = _peers.dramatiq_noop.message().copy(queue_name="bench-dramatiq-idle")
+        _peers.dramatiq_broker.enqueue(message)
+
+    def limit() -> None:
+        peers.limit_enqueue(keys=["bench:limit:idle:P5", "bench:limit:idle:wake"],
+                            args=[f"i{next(counter)}"])  # fmt: skip
+
+    return {
+        "usm_direct": usm,
+        "rq": lambda: idle_rq.enqueue(rq_job) and None,
+        "dramatiq": dramatiq,
+        "celery": lambda: (
+            _peers.celery_noop.apply_async((False,), priority=5, queue="bench-celery-idle") and None
+        ),
+        "limit": limit,
+    }
 
 
 if __name__ == "__main__":

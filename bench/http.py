@@ -138,15 +138,17 @@ def serving(
         sys.executable, "-m", "bench.http", "--serve", name, "--app", app,
         "--port", str(port), "--tables", str(tables),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    # The log (one access line per request) goes to a file: a pipe nobody reads fills up and
+    # stalls the server mid-run.
+    log = tempfile.TemporaryFile()  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise SystemExit(
-                    f"{name} exited: {proc.stderr.read().decode() if proc.stderr else ''}"
-                )
+                log.seek(0)
+                raise SystemExit(f"{name} exited: {log.read().decode(errors='replace')[-3000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
@@ -161,6 +163,7 @@ def serving(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def check(urls: dict[str, str], bodies: dict[str, bytes], auth: dict[str, str]) -> None:
