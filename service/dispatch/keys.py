@@ -18,6 +18,11 @@ Layout (``<q>`` is an RQ queue name ``usm.<team>.<priority>``)::
     usm:due:<q>            zset   item id -> response target (epoch s), for the overdue count
     usm:history:<id>       list   JSON events: state changes and decisions
     usm:idem:<digest>      str    (source, external id) -> item id
+    usm:rebuild:pending    set    queues a mass re-score changed and whose order is not rebuilt yet
+    usm:rebuild:in:<q>     set    items a mass re-score moved into <q>, to place by seniority
+    usm:rebuild:lock:<q>   str    token of the rebuild of <q> under way (writers then log adds)
+    usm:rebuild:log:<q>    list   ids added to <q> during its rebuild: ``F<id>`` front, ``B<id>``
+    usm:rebuild:list:<q>:<token>  list  the rebuilt order of <q>, renamed onto it when complete
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ __all__ = [
     "PREFIX",
     "QUEUES_SET",
     "QUEUE_PREFIX",
+    "REBUILD_IN_PREFIX",
+    "REBUILD_LOCK_PREFIX",
+    "REBUILD_LOG_PREFIX",
+    "REBUILD_PENDING",
     "STARTED_PREFIX",
     "SUSPENDED",
     "WAKE_PREFIX",
@@ -54,6 +63,10 @@ __all__ = [
     "parse_queue_name",
     "queue_key",
     "queue_name",
+    "rebuild_in_key",
+    "rebuild_list_key",
+    "rebuild_lock_key",
+    "rebuild_log_key",
     "started_key",
     "wake_key",
     "worker_key",
@@ -76,6 +89,11 @@ WAKE_PREFIX = f"{PREFIX}:wake:"
 DUE_PREFIX = f"{PREFIX}:due:"
 HISTORY_PREFIX = f"{PREFIX}:history:"
 IDEM_PREFIX = f"{PREFIX}:idem:"
+REBUILD_PENDING = f"{PREFIX}:rebuild:pending"
+REBUILD_IN_PREFIX = f"{PREFIX}:rebuild:in:"
+REBUILD_LOCK_PREFIX = f"{PREFIX}:rebuild:lock:"
+REBUILD_LOG_PREFIX = f"{PREFIX}:rebuild:log:"
+_REBUILD_LIST_PREFIX = f"{PREFIX}:rebuild:list:"
 
 
 def queue_name(team: str, priority: str) -> str:
@@ -126,6 +144,22 @@ def wake_key(team: str) -> str:
 
 def history_key(item_id: str) -> str:
     return HISTORY_PREFIX + item_id
+
+
+def rebuild_in_key(name: str) -> str:
+    return REBUILD_IN_PREFIX + name
+
+
+def rebuild_lock_key(name: str) -> str:
+    return REBUILD_LOCK_PREFIX + name
+
+
+def rebuild_log_key(name: str) -> str:
+    return REBUILD_LOG_PREFIX + name
+
+
+def rebuild_list_key(name: str, token: str) -> str:
+    return f"{_REBUILD_LIST_PREFIX}{name}:{token}"
 
 
 def worker_key(name: str) -> str:

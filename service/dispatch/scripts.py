@@ -23,10 +23,15 @@ __all__ = [
     "ENQUEUE_SCRIPT",
     "EXTEND_SCRIPT",
     "FINISH_SCRIPT",
+    "LOCK_RENEW_SCRIPT",
+    "LOCK_REPLACE_SCRIPT",
     "MOVE_SCRIPT",
     "POP_SCRIPT",
     "REAP_SCRIPT",
+    "REBUILD_DONE_SCRIPT",
+    "REBUILD_SWAP_SCRIPT",
     "REQUEUE_SCRIPT",
+    "RETARGET_SCRIPT",
     "Scripts",
     "scripts_for",
 ]
@@ -35,6 +40,8 @@ PRELUDE = """
 local JOB, QUEUE, DUE, STARTED = '@JOB@', '@QUEUE@', '@DUE@', '@STARTED@'
 local WAKE, HISTORY, FAILED, FINISHED = '@WAKE@', '@HISTORY@', '@FAILED@', '@FINISHED@'
 local INFLIGHT = '@INFLIGHT@'
+local REBUILD_LOCK, REBUILD_LOG = '@REBUILD_LOCK@', '@REBUILD_LOG@'
+local REBUILD_IN, REBUILD_PENDING = '@REBUILD_IN@', '@REBUILD_PENDING@'
 local function event(id, now, name, state, detail, holder)
   local e = '{"at":' .. now .. ',"event":' .. cjson.encode(name)
   e = e .. ',"state":' .. cjson.encode(state)
@@ -45,6 +52,13 @@ end
 local function wake(team)
   redis.call('RPUSH', WAKE .. team, '1')
   redis.call('LTRIM', WAKE .. team, -64, -1)
+end
+-- While queue q's order is being rebuilt (see REBUILD_SWAP_SCRIPT), note every id added to it:
+-- 'F' at the front, 'B' at the back, so the rebuilt list gets them too.
+local function track(q, kind, id)
+  if redis.call('EXISTS', REBUILD_LOCK .. q) == 1 then
+    redis.call('RPUSH', REBUILD_LOG .. q, kind .. id)
+  end
 end
 """
 
@@ -60,6 +74,7 @@ if existing and redis.call('EXISTS', JOB .. existing) == 1 then return {0, exist
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], unpack(ARGV, 5))
 redis.call('RPUSH', KEYS[3], ARGV[1])
+track(string.sub(ARGV[2], #QUEUE + 1), 'B', ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[2])
 redis.call('RPUSH', KEYS[6], ARGV[4])
@@ -85,9 +100,12 @@ for i = 4, 3 + n do
     local id = redis.call('LPOP', KEYS[i])
     if not id then break end
     local job = JOB .. id
-    local h = redis.call('HMGET', job, 'usm_state', 'usm_queue', 'usm_team')
-    -- 'dead' with an id in a queue: re-queued by `rq requeue`. Anything else is stale: skip it.
-    if h[1] == 'queued' or h[1] == 'dead' then
+    local h = redis.call('HMGET', job, 'usm_state', 'usm_queue', 'usm_team', 'status')
+    -- 'dead' with RQ's status 'queued': re-queued by `rq requeue`. Anything else is a stale
+    -- entry (handed out, finished, cancelled, or moved to another queue by a re-score whose
+    -- rebuild has not dropped it yet): skip it.
+    local waiting = h[1] == 'queued' or (h[1] == 'dead' and h[4] == 'queued')
+    if waiting and QUEUE .. h[2] == KEYS[i] then
       redis.call('ZREM', DUE .. h[2], id)
       if h[1] == 'dead' then redis.call('ZREM', FAILED .. h[2], id) end
       redis.call('ZADD', KEYS[1], ARGV[2], id)
@@ -154,6 +172,7 @@ elseif out == 'dead' then
 else
   redis.call('HSET', KEYS[1], 'usm_state', 'queued', 'status', 'queued', 'usm_queued_ms', ARGV[4])
   redis.call('LPUSH', QUEUE .. q, id)
+  track(q, 'F', id)
   redis.call('ZADD', DUE .. q, h[6], id)
   wake(team)
   event(id, ARGV[4], 'released', 'queued', ARGV[7], h[2])
@@ -196,6 +215,7 @@ for _, id in ipairs(ids) do
     else
       redis.call('HSET', job, 'usm_state', 'queued', 'status', 'queued', 'usm_queued_ms', ARGV[1])
       redis.call('LPUSH', QUEUE .. q, id)
+      track(q, 'F', id)
       redis.call('ZADD', DUE .. q, h[7], id)
       wake(team)
       event(id, ARGV[1], 'redelivered', 'queued', 'lease expired', h[2])
@@ -292,6 +312,7 @@ if state == 'queued' then
     start = start + 200
   end
   if pivot then redis.call('LINSERT', qk, 'BEFORE', pivot, id) else redis.call('RPUSH', qk, id) end
+  track(new, 'B', id)
   redis.call('ZADD', DUE .. new, ARGV[6], id)
   redis.call('SADD', KEYS[2], qk)
   wake(ARGV[3])
@@ -305,6 +326,100 @@ redis.call('HSET', KEYS[1], 'usm_queue', new, 'origin', new, 'usm_team', ARGV[3]
 return {1, old}
 """
 
+RETARGET_SCRIPT = """
+-- A batch of a mass re-score (a table set came into force): store each item's new decision.
+-- Each costs O(1), so a batch is bounded by its size whatever the queue lengths. A waiting item
+-- whose queue changed is appended to its new queue at once (never in no queue) and noted for
+-- the rebuild of that queue, which puts it at its seniority place; the entry left in the old
+-- queue is skipped by the hand-out (the item's queue no longer matches) and dropped by that
+-- queue's rebuild. An item in hand keeps its lease and holder; a release or an expired lease
+-- returns it to its new queue. Compare-and-set per item as in MOVE_SCRIPT.
+-- KEYS: 1 RQ's queue set
+-- ARGV: 8 per item: id, expected revision, new queue name, team, priority, decision (JSON),
+--       response target (epoch s), history event (JSON, state written as '@STATE@')
+-- Returns: one code per item: 1 moved to another queue, 2 decision stored (same queue, or in
+--          hand), 0 left alone (gone, finished, cancelled, dead), -3 stale (changed since read).
+local out = {}
+for i = 1, #ARGV, 8 do
+  local id, new, team = ARGV[i], ARGV[i + 2], ARGV[i + 3]
+  local job = JOB .. id
+  local h = redis.call('HMGET', job, 'usm_state', 'usm_queue', 'usm_rev', 'usm_team')
+  local state, old, rev = h[1], h[2], tonumber(h[3] or '0')
+  local code = 0
+  if state == 'queued' or state == 'started' or state == 'claimed' then
+    if rev ~= tonumber(ARGV[i + 1]) then
+      code = -3
+    else
+      code = 2
+      redis.call('HSET', job, 'usm_decision', ARGV[i + 5], 'usm_response_by', ARGV[i + 6],
+        'usm_rev', rev + 1)
+      redis.call('RPUSH', HISTORY .. id, (string.gsub(ARGV[i + 7], '@STATE@', state, 1)))
+      if old ~= new then
+        if state == 'queued' then
+          redis.call('ZREM', DUE .. old, id)
+          redis.call('RPUSH', QUEUE .. new, id)
+          track(new, 'B', id)
+          redis.call('SADD', REBUILD_IN .. new, id)
+          redis.call('SADD', REBUILD_PENDING, old, new)
+          redis.call('SADD', KEYS[1], QUEUE .. new)
+          wake(team)
+          code = 1
+        else
+          local since = redis.call('ZSCORE', STARTED .. h[4], id)
+          if since then
+            redis.call('ZREM', STARTED .. h[4], id)
+            redis.call('ZADD', STARTED .. team, since, id)
+          end
+        end
+        redis.call('HSET', job, 'usm_queue', new, 'origin', new, 'usm_team', team,
+          'usm_priority', ARGV[i + 4])
+      end
+      if state == 'queued' then redis.call('ZADD', DUE .. new, ARGV[i + 6], id) end
+    end
+  end
+  table.insert(out, code)
+end
+return out
+"""
+
+REBUILD_SWAP_SCRIPT = """
+-- Last step of rebuilding a queue's order: put the rebuilt list in its place, atomically.
+-- Ids added to the queue since the rebuilder last read the log are added first (front or back,
+-- as they were added); entries that went stale meanwhile are skipped by the hand-out. Costs
+-- O(late adds) plus freeing the old list.
+-- KEYS: 1 queue list, 2 rebuilt list, 3 rebuild lock, 4 rebuild log
+-- ARGV: 1 rebuild token, 2 log entries already in the rebuilt list
+-- Returns: number of late adds, or -1 when the lock is not ours (nothing changed).
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+local late = redis.call('LRANGE', KEYS[4], tonumber(ARGV[2]), -1)
+for _, e in ipairs(late) do
+  if string.sub(e, 1, 1) == 'F' then
+    redis.call('LPUSH', KEYS[2], string.sub(e, 2))
+  else
+    redis.call('RPUSH', KEYS[2], string.sub(e, 2))
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[1])
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('DEL', KEYS[1])
+end
+redis.call('DEL', KEYS[3], KEYS[4])
+return #late
+"""
+
+REBUILD_DONE_SCRIPT = """
+-- After a rebuild placed its moved-in items (and took them out of the moved-in set): the queue
+-- no longer needs a rebuild unless more items were moved in meanwhile.
+-- KEYS: 1 the queue's moved-in set, 2 set of queues pending a rebuild
+-- ARGV: 1 queue name
+-- Returns: 1 when the queue left the pending set, 0 when it stays.
+if redis.call('SCARD', KEYS[1]) > 0 then return 0 end
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 REQUEUE_SCRIPT = """
 -- Put a dead-lettered item back at the end of its queue.
 -- KEYS: 1 job hash
@@ -316,6 +431,7 @@ if not state then return {-1} end
 if state ~= 'dead' then return {0, state} end
 redis.call('ZREM', FAILED .. q, id)
 redis.call('RPUSH', QUEUE .. q, id)
+track(q, 'B', id)
 redis.call('ZADD', DUE .. q, h[4], id)
 redis.call('HSET', KEYS[1], 'usm_state', 'queued', 'status', 'queued', 'usm_queued_ms', ARGV[2],
   'usm_error', '', 'usm_deliveries', 0)
@@ -324,6 +440,31 @@ redis.call('PERSIST', HISTORY .. id)
 wake(h[3])
 event(id, ARGV[2], 'requeued', 'queued', ARGV[3], '')
 return {1, state}
+"""
+
+
+LOCK_RENEW_SCRIPT = """
+-- Fencing for a long job under a lock (a mass re-score): renew the lock if it is still ours.
+-- KEYS: 1 lock
+-- ARGV: 1 our value, 2 new life (ms)
+-- Returns: 1 renewed, 0 the lock expired or is someone else's (stop now).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+LOCK_REPLACE_SCRIPT = """
+-- End a job under a lock: replace the lock's value (a done marker) or delete it, only if ours.
+-- KEYS: 1 lock
+-- ARGV: 1 our value, 2 new value ('' deletes the key), 3 life of the new value (s)
+-- Returns: 1 done, 0 the lock is not ours (nothing changed).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return 1
 """
 
 
@@ -338,6 +479,10 @@ def _compile(body: str) -> str:
         .replace("@FAILED@", keys.FAILED_PREFIX)
         .replace("@FINISHED@", keys.FINISHED_PREFIX)
         .replace("@INFLIGHT@", keys.INFLIGHT)
+        .replace("@REBUILD_LOCK@", keys.REBUILD_LOCK_PREFIX)
+        .replace("@REBUILD_LOG@", keys.REBUILD_LOG_PREFIX)
+        .replace("@REBUILD_IN@", keys.REBUILD_IN_PREFIX)
+        .replace("@REBUILD_PENDING@", keys.REBUILD_PENDING)
     )
     return prelude + body
 
@@ -354,6 +499,11 @@ class Scripts:
     cancel: Script
     move: Script
     requeue: Script
+    retarget: Script
+    rebuild_swap: Script
+    rebuild_done: Script
+    lock_renew: Script
+    lock_replace: Script
 
 
 _REGISTERED: weakref.WeakKeyDictionary[redis.Redis, Scripts] = weakref.WeakKeyDictionary()
@@ -372,6 +522,11 @@ def scripts_for(conn: redis.Redis) -> Scripts:
             cancel=conn.register_script(_compile(CANCEL_SCRIPT)),
             move=conn.register_script(_compile(MOVE_SCRIPT)),
             requeue=conn.register_script(_compile(REQUEUE_SCRIPT)),
+            retarget=conn.register_script(_compile(RETARGET_SCRIPT)),
+            rebuild_swap=conn.register_script(_compile(REBUILD_SWAP_SCRIPT)),
+            rebuild_done=conn.register_script(_compile(REBUILD_DONE_SCRIPT)),
+            lock_renew=conn.register_script(LOCK_RENEW_SCRIPT),
+            lock_replace=conn.register_script(LOCK_REPLACE_SCRIPT),
         )
         _REGISTERED[conn] = found
     return found

@@ -4,6 +4,11 @@ A set comes into force by a reload or simply because its ``effective_from`` arri
 replica checks every second; the one that wins a Redis ``SET NX`` on the activation's marker runs
 the re-score, then marks it done, so N replicas re-score once. A replica that dies mid-way leaves
 only a lock that expires, and another takes over.
+
+The lock is fenced: before every write step the re-score renews it if it still holds the
+replica's own value, and stops (:class:`LockLost`) once it does not, e.g. after a pause longer
+than the lock's life let another replica take over. The done marker replaces the lock only if
+it is still ours, so a late replica can neither run alongside the new owner nor mark its work.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import redis
 
 from service.core.base import Base
 from service.core.scoring import Scorer
+from service.dispatch.scripts import scripts_for
 from service.files.store import TableStore
 from service.governance.keys import activation_key
 from service.metrics.governance import TABLE_ACTIVATIONS
 
-__all__ = ["Activation", "ActivationWatcher", "Rescore", "default_rescore"]
+__all__ = ["Activation", "ActivationWatcher", "LockLost", "Rescore", "default_rescore"]
 
 log = logging.getLogger("usm.governance.activation")
 
@@ -36,7 +42,13 @@ DONE_TTL = 90 * 86400
 
 
 class Rescore(Protocol):
-    def __call__(self, conn: redis.Redis, scorer: Scorer) -> int: ...
+    def __call__(
+        self, conn: redis.Redis, scorer: Scorer, fence: Callable[[], None] | None = None
+    ) -> int: ...
+
+
+class LockLost(Exception):
+    """The activation lock expired or another replica holds it: this replica must stop."""
 
 
 class Activation(Base):
@@ -101,20 +113,28 @@ class ActivationWatcher:
             if not running:
                 self.handled.add(ident)
             return None  # handled, or another replica is on it (its lock expires if it died)
-        mine = self._record(ident, "running")
-        if not self.conn.set(key, msgspec.json.encode(mine), nx=True, ex=self.lock_seconds):
+        mine = msgspec.json.encode(self._record(ident, "running"))
+        if not self.conn.set(key, mine, nx=True, ex=self.lock_seconds):
             return None
+        scripts = scripts_for(self.conn)
+        conn = self.conn
+
+        def fence() -> None:
+            if not scripts.lock_renew(keys=[key], args=[mine, self.lock_seconds * 1000]):
+                raise LockLost(f"activation lock {key} is no longer this replica's")
+
         try:
             if not active.tables.set.rescore_on_activate:
                 done = self._record(ident, "skipped")
                 log.info("table set %s %s in force; re-score switched off", *ident)
             elif self.rescore is None:
-                self.conn.delete(key)  # let a replica (or a later check) with dispatch do it
+                # Let a replica (or a later check) with dispatch do it.
+                scripts.lock_replace(keys=[key], args=[mine, "", 0])
                 log.warning("table set %s %s in force; no re-score available yet", *ident)
                 return None
             else:
                 started = time.monotonic()
-                moved = self.rescore(self.conn, versions.scorers[active.version])
+                moved = self.rescore(conn, versions.scorers[active.version], fence)
                 done = self._record(ident, "done", moved)
                 log.info(
                     "table set %s %s in force; re-scored queued items, %d moved in %.2f s",
@@ -122,10 +142,24 @@ class ActivationWatcher:
                     moved,
                     time.monotonic() - started,
                 )
+        except LockLost:
+            log.error(
+                "table set %s %s: re-score stopped, another replica took the activation over "
+                "(this one held the lock past its %d s)",
+                *ident,
+                self.lock_seconds,
+            )
+            return None
         except Exception:
-            self.conn.delete(key)
+            scripts.lock_replace(keys=[key], args=[mine, "", 0])
             raise
-        self.conn.set(key, msgspec.json.encode(done), ex=DONE_TTL)
+        if not scripts.lock_replace(keys=[key], args=[mine, msgspec.json.encode(done), DONE_TTL]):
+            log.error(
+                "table set %s %s: re-score finished after the lock passed to another replica; "
+                "not marked done by this one",
+                *ident,
+            )
+            return None
         self.handled.add(ident)
         TABLE_ACTIVATIONS.labels(done.state).inc()
         return done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,8 +47,12 @@ class Recorder:
         self.fail = fail
         self.lock = threading.Lock()
 
-    def __call__(self, conn: redis.Redis, scorer: Scorer) -> int:
+    def __call__(
+        self, conn: redis.Redis, scorer: Scorer, fence: Callable[[], None] | None = None
+    ) -> int:
         assert conn.ping()
+        if fence is not None:
+            fence()
         with self.lock:
             self.calls.append(scorer.version)
         if self.fail:

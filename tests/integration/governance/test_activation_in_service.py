@@ -83,6 +83,10 @@ def test_a_set_coming_into_force_moves_queued_items_once_across_replicas(
         assert (after.queue, after.decision.table_version) == ("usm.service_desk.P2", "2026.9")
         assert [e.event for e in after.history].count("rescored") == 1
         assert store.get(b.id).priority == "P1"
+        # The item moves before the run ends (queue order is rebuilt after the moves).
+        assert _wait(
+            lambda: (m := _marker(redis_client, "2026.9", new.hash)) and m.state == "done", 15
+        )
         done = _marker(redis_client, "2026.9", new.hash)
         assert done is not None and (done.state, done.moved) == ("done", 1)
         for api in replicas:
