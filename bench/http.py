@@ -138,6 +138,9 @@ def serving(
         sys.executable, "-m", "bench.http", "--serve", name, "--app", app,
         "--port", str(port), "--tables", str(tables),
     ]  # fmt: skip
+    env = dict(os.environ if env is None else env)
+    if app == "bare":
+        env["USM_ACCESS_LOG"] = "off"  # the bare app is bare; the service logs as deployed
     # The log (one access line per request) goes to a file: a pipe nobody reads fills up and
     # stalls the server mid-run.
     log = tempfile.TemporaryFile()  # noqa: SIM115

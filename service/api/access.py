@@ -1,9 +1,10 @@
 """One access line per request: method, path, status, duration and the API key's *name*.
 
 A raw ASGI wrapper around the whole app rather than a litestar middleware: it sees every
-request, also those that match no route (404) or fail before a handler, and it costs one closure
-and one log record per request. litestar's ``LoggingMiddleware`` reads and formats headers and
-bodies for every request, which is far more than an access line needs. The key itself and the
+request, also those that match no route (404) or fail before a handler, and costs a closure and
+a tuple per request; lines are written in batches (``bench/access_log.py`` measures it).
+litestar's ``LoggingMiddleware`` reads and formats headers and bodies for every request, far
+more than an access line needs. The key itself and the
 ``Authorization`` header are never read here: the name comes from the authentication middleware
 (``scope["user"]``).
 
@@ -12,6 +13,7 @@ bodies for every request, which is far more than an access line needs. The key i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -20,20 +22,27 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AccessLog", "with_access_log"]
+from service.logs import AccessEntry, write_access
+
+__all__ = ["FLUSH_SECONDS", "AccessLog", "with_access_log"]
 
 log = logging.getLogger("usm.access")
 
-_FORMAT = "%s %s %d %.1fms key=%s"
-"""``POST /v1/items 201 2.3ms key=ticketing``: the message, formatted only when written."""
+FLUSH_SECONDS = 0.05
+"""Access lines wait at most this long; all lines of that time cost one write."""
 
 
 class AccessLog:
-    """Wraps an ASGI app; logs each HTTP request when its response has been sent."""
+    """Wraps an ASGI app; logs each HTTP request when its response has been sent.
+
+    Lines are formatted lazily: a request only appends a tuple, and a timer writes every line
+    gathered in the last :data:`FLUSH_SECONDS` at once (:func:`service.logs.write_access`);
+    what is left when the app shuts down is written then.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._make = log.makeRecord
+        self._pending: list[AccessEntry] = []
 
     def __getattr__(self, name: str) -> Any:
         # The wrapped app's attributes (litestar's ``state``, ``debug``...) stay reachable.
@@ -41,7 +50,10 @@ class AccessLog:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or not log.isEnabledFor(logging.INFO):
-            await self.app(scope, receive, send)
+            if str(scope["type"]) == "lifespan":  # not in litestar's Scope type
+                await self.app(scope, receive, self._flush_on_shutdown(send))
+            else:
+                await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         status = 500  # what the server answers when the app fails before it responds
@@ -55,24 +67,27 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            self._write(scope, status, (time.perf_counter() - start) * 1000)
+            self._add(scope, status, (time.perf_counter() - start) * 1000)
 
-    def _write(self, scope: Any, status: int, ms: float) -> None:
+    def _add(self, scope: Any, status: int, ms: float) -> None:
         user = scope.get("user")
         key = getattr(user, "name", None) or "-"
-        method, path = scope["method"], scope["path"]
-        # makeRecord + handle: no caller lookup (``findCaller`` walks the stack on every call).
-        record = self._make(
-            log.name, logging.INFO, "", 0, _FORMAT, (method, path, status, ms, key), None
-        )
-        record.fields = {
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round(ms, 3),
-            "key": key,
-        }
-        log.handle(record)
+        if not self._pending:
+            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush)
+        self._pending.append((time.time(), scope["method"], scope["path"], status, ms, key))
+
+    def _flush(self) -> None:
+        entries, self._pending = self._pending, []
+        if entries:
+            write_access(entries)
+
+    def _flush_on_shutdown(self, send: Send) -> Send:
+        async def sending(message: Any) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                self._flush()
+            await send(message)
+
+        return sending
 
 
 def with_access_log(app: ASGIApp) -> ASGIApp:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
 
 import pytest
 
-from service.logs import JsonFormatter, TextFormatter, escape, setup
+from service.logs import JsonFormatter, TextFormatter, escape, setup, write_access
 
 FORGED = "A\n2026-11-30 11:00:00.000 CRITICAL usm.security: keys leaked"
 
@@ -72,3 +73,39 @@ def test_setup_names_the_allowed_formats(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ValueError) as err:
         setup("INFO", "xml")
     assert str(err.value) == "unknown log format 'xml'; allowed: text, json"
+
+
+def _capture(monkeypatch: pytest.MonkeyPatch, fmt: str) -> io.StringIO:
+    monkeypatch.setattr(sys, "stderr", out := io.StringIO())
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    monkeypatch.setattr(root, "handlers", saved[0])  # put back when the test ends
+    monkeypatch.setattr(root, "level", saved[1])
+    monkeypatch.delenv("USM_LOG_FORMAT", raising=False)  # setup() sets both: put them back
+    monkeypatch.delenv("USM_LOG_LEVEL", raising=False)
+    setup("INFO", fmt)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_an_access_line_reads_as_a_usm_access_record_would(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    out = _capture(monkeypatch, fmt)
+    created = 1_795_000_000.25
+    write_access([(created, "GET", f"/v1/items/{FORGED}", 404, 1.25, "jira")])
+    record = logging.LogRecord(
+        "usm.access", logging.INFO, "", 0, "%s %s %d %.1fms key=%s",
+        ("GET", f"/v1/items/{FORGED}", 404, 1.25, "jira"), None,
+    )  # fmt: skip
+    record.created, record.msecs = created, 250.0
+    record.fields = {
+        "method": "GET",
+        "path": f"/v1/items/{FORGED}",
+        "status": 404,
+        "duration_ms": 1.25,
+        "key": "jira",
+    }
+    formatter = TextFormatter() if fmt == "text" else JsonFormatter()
+    assert out.getvalue() == formatter.format(record) + "\n"
+    assert out.getvalue().count("\n") == 1
