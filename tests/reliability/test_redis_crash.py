@@ -43,7 +43,8 @@ def test_every_item_acknowledged_before_redis_crashed_is_there_after_it_restarts
                     unexpected.append(f"{type(exc).__name__}: {exc}")
                     continue
                 if r.status_code == 503:
-                    assert int(r.headers["retry-after"]) > 0
+                    if not r.headers.get("retry-after", "").isdigit():
+                        unexpected.append(f"503 without a Retry-After: {r.headers}")
                     with lock:
                         refused += 1
                     time.sleep(0.05)
@@ -69,8 +70,10 @@ def test_every_item_acknowledged_before_redis_crashed_is_there_after_it_restarts
         for _ in range(3):
             before = len(acknowledged)
             wait_for("traffic", lambda b=before: len(acknowledged) >= b + 100, timeout=30)  # type: ignore[misc]
+            seen = refused
             redis_server.kill()  # a crash: no shutdown, no final AOF rewrite
-            time.sleep(0.5)
+            # Down until a request met the crash, however slowly a loaded machine sends them.
+            wait_for("a write refused while Redis is down", lambda s=seen: refused > s)  # type: ignore[misc]
             redis_server.start()
         after = len(acknowledged)
         wait_for("traffic after the last restart", lambda: len(acknowledged) >= after + 100)

@@ -23,6 +23,7 @@ import pytest
 from service.core.calls import Call
 from service.files.loader import load_set
 from tests.integration.governance.server import ApiProcess
+from tests.support.processes import wait_for
 
 TABLES = Path(__file__).resolve().parents[3] / "tables"
 NOW = datetime.now(UTC)
@@ -113,6 +114,8 @@ def test_reloading_under_scoring_load_fails_no_request_and_mixes_no_sets(
             if round_ % 2:
                 api.reload_signal()
             time.sleep(0.5)  # the file watch (0.2 s) or SIGUSR1 picks the original up
+        # However slowly a loaded machine served the rounds: enough decisions to judge.
+        wait_for("over 100 decisions", lambda: failures or sum(seen.values()) > 100, timeout=60)
     finally:
         stop.set()
         for t in threads:
