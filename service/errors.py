@@ -15,6 +15,7 @@ __all__ = [
     "NoTableInForce",
     "NotFound",
     "QueueUnavailable",
+    "ReplicasUnconfirmed",
     "SignatureRefused",
     "UsmError",
 ]
@@ -130,3 +131,20 @@ class QueueUnavailable(UsmError):
 
     status_code = 503
     retry_after = 5
+
+
+class ReplicasUnconfirmed(QueueUnavailable):
+    """Fewer replicas than required confirmed a write in time: it may not survive a failover.
+
+    The write may still have happened; the caller retries (item writes are idempotent).
+    """
+
+    retry_after = 1
+
+    def __init__(self, required: int, confirmed: int) -> None:
+        self.required = required
+        self.confirmed = confirmed
+        super().__init__(
+            f"the write was confirmed by {confirmed} of the {required} replica(s) required in "
+            "time, so it may not survive a failover; retry"
+        )

@@ -21,7 +21,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     tables: str = "tables"
     """``USM_TABLES``: directory holding the table set versions."""
     redis_url: str | None = None
-    """``REDIS_URL``: Redis to use; when unset, ``usm serve`` starts its own."""
+    """``REDIS_URL``: Redis to use, ``redis://host:port/db`` or, through Sentinel,
+    ``redis+sentinel://host:port,host:port/service_name``; when unset, ``usm serve`` starts its
+    own."""
+    redis_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    """``USM_REDIS_TIMEOUT_SECONDS``: longest one Redis command of a request may take; a frozen
+    or partitioned Redis answers 503 after this, not after the OS' TCP timeouts."""
+    redis_wait_replicas: Annotated[str, msgspec.Meta(pattern=r"^(auto|[0-9]{1,2})$")] = "auto"
+    """``USM_REDIS_WAIT_REPLICAS``: replicas that must confirm an item write (Redis ``WAIT``)
+    before the API answers; ``auto``: 1 through Sentinel or when the primary has replicas, else 0
+    (no wait)."""
+    redis_wait_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=30)] = 1.0
+    """``USM_REDIS_WAIT_TIMEOUT_SECONDS``: how long replicas have to confirm; then 503 (the write
+    may have happened: clients retry, and item writes are idempotent)."""
     host: str = "127.0.0.1"
     """``USM_HOST``: address the API binds to."""
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
@@ -73,6 +85,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         str, msgspec.Meta(pattern=r"^(off|0|[1-9][0-9]*/(second|minute|hour|day))$")
     ] = "1000/second"
     """``USM_RATE_LIMIT``: requests per API key, e.g. ``600/minute``; ``off`` disables it."""
+
+    def __post_init__(self) -> None:
+        if self.redis_wait_timeout_seconds >= self.redis_timeout_seconds:
+            raise ValueError(
+                "USM_REDIS_WAIT_TIMEOUT_SECONDS must be below USM_REDIS_TIMEOUT_SECONDS "
+                f"({self.redis_wait_timeout_seconds} >= {self.redis_timeout_seconds})"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -18,14 +18,14 @@ import redis
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from service.api.items import DeadLettersController, ItemsController
 from service.api.teams import TeamsController
+from service.connection import connect, is_sentinel
 from service.dispatch.config import DispatchConfig
 from service.dispatch.items import now_ms
 from service.dispatch.leases import reap
+from service.dispatch.replicas import ReplicaWait, require_replicas
 from service.dispatch.store import ItemStore
 from service.metrics.instruments import ItemEvent, record
 from service.settings import Settings
@@ -50,15 +50,22 @@ class DispatchPlugin(InitPluginProtocol):
         return app_config
 
     def _client(self) -> redis.Redis:
-        assert self.settings.redis_url
-        # One quick retry only: a down Redis should give a prompt 503, not a stalled request.
-        return redis.Redis.from_url(
-            self.settings.redis_url,
-            socket_connect_timeout=1.0,
-            socket_timeout=5.0,
-            retry=Retry(NoBackoff(), 1),
+        """The store's client: commands bounded by USM_REDIS_TIMEOUT_SECONDS, never re-sent
+        (a re-sent script may run twice), and writes confirmed by replicas (see
+        :mod:`service.dispatch.replicas`)."""
+        s = self.settings
+        assert s.redis_url
+        conn = connect(
+            s.redis_url,
+            timeout=s.redis_timeout_seconds,
+            connect_timeout=min(1.0, s.redis_timeout_seconds),
             health_check_interval=30,
         )
+        wait = ReplicaWait.parse(
+            s.redis_wait_replicas, s.redis_wait_timeout_seconds, is_sentinel(s.redis_url)
+        )
+        require_replicas(conn, wait)
+        return conn
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
+import redis
 from litestar import Request, Response
 from litestar.exceptions import (
     ClientException,
@@ -28,6 +29,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.utils.scope.state import ScopeState
 
 from service.api.priority import MAX_BATCH, BatchRequest
+from service.connection import unavailable
 from service.core.calls import Call
 from service.errors import InvalidCall, InvalidEvent, ItemConflict, QueueUnavailable, UsmError
 from service.files.store import TableStore
@@ -200,6 +202,14 @@ def _lone_surrogate(request: Request[Any, Any, Any], detail: str) -> str:
     )
 
 
+def _redis(request: Request[Any, Any, Any], exc: redis.RedisError) -> Response[Any]:
+    """A Redis error no route turned into a service error: 503 when Redis is away or refuses."""
+    err = unavailable(exc)
+    if err is None:
+        return _unexpected(request, exc)
+    return _usm(request, err)
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Details go to the log only: they may hold data the caller must not see.
     log.exception("unexpected error on %s %s", request.method, request.url.path)
@@ -210,5 +220,6 @@ exception_handlers: dict[type[Exception], Any] = {
     ValidationException: _validation,
     UsmError: _usm,
     HTTPException: _http,
+    redis.RedisError: _redis,
     Exception: _unexpected,
 }

@@ -17,13 +17,12 @@ from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
-import redis
-import redis.asyncio
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from service.api.admin import AdminController
+from service.connection import connect, connect_async
 from service.files.handlers import PythonHandlers
 from service.files.store import TableStore
 from service.governance.activation import ActivationWatcher, Rescore, default_rescore
@@ -35,7 +34,7 @@ __all__ = ["GovernancePlugin"]
 
 log = logging.getLogger("usm.governance")
 
-_REDIS_TIMEOUTS: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
+_REDIS_TIMEOUTS: dict[str, Any] = {"timeout": 2.0, "connect_timeout": 1.0}
 
 
 class GovernancePlugin(InitPluginProtocol):
@@ -75,8 +74,8 @@ class GovernancePlugin(InitPluginProtocol):
         cfg = self.config
         aclient = sclient = None
         if self.redis_url:
-            aclient = redis.asyncio.Redis.from_url(self.redis_url, **_REDIS_TIMEOUTS)
-            sclient = redis.Redis.from_url(self.redis_url, **_REDIS_TIMEOUTS)
+            aclient = connect_async(self.redis_url, **_REDIS_TIMEOUTS)
+            sclient = connect(self.redis_url, **_REDIS_TIMEOUTS)
         rescore = self._rescore or default_rescore()
         self.activation = ActivationWatcher(self.store, sclient, rescore, cfg.rescore_lock_seconds)
         if cfg.watch_interval > 0:

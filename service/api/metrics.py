@@ -48,8 +48,12 @@ def scrape_collectors(store: TableStore, settings: Settings) -> list[Collector]:
     collectors: list[Collector] = [TableCollector(store)]
     if settings.redis_url:
         from service.dispatch.collector import QueueCollector
+        from service.metrics.replication import ReplicationCollector
 
         collectors.append(QueueCollector.from_url(settings.redis_url, store))
+        collectors.append(
+            ReplicationCollector.from_url(settings.redis_url, settings.redis_wait_replicas)
+        )
     return collectors
 
 

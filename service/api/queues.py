@@ -35,7 +35,8 @@ _WHY = {
     404: "No such item or team: names it (and the known teams).",
     409: "The item's state does not allow this (e.g. already cancelled, not held by you).",
     422: "A call field names something the tables do not know: names it and the allowed values.",
-    503: "Redis is unreachable: retry after the Retry-After header's seconds.",
+    503: "Redis is unreachable or refuses writes (failover, out of memory, storage full), or too "
+    "few replicas confirmed the write: retry after the Retry-After header's seconds.",
 }
 
 

@@ -151,13 +151,14 @@ def _replay(args: argparse.Namespace) -> int:
 def _from_log(url: str, limit: int) -> list[Any]:
     import redis
 
+    from service.connection import connect, redacted
     from service.governance.decision_log import read_log
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+    client = connect(url, timeout=30, connect_timeout=5)
     try:
         return [entry.call for entry in read_log(client, limit)]
     except redis.RedisError as exc:
-        raise ValueError(f"decision log at {url}: {exc}") from None
+        raise ValueError(f"decision log at {redacted(url)}: {exc}") from None
     finally:
         client.close()
 

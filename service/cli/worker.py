@@ -57,8 +57,7 @@ def run_worker(
     """Run one worker in this process until stopped; returns the number of items handled."""
     # Imported here: the CLI must not import prometheus_client before `usm serve` chooses its
     # multiprocess mode.
-    import redis
-
+    from service.connection import connect
     from service.dispatch.config import DispatchConfig
     from service.files.loader import load_all
     from service.files.store import TableStore
@@ -92,9 +91,9 @@ def run_worker(
     if heartbeat is not None:
         config = DispatchConfig(**{**config.__dict__, "heartbeat": heartbeat})
     # A read timeout well above the 1 s idle BLPOP: a Redis that stops answering is noticed.
-    conn = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=max(10.0, config.lease_seconds)
-    )
+    # No automatic re-send: a timed-out hand-out may still run, and a second one would lease a
+    # second item (the first returns after its lease; see service/connection.py).
+    conn = connect(settings.redis_url, timeout=max(10.0, config.lease_seconds), connect_timeout=2)
     try:
         worker = Worker(
             conn,

@@ -17,6 +17,7 @@ import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from service.connection import connect
 from service.dispatch.stats import read_queue_stats, read_worker_stats
 from service.files.store import TableStore
 from service.metrics.tables import queues
@@ -51,9 +52,7 @@ class QueueCollector(Collector):
     @classmethod
     def from_url(cls, url: str, store: TableStore) -> QueueCollector:
         """A collector with its own small connection pool and short timeouts."""
-        conn = redis.Redis.from_url(
-            url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=READ_TIMEOUT
-        )
+        conn = connect(url, timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
         return cls(conn, store)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -17,6 +17,7 @@ import redis
 from redis.commands.core import Script
 
 from service.dispatch import keys
+from service.dispatch.replicas import ConfirmedScript
 
 __all__ = [
     "CANCEL_SCRIPT",
@@ -514,19 +515,19 @@ def scripts_for(conn: redis.Redis) -> Scripts:
     found = _REGISTERED.get(conn)
     if found is None:
         found = Scripts(
-            enqueue=conn.register_script(_compile(ENQUEUE_SCRIPT)),
-            pop=conn.register_script(_compile(POP_SCRIPT)),
-            extend=conn.register_script(_compile(EXTEND_SCRIPT)),
-            finish=conn.register_script(_compile(FINISH_SCRIPT)),
-            reap=conn.register_script(_compile(REAP_SCRIPT)),
-            cancel=conn.register_script(_compile(CANCEL_SCRIPT)),
-            move=conn.register_script(_compile(MOVE_SCRIPT)),
-            requeue=conn.register_script(_compile(REQUEUE_SCRIPT)),
-            retarget=conn.register_script(_compile(RETARGET_SCRIPT)),
-            rebuild_swap=conn.register_script(_compile(REBUILD_SWAP_SCRIPT)),
-            rebuild_done=conn.register_script(_compile(REBUILD_DONE_SCRIPT)),
-            lock_renew=conn.register_script(LOCK_RENEW_SCRIPT),
-            lock_replace=conn.register_script(LOCK_REPLACE_SCRIPT),
+            enqueue=ConfirmedScript(conn, _compile(ENQUEUE_SCRIPT)),
+            pop=ConfirmedScript(conn, _compile(POP_SCRIPT)),
+            extend=ConfirmedScript(conn, _compile(EXTEND_SCRIPT)),
+            finish=ConfirmedScript(conn, _compile(FINISH_SCRIPT)),
+            reap=ConfirmedScript(conn, _compile(REAP_SCRIPT)),
+            cancel=ConfirmedScript(conn, _compile(CANCEL_SCRIPT)),
+            move=ConfirmedScript(conn, _compile(MOVE_SCRIPT)),
+            requeue=ConfirmedScript(conn, _compile(REQUEUE_SCRIPT)),
+            retarget=ConfirmedScript(conn, _compile(RETARGET_SCRIPT)),
+            rebuild_swap=ConfirmedScript(conn, _compile(REBUILD_SWAP_SCRIPT)),
+            rebuild_done=ConfirmedScript(conn, _compile(REBUILD_DONE_SCRIPT)),
+            lock_renew=ConfirmedScript(conn, LOCK_RENEW_SCRIPT),
+            lock_replace=ConfirmedScript(conn, LOCK_REPLACE_SCRIPT),
         )
         _REGISTERED[conn] = found
     return found

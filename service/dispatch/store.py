@@ -16,6 +16,7 @@ import msgspec
 import redis
 from rq.job import Job, JobStatus
 
+from service.connection import unavailable
 from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.tables import TableSet
@@ -32,7 +33,7 @@ from service.dispatch.items import (
 )
 from service.dispatch.leases import rq_time
 from service.dispatch.scripts import scripts_for
-from service.errors import InvalidCall, ItemConflict, NotFound, QueueUnavailable
+from service.errors import InvalidCall, ItemConflict, NotFound
 from service.metrics.instruments import ItemEvent, record
 
 __all__ = ["TASK", "Change", "ItemStore", "StaleItem", "hand_out_order", "redis_errors"]
@@ -59,11 +60,15 @@ Change = Callable[[Item], tuple[Decision, Call | None, str]]
 
 @contextmanager
 def redis_errors() -> Iterator[None]:
-    """Turn Redis being unreachable into :class:`QueueUnavailable` (503 + Retry-After)."""
+    """Turn Redis being unreachable or refusing writes (``READONLY``, ``OOM``, ``MISCONF``,
+    ``NOREPLICAS``) into :class:`QueueUnavailable` (503 + Retry-After, no internals)."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise QueueUnavailable(f"queue store unavailable: {exc}") from None
+    except redis.RedisError as exc:
+        err = unavailable(exc)
+        if err is None:
+            raise
+        raise err from None
 
 
 def hand_out_order(tables: TableSet, teams: Sequence[str]) -> list[str]:

@@ -33,10 +33,9 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from service.connection import connect_async
 from service.dispatch.keys import PREFIX
 from service.security.keys import LOCAL, Principal
 
@@ -135,13 +134,7 @@ class RateLimitStore(Store):
         """A store on the Redis at ``url`` with short timeouts and no retries (or memory only)."""
         if not url:
             return cls(None, clock)
-        client = aredis.Redis.from_url(
-            url,
-            socket_connect_timeout=0.25,
-            socket_timeout=0.25,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
+        client = connect_async(url, timeout=0.25, health_check_interval=0)
         return cls(client, clock)
 
     @property

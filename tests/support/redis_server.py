@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import redis
@@ -24,10 +25,18 @@ def without_preload(env: Mapping[str, str] | None = None) -> dict[str, str]:
 class RedisServer:
     """Owns one redis-server process; ``stop``/``start`` keep the port and data dir."""
 
-    def __init__(self, data_dir: Path, appendonly: bool = True, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        appendonly: bool = True,
+        port: int | None = None,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.extra = list(extra)
+        """More ``--option value`` arguments (replication, sentinel tests)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,6 +54,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "always",
             "--logfile", str(self.data_dir / "redis.log"),
+            *self.extra,
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             args, env=without_preload(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -70,6 +80,16 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: a hung or partitioned server (connections stay open, nothing answers)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after :meth:`freeze`."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: what a crash looks like."""

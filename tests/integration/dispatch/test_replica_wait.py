@@ -1,0 +1,103 @@
+"""Item writes are acknowledged only once a replica has them (``WAIT``), against a real primary
+and replica: a replica that stops confirming turns writes into 503s, and metrics say so."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from litestar.testing import TestClient
+
+from service.api.app import create_app
+from service.settings import Settings
+from tests.support.processes import wait_for
+from tests.support.redis_server import RedisServer
+
+INCIDENT = {"type": "incident", "impact": "user", "urgency": "low", "source": "wait"}
+UNCONFIRMED = (
+    "the write was confirmed by 0 of the 1 replica(s) required in time, so it may not survive "
+    "a failover; retry"
+)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
+    primary = RedisServer(tmp_path / "primary", appendonly=False)
+    primary.start()
+    replica = RedisServer(
+        tmp_path / "replica", appendonly=False, extra=["--replicaof", "127.0.0.1", str(primary.port)]
+    )
+    replica.start()
+    conn = redis.Redis(port=primary.port)
+    wait_for(
+        "the replica to sync",
+        lambda: conn.info("replication").get("slave0", {}).get("state") == "online",
+    )
+    conn.close()
+    yield primary, replica
+    replica.stop()
+    primary.stop()
+
+
+def _client(primary: RedisServer, tables: Path, replicas: str) -> TestClient[Any]:
+    settings = Settings(
+        redis_url=primary.url,
+        tables=str(tables),
+        redis_wait_replicas=replicas,
+        redis_timeout_seconds=2.0,
+        redis_wait_timeout_seconds=0.3,
+    )
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_writes_wait_for_the_replica_and_answer_503_once_it_stops_confirming(
+    pair: tuple[RedisServer, RedisServer], single_set_tables: Path
+) -> None:
+    primary, replica = pair
+    with _client(primary, single_set_tables, "auto") as c:
+        r = c.post("/v1/items", json={**INCIDENT, "external_id": "1"})
+        assert r.status_code == 201, r.text
+        # Confirmed means the replica holds it now, not eventually.
+        assert redis.Redis(port=replica.port).exists(f"rq:job:{r.json()['id']}") == 1
+        page = c.get("/metrics").text
+        assert _metric(page, "usm_redis_connected_replicas") == 1
+        assert _metric(page, "usm_redis_replicas_required") == 1
+        assert f'address="127.0.0.1:{primary.port}",role="master"' in page
+        before = _metric(page, "usm_redis_wait_timeouts_total")
+
+        replica.freeze()  # connected but silent: the primary still counts it, WAIT cannot
+        try:
+            r = c.post("/v1/items", json={**INCIDENT, "external_id": "2"})
+        finally:
+            replica.thaw()
+        assert r.status_code == 503, r.text
+        assert r.json()["detail"] == UNCONFIRMED
+        assert r.headers["retry-after"] == "1"
+        assert _metric(c.get("/metrics").text, "usm_redis_wait_timeouts_total") == before + 1
+        # The caller's retry is idempotent: the same item, now confirmed.
+        again = c.post("/v1/items", json={**INCIDENT, "external_id": "2"})
+        assert again.status_code == 200, again.text
+
+
+def test_with_waiting_off_a_silent_replica_does_not_hold_writes(
+    pair: tuple[RedisServer, RedisServer], single_set_tables: Path
+) -> None:
+    primary, replica = pair
+    with _client(primary, single_set_tables, "0") as c:
+        replica.freeze()
+        try:
+            r = c.post("/v1/items", json={**INCIDENT, "external_id": "off"})
+        finally:
+            replica.thaw()
+        assert r.status_code == 201, r.text
+        assert _metric(c.get("/metrics").text, "usm_redis_replicas_required") == 0
