@@ -14,7 +14,11 @@ rounds (medians reported); the peers are set up in bench/_peers.py as their docs
 Targets (issue 14): usm direct throughput >= 1.0x the fastest of RQ, Dramatiq and Celery and
 >= 0.5x the limit; idle dispatch p99 <= 5 ms direct, <= 10 ms through HTTP. Exits 1 on a miss.
 
+A third section, **replica confirmation** (:mod:`bench._replicas`), measures what ``WAIT 1``
+after each create costs (items/s and p99, with and without, same run; target >= 0.5x).
+
     .venv/bin/python -m bench.dispatch [--items 2000] [--rounds 3] [--latency 200]
+    .venv/bin/python -m bench.dispatch --only replicas
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from rq import Queue
 from bench import _peers
 from bench._common import ROOT, TABLES, machine, median, print_table
 from bench._dispatch_jobs import STAMPS, rq_job
+from bench._replicas import replica_cost
 from service.core.calls import Call
 from service.dispatch import keys
 from service.dispatch.store import ItemStore
@@ -440,8 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=int, default=200, help="samples per latency run")
     parser.add_argument("--memory-items", type=int, default=2000, help="items per memory run")
+    parser.add_argument("--only", choices=["replicas"], help="run one section only")
     args = parser.parse_args(argv)
     print("machine:", ", ".join(f"{k}={v}" for k, v in machine().items()))
+    if args.only == "replicas":
+        return 0 if replica_cost(args.items, args.rounds) else 1
     versions = {d: _version(d) for d in ("rq", "dramatiq", "celery", "kombu", "redis")}
     print("peers:", ", ".join(f"{k}={v}" for k, v in versions.items()))
 
@@ -505,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     ok = _report(results, lat, commands, queued, finished)
+    ok = replica_cost(args.items, args.rounds) and ok
     return 0 if ok else 1
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from service.connection import parse_sentinel_url
 from tests.deploy.support import DEPLOY, load_yaml, push_teams
 
 COMPOSE = DEPLOY / "compose.yaml"
@@ -153,9 +155,49 @@ def test_redis_keeps_an_append_only_file_on_a_volume(compose: dict[str, Any]) ->
     assert f"redis-data:{data_dir}" in redis["volumes"]
 
 
-def test_usm_services_reach_redis_by_service_name(compose: dict[str, Any]) -> None:
+def test_usm_services_reach_redis_through_the_three_sentinels(compose: dict[str, Any]) -> None:
+    services = compose["services"].items()
+    sentinels = {n for n, s in services if "redis-sentinel" in str(s.get("command"))}
+    assert len(sentinels) == 3
     for name, svc in usm_services(compose).items():
-        assert svc["environment"]["REDIS_URL"] == "redis://redis:6379/0", name
+        target = parse_sentinel_url(svc["environment"]["REDIS_URL"])
+        assert {host for host, _ in target.sentinels} == sentinels, name
+        assert {port for _, port in target.sentinels} == {26379}, name
+        assert target.service == "usm", name
+        assert set(svc["depends_on"]) == {"redis", *sentinels}, name
+
+
+def sentinel_conf(compose: dict[str, Any], name: str) -> list[str]:
+    """The lines a sentinel service writes into its config file."""
+    script = compose["services"][name]["command"][-1]
+    return shlex.split(script.split(">", 1)[0])[2:]
+
+
+def test_three_sentinels_watch_the_primary_with_a_quorum_of_two(compose: dict[str, Any]) -> None:
+    for n in (1, 2, 3):
+        conf = sentinel_conf(compose, f"sentinel-{n}")
+        assert "sentinel monitor usm redis 6379 2" in conf
+        assert "sentinel resolve-hostnames yes" in conf
+        # Hostnames must resolve before `monitor` names one.
+        assert conf.index("sentinel resolve-hostnames yes") < conf.index(
+            "sentinel monitor usm redis 6379 2"
+        )
+
+
+def test_the_replica_follows_the_primary_and_both_refuse_writes_without_a_replica(
+    compose: dict[str, Any],
+) -> None:
+    primary, replica = compose["services"]["redis"], compose["services"]["redis-replica"]
+    command = replica["command"]
+    assert command[command.index("--replicaof") + 1 : command.index("--replicaof") + 3] == [
+        "redis",
+        "6379",
+    ]
+    for node, name in ((primary, "redis"), (replica, "redis-replica")):
+        c = node["command"]
+        assert c[c.index("--appendonly") + 1] == "yes"
+        assert c[c.index("--min-replicas-to-write") + 1] == "1"
+        assert c[c.index("--replica-announce-ip") + 1] == name
 
 
 def test_prometheus_loads_the_scrape_config_and_the_alert_rules(compose: dict[str, Any]) -> None:

@@ -28,7 +28,9 @@ def pair(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
     primary = RedisServer(tmp_path / "primary", appendonly=False)
     primary.start()
     replica = RedisServer(
-        tmp_path / "replica", appendonly=False, extra=["--replicaof", "127.0.0.1", str(primary.port)]
+        tmp_path / "replica",
+        appendonly=False,
+        extra=["--replicaof", "127.0.0.1", str(primary.port)],
     )
     replica.start()
     conn = redis.Redis(port=primary.port)

@@ -1,0 +1,218 @@
+"""Losing the Redis primary loses no acknowledged item (issue 13), with real processes.
+
+A primary, a replica and three sentinels (Debian's redis-server and redis-sentinel) on loopback;
+a ``usm api`` process and two ``usm worker`` processes reach them through
+``redis+sentinel://``. Items go in over HTTP while the workers handle them; the primary is
+SIGKILLed mid-stream, then (once the old one is back as a replica) the new primary too. Every
+item that got a 2xx must exist afterwards and end completed. Handler runs beyond one per item
+(at-least-once) and the seconds clients spent on 503s are reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from service.dispatch import keys
+from tests.e2e.dispatch.conftest import ROOT, Processes, handled, wait_for
+from tests.security.process import ApiProcess
+from tests.support.sentinel import SentinelCluster
+
+ITEMS = 2000
+INCIDENT = {"type": "incident", "impact": "user", "urgency": "low", "source": "failover"}
+
+
+@dataclass
+class Traffic:
+    """Clients that post items until each one got a 2xx, retrying the same external id."""
+
+    url: str
+    total: int
+    acked: dict[str, str] = field(default_factory=dict)  # external id -> item id
+    refused: list[float] = field(default_factory=list)  # monotonic times of 503s / no answer
+    statuses: Counter[int] = field(default_factory=Counter)
+    unexpected: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    _next: Iterator[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, threads: int = 4) -> list[threading.Thread]:
+        started = [threading.Thread(target=self._client, daemon=True) for _ in range(threads)]
+        for t in started:
+            t.start()
+        return started
+
+    def _client(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            while not self.stop.is_set():
+                with self._lock:
+                    n = next(self._next)
+                if n >= self.total:
+                    return
+                ext = f"f{n}"
+                while not self.stop.is_set():
+                    try:
+                        r = http.post("/v1/items", json={**INCIDENT, "external_id": ext})
+                    except httpx.HTTPError:
+                        self.refused.append(time.monotonic())
+                        time.sleep(0.05)
+                        continue
+                    self.statuses[r.status_code] += 1
+                    if r.status_code in (200, 201):
+                        self.acked[ext] = r.json()["id"]
+                        break
+                    if r.status_code != 503 or "retry-after" not in r.headers:
+                        self.unexpected.append(f"{r.status_code} {r.text}")
+                        break
+                    self.refused.append(time.monotonic())
+                    time.sleep(0.05)
+
+    def refused_seconds(self) -> float:
+        """Seconds (in 0.1 s steps) in which some client got a 503 or no answer."""
+        return len({int(t * 10) for t in self.refused}) / 10
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[SentinelCluster]:
+    c = SentinelCluster(tmp_path / "redis", down_after_ms=1000)
+    c.start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def env(cluster: SentinelCluster, handler_tables: Path, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": cluster.url,
+        "USM_TABLES": str(handler_tables),
+        "USM_TEST_RECORD": str(tmp_path / "handled.txt"),
+        "USM_REDIS_TIMEOUT_SECONDS": "1",
+        "USM_REDIS_WAIT_TIMEOUT_SECONDS": "0.5",
+        "USM_RATE_LIMIT": "off",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def api(tmp_path: Path, env: dict[str, str]) -> Iterator[ApiProcess]:
+    server = ApiProcess(tmp_path / "api.log", env)
+    server.start(timeout=40)
+    yield server
+    server.stop()
+
+
+def _states(conn: redis.Redis, ids: list[str]) -> list[bytes | None]:
+    with conn.pipeline(transaction=False) as pipe:
+        for i in ids:
+            pipe.hget(keys.job_key(i), "usm_state")
+        return list(pipe.execute())
+
+
+def _kill_primary_and_rejoin(cluster: SentinelCluster) -> dict[str, float]:
+    old = cluster.primary()
+    new = cluster.other(old)
+    t0 = time.monotonic()
+    old.kill()
+    promoted = cluster.wait_promoted(new)
+    cluster.rejoin(old, new)
+    cluster.wait_replicated(new)
+    return {"promoted_after_s": round(promoted, 1), "replica_back_after_s": time.monotonic() - t0}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(280)
+def test_sigkilled_primaries_lose_no_acknowledged_item(
+    cluster: SentinelCluster, api: ApiProcess, env: dict[str, str], tmp_path: Path
+) -> None:
+    procs = Processes(tmp_path, env)
+    try:
+        for _ in range(2):
+            procs.worker()
+        traffic = Traffic(api.url, ITEMS)
+        threads = traffic.run()
+        wait_for("a third of the items acknowledged", lambda: len(traffic.acked) >= ITEMS // 3, 90)
+        failover = _kill_primary_and_rejoin(cluster)
+        mark = len(traffic.acked)
+        wait_for("items acknowledged after the failover", lambda: len(traffic.acked) > mark, 60)
+        wait_for("two thirds acknowledged", lambda: len(traffic.acked) >= 2 * ITEMS // 3, 90)
+        failback = _kill_primary_and_rejoin(cluster)
+        for t in threads:
+            t.join(120)
+        assert traffic.unexpected == []
+        assert len(traffic.acked) == ITEMS, f"{len(traffic.acked)} of {ITEMS} acknowledged"
+
+        conn = redis.Redis(port=cluster.primary_port(), socket_timeout=5)
+        ids = list(traffic.acked.values())
+        wait_for(
+            "every acknowledged item completed",
+            lambda: all(s == b"completed" for s in _states(conn, ids)),
+            timeout=120,
+        )
+        states = Counter(_states(conn, ids))
+        runs = Counter(item_id for item_id, _, _ in handled(tmp_path / "handled.txt"))
+        report = {
+            "acknowledged": len(ids),
+            "lost": sum(n for s, n in states.items() if s is None),
+            "completed": states[b"completed"],
+            "duplicate_runs": sum(n - 1 for n in runs.values() if n > 1),
+            "items_run_twice_or_more": sum(1 for n in runs.values() if n > 1),
+            "seconds_of_503": traffic.refused_seconds(),
+            "statuses": dict(traffic.statuses),
+            "failover": failover,
+            "failback": failback,
+        }
+        (tmp_path / "failover-report.json").write_text(json.dumps(report, indent=2))
+        print(f"\nfailover report: {json.dumps(report)}")
+        assert report["lost"] == 0 and report["completed"] == ITEMS, report
+        assert set(runs) >= set(ids), "an acknowledged item was never handled"
+    finally:
+        procs.stop_all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_a_frozen_primary_that_returns_stale_loses_no_acknowledged_write(
+    cluster: SentinelCluster, api: ApiProcess
+) -> None:
+    """SIGSTOP the primary (a partition): the sentinels promote the replica; on SIGCONT the old
+    primary briefly believes it still leads. Writes that reach it cannot gather a replica's
+    confirmation, so none is acknowledged there; every 2xx is on the final primary."""
+    old = cluster.primary()
+    new = cluster.other(old)
+    traffic = Traffic(api.url, 100_000)
+    threads = traffic.run(threads=3)
+    try:
+        wait_for("writes before the partition", lambda: len(traffic.acked) >= 100, 60)
+        old.freeze()
+        try:
+            cluster.wait_promoted(new)
+        finally:
+            old.thaw()
+        thawed = len(traffic.acked)
+        cluster.wait_replicated(new)
+        wait_for("writes acknowledged after", lambda: len(traffic.acked) >= thawed + 100, 60)
+    finally:
+        traffic.stop.set()
+        for t in threads:
+            t.join(30)
+    conn = redis.Redis(port=cluster.primary_port(), socket_timeout=5)
+    ids = list(traffic.acked.values())
+    missing = [i for i, s in zip(ids, _states(conn, ids), strict=True) if s is None]
+    print(
+        f"\nstale-primary report: acknowledged {len(ids)}, lost {len(missing)}, "
+        f"seconds of 503 {traffic.refused_seconds()}, statuses {dict(traffic.statuses)}"
+    )
+    assert traffic.unexpected == []
+    assert missing == []
