@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 from tests.support.processes import wait_for
 from tests.support.redis_server import RedisServer
 
@@ -63,7 +64,7 @@ def client(server: RedisServer, single_set_tables: Path) -> Iterator[TestClient[
         redis_timeout_seconds=TIMEOUT,
         redis_wait_timeout_seconds=0.5,
     )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+    with TestClient(create_app(settings), base_url=LOOPBACK, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -171,7 +172,7 @@ def test_a_claim_that_timed_out_is_not_sent_again_so_the_next_item_stays_queued(
         redis_wait_timeout_seconds=0.5,
     )
     pull = {"type": "change", "impact": "user", "urgency": "low"}
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+    with TestClient(create_app(settings), base_url=LOOPBACK, raise_server_exceptions=False) as c:
         team = "change_advisory"  # pull mode; changes route to it
         ids = []
         for n in range(2):
@@ -180,7 +181,7 @@ def test_a_claim_that_timed_out_is_not_sent_again_so_the_next_item_stays_queued(
             assert r.status_code == 201, r.text
             ids.append(r.json()["id"])
         r, _ = _frozen_for_seven_seconds(
-            server, lambda: c.post(f"/v1/teams/{team}/claim", json={"claimant": "alice"})
+            server, lambda: c.post(f"/v1/teams/{team}/claim", json={"holder": "alice"})
         )
         assert r.status_code == 503, r.text
         second = c.get(f"/v1/items/{ids[1]}").json()

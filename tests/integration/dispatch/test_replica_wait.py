@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 from tests.support.processes import wait_for
 from tests.support.redis_server import RedisServer
 
@@ -52,7 +53,7 @@ def _client(primary: RedisServer, tables: Path, replicas: str) -> TestClient[Any
         redis_timeout_seconds=2.0,
         redis_wait_timeout_seconds=0.3,
     )
-    return TestClient(create_app(settings), raise_server_exceptions=False)
+    return TestClient(create_app(settings), base_url=LOOPBACK, raise_server_exceptions=False)
 
 
 def _metric(text: str, name: str) -> float:
