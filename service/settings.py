@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """``USM_MAX_DELIVERIES``: hand-outs without finishing before an item is dead-lettered."""
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=256)] = 64 * 1024
     """``USM_MAX_PAYLOAD_BYTES``: largest item ``payload`` (encoded JSON)."""
+    writeback_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    """``USM_WRITEBACK_SECONDS``: how often the API looks for decisions to write back into
+    ticketing tools (source write-back, docs/integrations/)."""
     api_keys_file: str | None = None
     """``USM_API_KEYS_FILE``: TOML file of ``[[keys]]`` (name, hash, scopes); see
     docs/security.md."""

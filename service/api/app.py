@@ -20,7 +20,7 @@ from service.api.governance import GovernancePlugin
 from service.api.health import healthz, readyz
 from service.api.metrics import HTTP_METRICS, metrics, prime_metrics
 from service.api.priority import PriorityController
-from service.api.sources import SourcesController
+from service.api.sources import SourcesPlugin
 from service.api.tables import TablesController
 from service.files.handlers import PythonHandlers
 from service.files.loader import load_all
@@ -28,6 +28,7 @@ from service.files.store import TableStore
 from service.metrics.tables import record_loaded
 from service.security import build_security
 from service.settings import Settings
+from service.sources.triggers import rescore_and_write_back
 
 __all__ = ["create_app"]
 
@@ -58,7 +59,6 @@ def create_app(
             metrics,
             PriorityController,
             TablesController,
-            SourcesController,
             assets_router(),
             *extra_handlers,
         ],
@@ -73,8 +73,15 @@ def create_app(
         on_startup=security.on_startup,
         on_shutdown=security.on_shutdown,
         plugins=[
-            GovernancePlugin(store, settings.tables, settings.redis_url, python_handlers=handlers),
+            GovernancePlugin(
+                store,
+                settings.tables,
+                settings.redis_url,
+                python_handlers=handlers,
+                rescore=rescore_and_write_back,
+            ),
             DispatchPlugin(settings),
+            SourcesPlugin(settings, store),
         ],
         openapi_config=OpenAPIConfig(
             title="usm-dispatch",

@@ -30,6 +30,7 @@ from service.dispatch.store import redis_errors
 from service.errors import ItemConflict
 from service.metrics.decisions import record_decision
 from service.metrics.instruments import ITEM_HANDLING, ItemEvent, record
+from service.sources.triggers import write_back
 
 __all__ = [
     "DeadLetters",
@@ -218,6 +219,10 @@ class ItemsController(Controller):
             return rescore_call(scorer, call, item.decision, now), call, reason
 
         updated, _ = item_store(state).change(item_id, now, decide)
+        outbox = state.get("outbox")
+        if outbox is not None:
+            # usm changed the decision without the tool asking: the ticket must show it too.
+            write_back(outbox, scorer.tables, updated.source, updated.external_id, updated.decision)
         return updated
 
     @delete(

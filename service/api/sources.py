@@ -10,28 +10,38 @@ value 422 (the tool's field path), Redis down 503; nothing is written before all
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
+import anyio.to_thread
 import msgspec
-from litestar import Controller, Request, post
+import redis
+from litestar import Controller, Litestar, Request, post
+from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.params import FromPath, RawBody
+from litestar.plugins import InitPluginProtocol
 
 from service.api.queues import problems, table_store
 from service.core.mapping import map_event
 from service.core.sources import Source
 from service.errors import NotFound, SignatureRefused
+from service.files.store import TableStore
 from service.metrics.decisions import record_decision
 from service.metrics.sources import record_event
+from service.settings import Settings
 from service.sources.inbound import SourceAnswer, handle_event
+from service.sources.outbox import Outbox, Sender
 from service.sources.secrets import secrets_for
 from service.sources.signatures import HEADERS, Scheme, verify
 
-__all__ = ["SourcesController", "find_source"]
+__all__ = ["SourcesController", "SourcesPlugin", "find_source"]
 
 log = logging.getLogger("usm.sources")
 
@@ -121,3 +131,55 @@ def _reason(exc: Exception) -> str:
         422: "unmapped",
         503: "unavailable",
     }.get(status, "error")
+
+
+class SourcesPlugin(InitPluginProtocol):
+    """The source event route and, while the app runs, the write-back sender."""
+
+    def __init__(self, settings: Settings, store: TableStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.outbox: Outbox | None = None
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.append(SourcesController)
+        app_config.lifespan.append(self.lifespan)
+        return app_config
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        """Run the sender every ``USM_WRITEBACK_SECONDS`` while the app serves (needs Redis)."""
+        if not self.settings.redis_url:
+            yield
+            return
+        conn = redis.Redis.from_url(
+            self.settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0
+        )
+        self.outbox = Outbox(conn, done_ttl=self.settings.result_ttl_seconds)
+        app.state["outbox"] = self.outbox
+        sender = Sender(self.outbox, lambda: self.store.active(datetime.now(UTC)).tables)
+        task = asyncio.create_task(self._send_forever(sender), name="write-back sender")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            app.state["outbox"] = None
+            conn.close()
+
+    async def _send_forever(self, sender: Sender) -> None:
+        failing = False
+        while True:
+            try:
+                busy = await anyio.to_thread.run_sync(sender.run_once)
+                failing = False
+            except redis.RedisError as exc:
+                if not failing:  # once per outage, not once per tick
+                    log.warning("write-back sender cannot reach Redis: %s", exc)
+                failing, busy = True, 0
+            except Exception:
+                log.exception("write-back sender failed; retrying")
+                busy = 0
+            if not busy:
+                await asyncio.sleep(self.settings.writeback_seconds)

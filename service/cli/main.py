@@ -7,14 +7,14 @@ import sys
 from collections.abc import Sequence
 
 from service import __version__
-from service.cli import serve, tables, worker
+from service.cli import serve, sources, tables, worker
 from service.errors import UsmError
 from service.logs import FORMATS, setup
 from service.security import cli as keys
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = [serve, tables, keys, worker]
+COMMAND_MODULES = [serve, tables, keys, worker, sources]
 """Modules with ``register(subparsers)``; each sets ``func`` on its parsers."""
 
 

@@ -19,7 +19,7 @@ and raises once the lock is someone else's, so two replicas never re-score at on
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ from service.dispatch.scripts import scripts_for
 from service.errors import InvalidCall
 from service.metrics.instruments import ItemEvent, record
 
-__all__ = ["BATCH", "STORE_BATCH", "rescore_all", "rescore_call"]
+__all__ = ["BATCH", "STORE_BATCH", "Changed", "rescore_all", "rescore_call"]
 
 log = logging.getLogger("usm.dispatch.rescore")
 
@@ -74,6 +74,10 @@ def _nothing() -> None:
     return None
 
 
+Changed = Callable[[str, str, Decision], None]
+"""Told ``(source, external_id, new decision)`` of every item whose decision was stored."""
+
+
 def _open_items(conn: redis.Redis) -> Iterator[list[str]]:
     """Ids of every waiting item (each queue's due zset) and every item in hand, in batches.
 
@@ -103,8 +107,13 @@ def _open_items(conn: redis.Redis) -> Iterator[list[str]]:
 class _Run:
     """One re-score: the scorer, the moment, and what it did."""
 
-    def __init__(self, conn: redis.Redis, scorer: Scorer, fence: Fence) -> None:
+    def __init__(
+        self, conn: redis.Redis, scorer: Scorer, fence: Fence, on_change: Changed | None = None
+    ) -> None:
         self.conn = conn
+        self.on_change = on_change
+        self.refs: dict[str, tuple[str, str]] = {}
+        """Item id -> (source, external id) of the items scored in this batch."""
         self.scorer = scorer
         self.fence = fence
         self.now = datetime.now(UTC)
@@ -132,11 +141,20 @@ class _Run:
         with self.conn.pipeline(transaction=False) as pipe:
             for item_id in ids:
                 pipe.hmget(
-                    keys.job_key(item_id), "usm_call", "usm_decision", "usm_state", "usm_rev"
+                    keys.job_key(item_id),
+                    "usm_call",
+                    "usm_decision",
+                    "usm_state",
+                    "usm_rev",
+                    "usm_source",
+                    "usm_external_id",
                 )
             rows = pipe.execute()
         out = []
-        for item_id, (call_raw, decision_raw, state, rev) in zip(ids, rows, strict=True):
+        for item_id, row in zip(ids, rows, strict=True):
+            call_raw, decision_raw, state, rev, source, external_id = row
+            if source and external_id:
+                self.refs[item_id] = (source.decode(), external_id.decode())
             if call_raw is None or state not in (b"queued", b"started", b"claimed"):
                 continue
             old = _DECISION.decode(decision_raw)
@@ -178,7 +196,10 @@ class _Run:
         for (item_id, _, state, _, new), code in zip(changes, codes, strict=True):
             if code == -3:
                 stale.append(item_id)
-            elif code == 1:
+                continue
+            if code in (1, 2) and self.on_change is not None and item_id in self.refs:
+                self.on_change(*self.refs[item_id], new)
+            if code == 1:
                 self.moved += 1
                 record(ItemEvent.MOVED, new.team, new.priority.name)
             elif code == 2 and state != "queued":
@@ -186,7 +207,12 @@ class _Run:
         return stale
 
 
-def rescore_all(conn: redis.Redis, scorer: Scorer, fence: Fence | None = None) -> int:
+def rescore_all(
+    conn: redis.Redis,
+    scorer: Scorer,
+    fence: Fence | None = None,
+    on_change: Changed | None = None,
+) -> int:
     """Re-score every open item with ``scorer``; move the waiting ones whose queue changed.
 
     An item whose priority, team or targets change gets the new decision,
@@ -200,11 +226,13 @@ def rescore_all(conn: redis.Redis, scorer: Scorer, fence: Fence | None = None) -
         conn: Redis connection.
         scorer: scorer of the table set now in force.
         fence: called before each write step; raises to stop the run (lock lost).
+        on_change: told of each item whose new decision was stored (the sources layer writes
+            it back into the ticketing tool the item came from).
 
     Returns:
         The number of waiting items moved to another queue.
     """
-    run = _Run(conn, scorer, fence or _nothing)
+    run = _Run(conn, scorer, fence or _nothing, on_change)
     for ids in _open_items(conn):
         run.batch(ids)
     rebuilt = rebuild_pending(conn, run.fence)

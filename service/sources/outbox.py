@@ -1,0 +1,317 @@
+"""The write-back outbox: the latest decision per ticket, delivered to its tool once, in order.
+
+One entry per (source, ticket) holds only the *latest* decision, so an older decision can never
+overwrite a newer one in the tool: a newer one replaces the pending one (its revision grows), a
+decision made *earlier* than the stored one is dropped as stale, and a claimed entry is sent by
+one sender at a time (a claim moves the entry's due time to the end of its lease, the classic
+visibility timeout). A sender that dies mid-way leaves a claim that simply falls due again.
+
+Delivery (:class:`Sender`): build the tool's requests with the source's adapter and send them in
+order; every 2xx: done; anything else: retried with exponential back-off, dead-lettered after the
+source's ``retries``. Requests are absolute (PUT/PATCH of values), so a repeat is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+import redis
+
+from service.core.decision import Decision
+from service.core.sources import Source
+from service.core.tables import TableSet
+from service.metrics.sources import WriteBackOutcome, record_writeback
+from service.sources import keys
+from service.sources.secrets import secrets_for
+from service.sources.writeback.base import HttpRequest, adapter
+
+__all__ = [
+    "CLAIM_SCRIPT",
+    "DONE_SCRIPT",
+    "FAIL_SCRIPT",
+    "SUBMIT_SCRIPT",
+    "Claimed",
+    "Outbox",
+    "Sender",
+    "send",
+]
+
+log = logging.getLogger("usm.sources.writeback")
+
+MAX_BACKOFF_MS = 600_000
+"""Back-off never exceeds 10 minutes, so a tool that comes back is served soon."""
+
+SUBMIT_SCRIPT = """
+-- Store the ticket's latest decision to write back, unless a later decision is already stored.
+-- KEYS: 1 entry hash, 2 due zset, 3 dead zset
+-- ARGV: 1 member, 2 decision (JSON), 3 decided at (ms), 4 now (ms)
+-- Returns: the entry's new revision, or 0 when the decision is older than the stored one.
+local stored = tonumber(redis.call('HGET', KEYS[1], 'decided_ms') or '-1')
+if tonumber(ARGV[3]) < stored then return 0 end
+local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('HSET', KEYS[1], 'decision', ARGV[2], 'decided_ms', ARGV[3], 'state', 'pending',
+  'attempts', 0, 'error', '')
+redis.call('PERSIST', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+-- A claimed entry keeps its lease end: its sender re-queues it when it sees the newer revision.
+local claimed = tonumber(redis.call('HGET', KEYS[1], 'claimed_until') or '0')
+if claimed <= tonumber(ARGV[4]) then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
+return rev
+"""
+
+CLAIM_SCRIPT = """
+-- Claim up to N due entries: each one's due time moves to the end of the lease.
+-- KEYS: 1 due zset
+-- ARGV: 1 now (ms), 2 lease (ms), 3 N, 4 entry key prefix
+-- Returns: flat list of member, revision, decision (JSON), decided at (ms), attempts.
+local out = {}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, member in ipairs(due) do
+  local key = ARGV[4] .. member
+  local h = redis.call('HMGET', key, 'rev', 'decision', 'decided_ms', 'attempts', 'state')
+  if h[5] ~= 'pending' then
+    redis.call('ZREM', KEYS[1], member)
+  else
+    redis.call('ZADD', KEYS[1], until_ms, member)
+    redis.call('HSET', key, 'claimed_until', until_ms)
+    table.insert(out, member); table.insert(out, h[1]); table.insert(out, h[2])
+    table.insert(out, h[3]); table.insert(out, h[4])
+  end
+end
+return out
+"""
+
+DONE_SCRIPT = """
+-- The tool accepted revision R. Done unless a newer revision arrived meanwhile: then it is due now.
+-- KEYS: 1 entry hash, 2 due zset
+-- ARGV: 1 member, 2 revision sent, 3 now (ms), 4 TTL (s) of a done entry
+-- Returns: 1 done, 0 a newer revision is pending.
+redis.call('HSET', KEYS[1], 'claimed_until', 0, 'sent_rev', ARGV[2])
+if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[2] then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'done', 'error', '')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+FAIL_SCRIPT = """
+-- Revision R failed: retry after a back-off, or dead-letter it after the source's retries.
+-- A newer revision that arrived meanwhile starts afresh, due now.
+-- KEYS: 1 entry hash, 2 due zset, 3 dead zset
+-- ARGV: 1 member, 2 revision tried, 3 now (ms), 4 retries allowed, 5 first back-off (ms),
+--       6 longest back-off (ms), 7 error text
+-- Returns: {'retry', due ms} or {'dead', attempts} or {'newer', 0}.
+redis.call('HSET', KEYS[1], 'claimed_until', 0, 'error', ARGV[7])
+if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[2] then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+  return {'newer', 0}
+end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if attempts > tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'state', 'dead')
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+  return {'dead', attempts}
+end
+local wait = math.min(tonumber(ARGV[5]) * 2 ^ (attempts - 1), tonumber(ARGV[6]))
+local at = tonumber(ARGV[3]) + math.floor(wait)
+redis.call('ZADD', KEYS[2], at, ARGV[1])
+return {'retry', at}
+"""
+
+_DECISION = msgspec.json.Decoder(Decision)
+
+
+def _ms(moment: datetime | float) -> int:
+    if isinstance(moment, datetime):
+        return int(moment.timestamp() * 1000)
+    return int(moment * 1000)
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    """One claimed entry: the ticket, the revision and the decision to write."""
+
+    member: str
+    rev: str
+    decision: Decision
+    decided_ms: int
+    attempts: int
+
+    @property
+    def source(self) -> str:
+        return keys.split_ref(self.member)[0]
+
+    @property
+    def ticket_id(self) -> str:
+        return keys.split_ref(self.member)[1]
+
+
+class Outbox:
+    """The outbox on one Redis connection."""
+
+    def __init__(self, conn: redis.Redis, done_ttl: int = 7 * 86400) -> None:
+        self.conn = conn
+        self.done_ttl = done_ttl
+        self._submit = conn.register_script(SUBMIT_SCRIPT)
+        self._claim = conn.register_script(CLAIM_SCRIPT)
+        self._done = conn.register_script(DONE_SCRIPT)
+        self._fail = conn.register_script(FAIL_SCRIPT)
+
+    def submit(self, source: str, ticket_id: str, decision: Decision, decided: datetime) -> int:
+        """Queue ``decision`` for the ticket; 0 when a later decision is already queued."""
+        member = keys.ref(source, ticket_id)
+        rev = self._submit(
+            keys=[keys.entry_key(member), keys.DUE, keys.DEAD],
+            args=[member, msgspec.json.encode(decision), _ms(decided), _ms(time.time())],
+        )
+        if not rev:
+            record_writeback(source, WriteBackOutcome.STALE)
+        return int(rev)
+
+    def claim(self, now: float, lease: float, limit: int = 50) -> list[Claimed]:
+        """Up to ``limit`` due entries, each leased to the caller for ``lease`` seconds."""
+        flat = self._claim(keys=[keys.DUE], args=[_ms(now), _ms(lease), limit, keys.ENTRY_PREFIX])
+        return [
+            Claimed(
+                member=flat[i].decode(),
+                rev=flat[i + 1].decode(),
+                decision=_DECISION.decode(flat[i + 2]),
+                decided_ms=int(flat[i + 3]),
+                attempts=int(flat[i + 4]),
+            )
+            for i in range(0, len(flat), 5)
+        ]
+
+    def done(self, entry: Claimed, now: float) -> bool:
+        """Mark the entry's revision written; False when a newer one is pending."""
+        return bool(
+            self._done(
+                keys=[keys.entry_key(entry.member), keys.DUE],
+                args=[entry.member, entry.rev, _ms(now), self.done_ttl],
+            )
+        )
+
+    def fail(self, entry: Claimed, now: float, source: Source | None, error: str) -> str:
+        """Record a failed attempt; ``retry``, ``dead`` or ``newer`` (a newer revision waits)."""
+        wb = source.writeback if source is not None else None
+        retries = wb.retries if wb is not None else 0
+        backoff = wb.backoff if wb is not None else 1.0
+        outcome, _ = self._fail(
+            keys=[keys.entry_key(entry.member), keys.DUE, keys.DEAD],
+            args=[
+                entry.member,
+                entry.rev,
+                _ms(now),
+                retries,
+                _ms(backoff),
+                MAX_BACKOFF_MS,
+                error[:500],
+            ],
+        )
+        return str(outcome.decode())
+
+    def pending(self) -> tuple[int, float | None]:
+        """Entries waiting (due or claimed) and the oldest one's due time (epoch s)."""
+        count = int(self.conn.zcard(keys.DUE))  # type: ignore[arg-type]
+        first = self.conn.zrange(keys.DUE, 0, 0, withscores=True)
+        oldest = float(first[0][1]) / 1000 if first else None  # type: ignore[index]
+        return count, oldest
+
+    def dead(self, limit: int = 100) -> list[str]:
+        """Dead-lettered tickets (``source:ticket``), oldest first."""
+        return [m.decode() for m in self.conn.zrange(keys.DEAD, 0, limit - 1)]  # type: ignore[union-attr]
+
+    def requeue_dead(self, member: str, now: float) -> bool:
+        """Give a dead-lettered ticket a fresh set of attempts, due now."""
+        key = keys.entry_key(member)
+        if not self.conn.zrem(keys.DEAD, member):
+            return False
+        self.conn.hset(key, mapping={"state": "pending", "attempts": 0, "claimed_until": 0})
+        self.conn.zadd(keys.DUE, {member: _ms(now)})
+        return True
+
+
+Transport = Callable[[HttpRequest, float], int]
+"""Sends one request with a timeout (seconds); returns the HTTP status (raises on no answer)."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # a 3xx is a failed attempt: never re-send a ticket update elsewhere
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
+def send(request: HttpRequest, timeout: float) -> int:
+    """One request on the wire (stdlib, no redirects); the HTTP status."""
+    req = urllib.request.Request(
+        request.url, data=request.body or None, headers=request.headers, method=request.method
+    )
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@dataclass
+class Sender:
+    """Delivers due outbox entries with the adapters of the table set in force."""
+
+    outbox: Outbox
+    tables: Callable[[], TableSet]
+    """The table set in force now (its sources give adapter, URL and retry settings)."""
+    transport: Transport = send
+    lease: float = 60.0
+
+    def run_once(self, limit: int = 50) -> int:
+        """Claim and deliver what is due; returns how many entries were attempted."""
+        now = time.time()
+        claimed = self.outbox.claim(now, self.lease, limit)
+        sources = {s.name: s for s in self.tables().sources.source}
+        for entry in claimed:
+            self._deliver(entry, sources.get(entry.source))
+        return len(claimed)
+
+    def _deliver(self, entry: Claimed, source: Source | None) -> None:
+        if source is None or source.writeback is None:
+            error = f"source '{entry.source}' has no write-back in the tables in force"
+            self._failed(entry, source, error)
+            return
+        wb = source.writeback
+        token = secrets_for(source.name).token
+        try:
+            requests = adapter(wb.adapter).requests(entry.ticket_id, entry.decision, wb, token)
+            for request in requests:
+                status = self.transport(request, wb.timeout)
+                if not 200 <= status < 300:
+                    raise OSError(f"{request.method} {request.url} answered {status}")
+        except Exception as exc:  # any failure is an attempt to retry, never a lost entry
+            self._failed(entry, source, str(exc))
+            return
+        now = time.time()
+        self.outbox.done(entry, now)
+        record_writeback(source.name, WriteBackOutcome.DONE, now - entry.decided_ms / 1000)
+
+    def _failed(self, entry: Claimed, source: Source | None, error: str) -> None:
+        outcome = self.outbox.fail(entry, time.time(), source, error)
+        name = entry.source
+        if outcome == "dead":
+            log.error("write-back of %s dead-lettered after its retries: %s", entry.member, error)
+            record_writeback(name, WriteBackOutcome.DEAD)
+        else:
+            log.warning("write-back of %s failed (%s); will retry", entry.member, error)
+            record_writeback(name, WriteBackOutcome.FAILED)
