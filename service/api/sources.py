@@ -10,9 +10,9 @@ value 422 (the tool's field path), Redis down 503; nothing is written before all
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from time import perf_counter
@@ -148,7 +148,11 @@ class SourcesPlugin(InitPluginProtocol):
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        """Run the sender every ``USM_WRITEBACK_SECONDS`` while the app serves (needs Redis)."""
+        """Run the sender every ``USM_WRITEBACK_SECONDS`` while the app serves (needs Redis).
+
+        A plain thread, not a task: delivery is blocking I/O (Redis, the tools' APIs), and a
+        thread stops at its next tick without any cancellation reaching into a request.
+        """
         if not self.settings.redis_url:
             yield
             return
@@ -158,28 +162,31 @@ class SourcesPlugin(InitPluginProtocol):
         self.outbox = Outbox(conn, done_ttl=self.settings.result_ttl_seconds)
         app.state["outbox"] = self.outbox
         sender = Sender(self.outbox, lambda: self.store.active(datetime.now(UTC)).tables)
-        task = asyncio.create_task(self._send_forever(sender), name="write-back sender")
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._send_until, args=(sender, stop), name="write-back sender", daemon=True
+        )
+        thread.start()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            stop.set()
+            await anyio.to_thread.run_sync(thread.join, 30.0)
             app.state["outbox"] = None
             conn.close()
 
-    async def _send_forever(self, sender: Sender) -> None:
+    def _send_until(self, sender: Sender, stop: threading.Event) -> None:
         failing = False
-        while True:
+        while not stop.is_set():
+            busy = 0
             try:
-                busy = await anyio.to_thread.run_sync(sender.run_once)
+                busy = sender.run_once()
                 failing = False
             except redis.RedisError as exc:
                 if not failing:  # once per outage, not once per tick
                     log.warning("write-back sender cannot reach Redis: %s", exc)
-                failing, busy = True, 0
+                failing = True
             except Exception:
                 log.exception("write-back sender failed; retrying")
-                busy = 0
             if not busy:
-                await asyncio.sleep(self.settings.writeback_seconds)
+                stop.wait(self.settings.writeback_seconds)

@@ -30,7 +30,7 @@ from service.core.tables import TableSet
 from service.metrics.sources import WriteBackOutcome, record_writeback
 from service.sources import keys
 from service.sources.secrets import secrets_for
-from service.sources.writeback.base import HttpRequest, adapter
+from service.sources.writeback.base import HttpRequest, adapter, capture, fill
 
 __all__ = [
     "CLAIM_SCRIPT",
@@ -242,8 +242,9 @@ class Outbox:
         return True
 
 
-Transport = Callable[[HttpRequest, float], int]
-"""Sends one request with a timeout (seconds); returns the HTTP status (raises on no answer)."""
+Transport = Callable[[HttpRequest, float], tuple[int, bytes]]
+"""Sends one request with a timeout (seconds); returns the HTTP status and the answer's body
+(raises on no answer)."""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -252,19 +253,20 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoRedirect())
+_MAX_ANSWER = 1 << 20
+"""Bytes of a tool's answer read at most (only session tokens are taken from answers)."""
 
 
-def send(request: HttpRequest, timeout: float) -> int:
-    """One request on the wire (stdlib, no redirects); the HTTP status."""
+def send(request: HttpRequest, timeout: float) -> tuple[int, bytes]:
+    """One request on the wire (stdlib, no redirects); the HTTP status and the answer's body."""
     req = urllib.request.Request(
         request.url, data=request.body or None, headers=request.headers, method=request.method
     )
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
-            resp.read()
-            return int(resp.status)
+            return int(resp.status), bytes(resp.read(_MAX_ANSWER))
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code), b""
 
 
 @dataclass
@@ -295,10 +297,13 @@ class Sender:
         token = secrets_for(source.name).token
         try:
             requests = adapter(wb.adapter).requests(entry.ticket_id, entry.decision, wb, token)
-            for request in requests:
-                status = self.transport(request, wb.timeout)
+            variables: dict[str, str] = {}
+            for built in requests:
+                request = fill(built, variables)  # e.g. GLPI's session token from initSession
+                status, answer = self.transport(request, wb.timeout)
                 if not 200 <= status < 300:
                     raise OSError(f"{request.method} {request.url} answered {status}")
+                variables.update(capture(request, answer))
         except Exception as exc:  # any failure is an attempt to retry, never a lost entry
             self._failed(entry, source, str(exc))
             return

@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
 
 SECRET = "rt-webhook-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -25,7 +26,7 @@ def client(
 ) -> Iterator[TestClient[Any]]:
     monkeypatch.setenv("USM_SOURCE_RT_SECRET", SECRET)
     settings = Settings(redis_url=redis_url, tables=str(single_set_tables))
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), base_url=LOOPBACK) as c:
         yield c
 
 
@@ -117,7 +118,9 @@ def test_resolving_in_the_tool_completes_and_closing_cancels(client: TestClient[
 def test_an_unknown_source_is_404_naming_the_configured_ones(client: TestClient[Any]) -> None:
     r = client.post("/v1/sources/otrs/events", content=b"{}", headers=AUTH)
     assert r.status_code == 404
-    assert r.json()["detail"] == "unknown source 'otrs'; configured: rt"
+    assert r.json()["detail"] == (
+        "unknown source 'otrs'; configured: rt, jira, jira_automation, servicenow, zammad, glpi"
+    )
 
 
 @pytest.mark.parametrize(
