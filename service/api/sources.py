@@ -29,6 +29,7 @@ from litestar.params import FromPath, RawBody
 from litestar.plugins import InitPluginProtocol
 
 from service.api.queues import problems, table_store
+from service.connection import connect
 from service.core.mapping import map_event
 from service.core.sources import Source
 from service.errors import NotFound, SignatureRefused
@@ -156,9 +157,7 @@ class SourcesPlugin(InitPluginProtocol):
         if not self.settings.redis_url:
             yield
             return
-        conn = redis.Redis.from_url(
-            self.settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0
-        )
+        conn = connect(self.settings.redis_url, timeout=5.0, connect_timeout=1.0)
         self.outbox = Outbox(conn, done_ttl=self.settings.result_ttl_seconds)
         app.state["outbox"] = self.outbox
         sender = Sender(self.outbox, lambda: self.store.active(datetime.now(UTC)).tables)

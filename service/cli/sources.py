@@ -12,6 +12,7 @@ import msgspec
 import redis
 
 from service.api.sources import find_source
+from service.connection import connect
 from service.files.loader import load_all
 from service.files.store import TableStore
 from service.settings import Settings
@@ -51,7 +52,7 @@ def _conn() -> redis.Redis:
     if not settings.redis_url:
         sys.stderr.write("usm sources: set REDIS_URL to the service's Redis\n")
         raise SystemExit(2)
-    return redis.Redis.from_url(settings.redis_url)
+    return connect(settings.redis_url, timeout=30.0, connect_timeout=5.0)
 
 
 def _sync(args: argparse.Namespace) -> int:
