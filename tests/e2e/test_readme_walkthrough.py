@@ -54,7 +54,7 @@ def walkthrough() -> str:
 @pytest.fixture
 def api(tmp_path: Path, redis_url: str) -> Iterator[ApiProcess]:
     server = ApiProcess(tmp_path / "api.log", {"REDIS_URL": redis_url})
-    server.start(timeout=60)
+    server.start()
     yield server
     server.stop()
 

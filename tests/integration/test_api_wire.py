@@ -44,7 +44,7 @@ def base_url(
     log = tmp_path_factory.mktemp("wire-log") / "server.log"
     server = ApiProcess([str(USM), "api"], env, log, port, append=False)
     try:
-        server.start(timeout=30)
+        server.start()
         yield server.url
     finally:
         server.stop()

@@ -55,7 +55,7 @@ def env(redis_url: str, single_set_tables: Path) -> dict[str, str]:
 @pytest.fixture
 def api(tmp_path: Path, env: dict[str, str]) -> Iterator[ApiProcess]:
     server = ApiProcess(tmp_path / "api.log", env)
-    server.start(timeout=40)
+    server.start()
     yield server
     server.stop()
     assert KEY not in server.log()

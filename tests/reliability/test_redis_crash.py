@@ -19,7 +19,6 @@ SENDERS = 4
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
 def test_every_item_acknowledged_before_redis_crashed_is_there_after_it_restarts(
     api: ApiProcess, redis_server: RedisServer, store: ItemStore
 ) -> None:

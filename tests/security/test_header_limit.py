@@ -29,7 +29,7 @@ def api(
     server = ApiProcess(
         tmp_path_factory.mktemp(request.param) / "api.log", {"USM_SERVER": request.param}
     )
-    server.start(timeout=60)
+    server.start()
     yield server
     server.stop()
 

@@ -101,7 +101,6 @@ def test_validate_accepts_a_handler_the_deployment_lists_without_importing_it(
     assert not ran.exists()
 
 
-@pytest.mark.timeout(120)
 def test_a_worker_refuses_tables_naming_a_module_beside_them_and_never_imports_it(
     tmp_path: Path, redis_url: str
 ) -> None:

@@ -19,11 +19,14 @@ import httpx
 __all__ = ["ROOT", "RUN_CLI", "ApiProcess", "ServeProcess", "UsmProcesses", "gone", "wait_for"]
 
 ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 90.0
+"""Longest wait for a process to answer: only a bound, met at once on an idle machine, but a
+Python API process on a busy 2-core machine can take tens of seconds to import and bind."""
 RUN_CLI = "import sys; from service.cli.main import main; sys.exit(main(sys.argv[1:]))"
 """``python -c`` program running the ``usm`` CLI of this checkout with the test's interpreter."""
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what``.
 
     Args:
@@ -131,7 +134,7 @@ class ApiProcess:
         assert self.proc is not None, "the API process is not started"
         return self.proc
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start the process and wait until ``ready`` answers 200.
 
         Raises:

@@ -24,4 +24,4 @@ class ApiProcess(processes.ApiProcess):
         full.pop("USM_API_KEYS_FILE", None)
         command = [str(usm), "api", "--port", str(port), "--tables", str(tables)]
         super().__init__(command, full, log, port, ready="/readyz", stop_timeout=15.0, append=False)
-        self.start(timeout=30.0)
+        self.start()

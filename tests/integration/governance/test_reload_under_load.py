@@ -41,7 +41,6 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-@pytest.mark.timeout(120)
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_reloading_under_scoring_load_fails_no_request_and_mixes_no_sets(
     tmp_path: Path, redis_url: str, server: str

@@ -20,7 +20,7 @@ from tests.support.tables import future_copy
 TABLES = Path(__file__).resolve().parents[3] / "tables"
 
 
-def _until(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+def _until(check: Callable[[], Any], timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -52,7 +52,7 @@ NO_WATCH = [
 ]
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("api", NO_WATCH, indirect=True)
 def test_sigusr1_reloads_the_tables_without_a_restart(api: ApiProcess, root: Path) -> None:
     pid = api.running.pid
@@ -66,7 +66,7 @@ def test_sigusr1_reloads_the_tables_without_a_restart(api: ApiProcess, root: Pat
     assert api.running.pid == pid and api.running.poll() is None
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 def test_a_new_version_directory_appears_in_versions_by_the_file_watch(
     api: ApiProcess, root: Path
 ) -> None:
@@ -87,7 +87,7 @@ def test_a_new_version_directory_appears_in_versions_by_the_file_watch(
     assert (asked["table_version"], asked["priority"]["name"]) == ("2027.1", "P2")
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 def test_every_decision_lands_in_the_decision_log_within_a_second(
     api: ApiProcess, redis_client: redis.Redis
 ) -> None:
@@ -107,7 +107,7 @@ def test_every_decision_lands_in_the_decision_log_within_a_second(
     assert [e.call.impact for e in entries[1:]] == [1, 2, 3, 4]
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 def test_scoring_answers_with_redis_down_and_the_log_counts_the_drops(
     api: ApiProcess, redis_server: Any
 ) -> None:
@@ -130,7 +130,7 @@ def test_scoring_answers_with_redis_down_and_the_log_counts_the_drops(
         redis_server.start()
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("api", NO_WATCH, indirect=True)
 def test_sigusr1_with_invalid_tables_keeps_the_running_set_and_the_service_up(
     api: ApiProcess, root: Path
