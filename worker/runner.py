@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -27,6 +28,7 @@ from types import FrameType
 
 import msgspec
 import redis
+from redis.exceptions import ExecAbortError
 from rq.queue import Queue as RQQueue
 from rq.worker import Worker as RQWorker
 
@@ -61,6 +63,22 @@ _EXPIRE_EVERY = 600.0
 """Seconds between clean-ups of expired registry entries (RQ's maintenance interval)."""
 _IDLE_BLOCK = 1.0
 """Longest a BLPOP waits, so stop requests are seen within a second."""
+
+
+_REFUSALS = re.compile(r"\b(MISCONF|READONLY|OOM|NOREPLICAS|LOADING|MASTERDOWN)\b")
+"""Answers of a Redis that is there but cannot take writes for now: a full disk (MISCONF), a
+failover (READONLY), memory (OOM), missing replicas, a restart replaying its data."""
+
+
+def _unavailable(exc: redis.RedisError) -> bool:
+    """Redis is away or refuses writes for now: wait and retry, as for a lost connection.
+
+    A worker that died on these would only be restarted into the same answer, again and again
+    (a full data disk made every worker of ``usm serve`` crash-loop).
+    """
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | ExecAbortError):
+        return True
+    return isinstance(exc, redis.ResponseError) and bool(_REFUSALS.search(str(exc)))
 
 
 def worker_teams(tables: TableSet) -> list[str]:
@@ -160,7 +178,9 @@ class Worker:
                 self._rq.set_state("idle")
                 self._beat()
                 return True
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:
+                if not _unavailable(exc):
+                    raise
                 log.warning(
                     "worker %s: redis unavailable (%s); retry in %.1fs", self.name, exc, delay
                 )
@@ -198,8 +218,8 @@ class Worker:
         while not self.stop_event.is_set():
             if max_items is not None and self.handled >= max_items:
                 return
-            self._refresh()
             try:
+                self._refresh()
                 now = now_ms()
                 got = pop(
                     self.conn,
@@ -232,7 +252,9 @@ class Worker:
                 backoff = 0.1
                 assert isinstance(got, Leased)
                 self._handle(got)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:
+                if not _unavailable(exc):
+                    raise
                 log.warning(
                     "worker %s: redis unavailable (%s); retry in %.1fs", self.name, exc, backoff
                 )
@@ -346,7 +368,9 @@ class Worker:
                 return finish(
                     self.conn, leased.id, self.name, outcome, now_ms(), ttl, detail, self.rq_key
                 )
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except redis.RedisError as exc:
+                if not _unavailable(exc):
+                    raise
                 if time.monotonic() > give_up:
                     log.error("item %s: could not record %s: %s", leased.id, outcome.value, exc)
                     return False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,8 @@ from tests.support.redis_server import free_port, without_preload
 from tests.support.tables import single_set_tables
 
 ServeFactory = Callable[..., ServeProcess]
-"""``serve(port=None, log="serve.log", **env)``: a ``usm serve`` in the test's tmp dir."""
+"""``serve(port=None, log="serve.log", prefix=(), **env)``: a ``usm serve`` in the test's tmp
+dir, its command line after ``prefix`` (e.g. ``unshare ...``)."""
 
 
 @pytest.fixture
@@ -23,7 +24,12 @@ def serve_factory(tmp_path: Path) -> Iterator[ServeFactory]:
     """
     started: list[ServeProcess] = []
 
-    def serve(port: int | None = None, log: str = "serve.log", **env: str) -> ServeProcess:
+    def serve(
+        port: int | None = None,
+        log: str = "serve.log",
+        prefix: Sequence[str] = (),
+        **env: str,
+    ) -> ServeProcess:
         # Its embedded redis-server inherits the env, and cannot start under libfaketime.
         base = {
             k: v
@@ -37,7 +43,7 @@ def serve_factory(tmp_path: Path) -> Iterator[ServeFactory]:
             USM_PORT=str(port or free_port()),
             **env,
         )
-        process = ServeProcess(tmp_path, base, int(base["USM_PORT"]), log=log)
+        process = ServeProcess(tmp_path, base, int(base["USM_PORT"]), log=log, prefix=prefix)
         started.append(process)
         return process
 

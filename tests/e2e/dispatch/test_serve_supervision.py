@@ -165,3 +165,57 @@ def test_a_busy_port_is_refused_before_redis_or_workers_start(
     assert not (tmp_path / "var" / "redis").exists(), "an embedded Redis was started"
     assert "worker for team" not in log
     assert "Errno 98" not in log
+
+
+def _on_a_small_disk(data: Path, size: str = "2m") -> list[str]:
+    """A command prefix running ``usm serve`` with ``data`` on a tmpfs of ``size`` of its own.
+
+    A private mount namespace: the tmpfs exists for that process tree only and goes with it.
+    Without root, a user namespace (``-r``) grants the mount.
+    """
+    mount = f'mount -t tmpfs -o size={size} tmpfs "{data}" && exec "$0" "$@"'
+    return ["unshare", "-m" if os.geteuid() == 0 else "-rm", "sh", "-c", mount]
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode().partition("=")[::2] for e in raw if e)
+
+
+def test_a_full_data_disk_kills_nothing_and_scoring_keeps_answering(
+    tmp_path: Path, serve_factory: ServeFactory
+) -> None:
+    data = tmp_path / "var"
+    data.mkdir()
+    serve = serve_factory(prefix=_on_a_small_disk(data))
+    serve.start()
+    serve.wait_ready()
+    children = _children(serve)
+    workers = [p for p in children if "--team" in Path(f"/proc/{p}/cmdline").read_text()]
+    metrics = {_environ(p)["PROMETHEUS_MULTIPROC_DIR"] for p in workers}
+    assert len(metrics) == 1 and not metrics.pop().startswith(str(data))
+    # Items with a large payload until Redis can no longer write its append-only file.
+    payload = {"notes": "x" * 40_000}
+    answers: list[int] = []
+    for n in range(200):
+        body = {**INCIDENT, "type": "change", "external_id": f"F{n}", "payload": payload}
+        answers.append(httpx.post(f"{serve.url}/v1/items", json=body, timeout=10).status_code)
+        if answers[-1] not in (200, 201):
+            break
+    assert answers[-1] not in (200, 201), "the 2 MB data disk never filled up"
+    # Every worker meets the refusal, and waits instead of dying.
+    wait_for(
+        "every worker to wait on the full disk",
+        lambda: serve.log().count("redis unavailable (MISCONF") >= PUSH_TEAMS,
+        60,
+    )
+    assert serve.running.poll() is None
+    assert all(not gone(p) for p in children), serve.log()[-3000:]
+    assert sorted(serve.children()) == sorted(children)  # none replaced: none died
+    scored = httpx.post(
+        f"{serve.url}/v1/priority", json={"type": "incident", "impact": "user", "urgency": "low"}
+    )
+    assert scored.status_code == 200
+    assert httpx.get(f"{serve.url}/metrics").status_code == 200
+    assert serve.stop() == 0
+    wait_for("Redis and every worker to exit", lambda: all(gone(p) for p in children), 60)
