@@ -213,7 +213,7 @@ class ServeProcess:
         """Start ``usm serve *args`` without waiting (see :meth:`wait_ready`)."""
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*self.prefix, sys.executable, "-c", RUN_CLI, "serve", *args],
+                [*self.prefix, sys.executable, "-X", "faulthandler", "-c", RUN_CLI, "serve", *args],
                 cwd=ROOT,
                 env=self.env,
                 stdout=out,
@@ -256,8 +256,13 @@ class ServeProcess:
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                # Hung: its threads' stacks go to its log (faulthandler) before it is killed.
+                proc.send_signal(signal.SIGABRT)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         return proc.returncode
 
     def log(self) -> str:
