@@ -1,0 +1,379 @@
+"""Contracts with Jira, ServiceNow, Zammad and GLPI, which cannot run here.
+
+Each tool's documented payload (tests/fixtures/sources/<tool>/), signed the tool's way, goes into
+a real ``usm api`` process on a real Redis; the tool's REST API is a real HTTP server on a free
+loopback port (:class:`~tests.support.tool_receiver.ToolReceiver`). The tests check the decision
+in the answer, the item's queue, and, after usm changes the decision without the tool asking (a
+re-score over the API), the exact requests the tool receives: method, path, auth headers, body.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.sources.signatures import Scheme, sign
+from tests.integration.governance.server import ApiProcess
+from tests.support.processes import wait_for
+from tests.support.tool_receiver import Answer, Received, ToolReceiver
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sources"
+SESSION = "st-9f2c41"
+"""The session token the GLPI stand-in hands out."""
+
+
+def basic(user_password: str) -> str:
+    return "Basic " + base64.b64encode(user_password.encode()).decode()
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One expected request: the parts a tool's API looks at."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One tool's contract: its source, how it signs, what it sends and what it must receive."""
+
+    source: str
+    example_url: str
+    """The base URL in the committed sources.toml, pointed at the stand-in for the test."""
+    scheme: Scheme
+    secret: str
+    token: str
+    folder: str
+    created: str
+    updated: str
+    ended: str
+    unmapped: str
+    ticket: str
+    team: str
+    fields_created: dict[str, Any]
+    """The answer's ``fields`` for the created ticket (P2): the decision in the tool's terms."""
+    write_back: list[Wire]
+    """What the tool receives after the re-score to P3 (resolve by 2026-03-04 09:00 UTC)."""
+    unmapped_detail: str
+    unmapped_field: str
+    refused_detail: str
+    answer: Callable[[Received], Answer] = field(default=lambda _r: Answer())
+
+    def payload(self, name: str) -> bytes:
+        return (FIXTURES / self.folder / name).read_bytes()
+
+
+JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def glpi_answer(received: Received) -> Answer:
+    if received.path.endswith("/initSession"):
+        return Answer(200, json.dumps({"session_token": SESSION}).encode())
+    if received.method == "PUT":
+        return Answer(200, b'[{"42": true, "message": ""}]')
+    return Answer(200, b"[]")
+
+
+TOOLS = [
+    Tool(
+        source="jira",
+        example_url="https://example.atlassian.net",
+        scheme=Scheme.HMAC_SHA256,
+        secret="jira-webhook-secret",
+        token="svc-usm@example.com:atlassian-api-token",
+        folder="jira",
+        created="issue_created.json",
+        updated="issue_updated.json",
+        ended="issue_resolved.json",
+        unmapped="issue_created_unmapped_impact.json",
+        ticket="SD-7",
+        team="infrastructure",
+        fields_created={
+            "fields": {
+                "priority": {"name": "High"},
+                "duedate": "2026-03-02",
+                "customfield_10060": "P2",
+            }
+        },
+        write_back=[
+            Wire(
+                "PUT",
+                "/rest/api/3/issue/SD-7",
+                {**JSON, "Authorization": basic("svc-usm@example.com:atlassian-api-token")},
+                {
+                    "fields": {
+                        "priority": {"name": "Medium"},
+                        "duedate": "2026-03-04",
+                        "customfield_10060": "P3",
+                    }
+                },
+            )
+        ],
+        unmapped_detail="unknown impact 'Catastrophic' - at tool field "
+        "`issue.fields.customfield_10004.value`; mapped: Extensive / Widespread, "
+        "Significant / Large, Moderate / Limited, Minor / Localized",
+        unmapped_field="issue.fields.customfield_10004.value",
+        refused_detail="signature does not match the body - in header `X-Hub-Signature`",
+    ),
+    Tool(
+        source="servicenow",
+        example_url="https://example.service-now.com",
+        scheme=Scheme.BASIC,
+        secret="servicenow:rest-message-password",
+        token="svc_usm:table-api-password",
+        folder="servicenow",
+        created="incident_insert.json",
+        updated="incident_update.json",
+        ended="incident_resolved.json",
+        unmapped="incident_insert_unmapped_impact.json",
+        ticket="9d385017c611228701d22104cc95c371",
+        team="infrastructure",
+        fields_created={"u_usm_priority": "P2", "due_date": "2026-03-02 17:00:00"},
+        write_back=[
+            Wire(
+                "PATCH",
+                "/api/now/table/incident/9d385017c611228701d22104cc95c371",
+                {**JSON, "Authorization": basic("svc_usm:table-api-password")},
+                {"u_usm_priority": "P3", "due_date": "2026-03-04 09:00:00"},
+            )
+        ],
+        unmapped_detail="unknown impact '4' - at tool field `impact`; mapped: 1, 2, 3",
+        unmapped_field="impact",
+        refused_detail="wrong credentials - in header `Authorization`",
+    ),
+    Tool(
+        source="zammad",
+        example_url="https://zammad.example.com",
+        scheme=Scheme.HMAC_SHA1,
+        secret="zammad-signature-token",
+        token="zammad-access-token",
+        folder="zammad",
+        created="ticket_created.json",
+        updated="ticket_updated.json",
+        ended="ticket_closed.json",
+        unmapped="ticket_created_unmapped_priority.json",
+        ticket="81",
+        team="applications",
+        fields_created={
+            "priority_id": 3,
+            "usm_priority": "P2",
+            "usm_resolve_by": "2026-03-02T17:00:00Z",
+        },
+        write_back=[
+            Wire(
+                "PUT",
+                "/api/v1/tickets/81",
+                {**JSON, "Authorization": "Token token=zammad-access-token"},
+                {"priority_id": 2, "usm_priority": "P3", "usm_resolve_by": "2026-03-04T09:00:00Z"},
+            )
+        ],
+        unmapped_detail="unknown urgency '4 urgent' - at tool field `ticket.priority.name`; "
+        "mapped: 1 low, 2 normal, 3 high",
+        unmapped_field="ticket.priority.name",
+        refused_detail="signature does not match the body - in header `X-Hub-Signature`",
+    ),
+    Tool(
+        source="glpi",
+        example_url="https://glpi.example.com",
+        scheme=Scheme.GLPI,
+        secret="glpi-webhook-secret",
+        token="glpi-app-token:glpi-user-token",
+        folder="glpi",
+        created="ticket_new.json",
+        updated="ticket_update.json",
+        ended="ticket_solved.json",
+        unmapped="ticket_new_unmapped_type.json",
+        ticket="42",
+        team="applications",
+        fields_created={"priority": 5, "time_to_resolve": "2026-03-02 17:00:00"},
+        write_back=[
+            Wire(
+                "GET",
+                "/apirest.php/initSession",
+                {"App-Token": "glpi-app-token", "Authorization": "user_token glpi-user-token"},
+            ),
+            Wire(
+                "PUT",
+                "/apirest.php/Ticket/42",
+                {
+                    "App-Token": "glpi-app-token",
+                    "Session-Token": SESSION,
+                    "Content-Type": "application/json",
+                },
+                {"input": {"priority": 4, "time_to_resolve": "2026-03-04 09:00:00"}},
+            ),
+            Wire(
+                "GET",
+                "/apirest.php/killSession",
+                {"App-Token": "glpi-app-token", "Session-Token": SESSION},
+            ),
+        ],
+        unmapped_detail="unknown call type '3' - at tool field `item.type`; mapped: 1, 2",
+        unmapped_field="item.type",
+        refused_detail="signature does not match the body and timestamp - in header "
+        "`X-GLPI-signature`",
+        answer=glpi_answer,
+    ),
+]
+
+AUTOMATION_TOKEN = "automation-rule-token"
+"""The bearer token a Jira automation rule's web request sends (source ``jira_automation``)."""
+
+AUTH_HEADERS = ("Authorization", "App-Token", "Session-Token", "Content-Type", "Accept")
+"""The headers a contract covers; transport headers (Host, Content-Length, ...) are not."""
+
+
+def wire(received: Received) -> Wire:
+    """What arrived, in the terms of :class:`Wire`."""
+    headers = {k: v for k, v in received.headers.items() if k in AUTH_HEADERS}
+    body = json.loads(received.body) if received.body else None
+    return Wire(received.method, received.path, headers, body)
+
+
+@dataclass
+class Running:
+    tool: Tool
+    api: ApiProcess
+    receiver: ToolReceiver
+
+    def post(self, name: str, secret: str | None = None, raw: bytes | None = None) -> Any:
+        body = raw if raw is not None else self.tool.payload(name)
+        headers = sign(self.tool.scheme, secret or self.tool.secret, body, timestamp=1772442000)
+        return httpx.post(
+            f"{self.api.url}/v1/sources/{self.tool.source}/events",
+            content=body,
+            headers={"Content-Type": "application/json", **headers},
+            timeout=10,
+        )
+
+    def item(self, item_id: str) -> Any:
+        return httpx.get(f"{self.api.url}/v1/items/{item_id}", timeout=10).json()
+
+
+@pytest.fixture(params=TOOLS, ids=[t.source for t in TOOLS])
+def running(
+    request: pytest.FixtureRequest, tmp_path: Path, single_set_tables: Path, redis_url: str
+) -> Iterator[Running]:
+    tool: Tool = request.param
+    with ToolReceiver(tool.answer) as receiver:
+        tables = tmp_path / "tables"
+        shutil.copytree(single_set_tables, tables)
+        sources = tables / "2026.1" / "sources.toml"
+        text = sources.read_text()
+        assert f'base_url = "{tool.example_url}"' in text
+        sources.write_text(text.replace(tool.example_url, receiver.url))
+        stem = f"USM_SOURCE_{tool.source.upper()}_"
+        env = {
+            "REDIS_URL": redis_url,
+            "USM_WRITEBACK_SECONDS": "0.1",
+            stem + "SECRET": tool.secret,
+            stem + "TOKEN": tool.token,
+            "USM_SOURCE_JIRA_AUTOMATION_SECRET": AUTOMATION_TOKEN,
+        }
+        api = ApiProcess(tables, tmp_path / "api.log", env)
+        try:
+            yield Running(tool, api, receiver)
+        finally:
+            api.stop()
+
+
+def test_the_documented_payload_is_scored_queued_and_written_back_after_a_rescore(
+    running: Running,
+) -> None:
+    tool = running.tool
+    created = running.post(tool.created)
+    assert created.status_code == 200, created.text
+    answer = created.json()
+    assert (answer["source"], answer["ticket_id"], answer["action"]) == (
+        tool.source,
+        tool.ticket,
+        "queued",
+    )
+    assert answer["decision"]["priority"]["name"] == "P2"
+    assert answer["decision"]["team"] == tool.team
+    assert answer["decision"]["resolve_by"] == "2026-03-02T17:00:00Z"
+    assert answer["fields"] == tool.fields_created
+    item_id = answer["item_id"]
+    assert running.item(item_id)["queue"] == f"usm.{tool.team}.P2"
+
+    # The tool raises the impact: re-scored to P1 and moved; the answer is the tool's update.
+    updated = running.post(tool.updated).json()
+    assert (updated["action"], updated["item_id"]) == ("rescored", item_id)
+    assert updated["decision"]["priority"]["name"] == "P1"
+    assert running.item(item_id)["queue"] == f"usm.{tool.team}.P1"
+
+    # usm changes the decision without the tool asking: the tool gets exactly its API call.
+    patched = httpx.patch(
+        f"{running.api.url}/v1/items/{item_id}",
+        json={"urgency": "low", "reason": "contract test"},
+        timeout=10,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["decision"]["priority"]["name"] == "P3"
+    wait_for(
+        f"{len(tool.write_back)} write-back request(s) at the {tool.source} stand-in",
+        lambda: len(running.receiver.requests()) >= len(tool.write_back),
+    )
+    assert [wire(r) for r in running.receiver.requests()] == tool.write_back
+
+    # Resolved in the tool: the item is completed.
+    ended = running.post(tool.ended).json()
+    assert (ended["action"], ended["item_id"]) == ("completed", item_id)
+    assert running.item(item_id)["state"] == "completed"
+
+
+def test_a_wrong_signature_is_401_an_unmapped_value_422_and_neither_writes(
+    running: Running,
+) -> None:
+    tool = running.tool
+    wrong = "intruder:guess" if tool.scheme is Scheme.BASIC else "not-the-secret"
+    refused = running.post(tool.created, secret=wrong)
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["detail"] == tool.refused_detail
+
+    unmapped = running.post(tool.unmapped)
+    assert unmapped.status_code == 422, unmapped.text
+    problem = unmapped.json()
+    assert (problem["detail"], problem["field"]) == (tool.unmapped_detail, tool.unmapped_field)
+
+    # Neither left an item behind: the same ticket, signed and mapped, is new.
+    assert running.post(tool.created).json()["action"] == "queued"
+    assert running.receiver.requests() == []
+
+
+@pytest.mark.parametrize("running", [TOOLS[0]], ids=["jira"], indirect=True)
+def test_a_jira_automation_rule_gets_the_issue_edit_in_its_web_response(running: Running) -> None:
+    body = (FIXTURES / "jira" / "automation_web_request.json").read_bytes()
+    url = f"{running.api.url}/v1/sources/jira_automation/events"
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {AUTOMATION_TOKEN}"}
+    r = httpx.post(url, content=body, headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    # Minor / Localized x Medium: user x normal = P4, service workplace -> service_desk;
+    # P4 resolves in 5 days from the reported 09:30.
+    assert (answer["ticket_id"], answer["action"]) == ("SD-8", "queued")
+    assert answer["decision"]["priority"]["name"] == "P4"
+    assert answer["fields"] == {
+        "fields": {
+            "priority": {"name": "Low"},
+            "duedate": "2026-03-07",
+            "customfield_10060": "P4",
+        }
+    }
+    assert running.item(answer["item_id"])["queue"] == "usm.service_desk.P4"
+    wrong = httpx.post(url, content=body, headers={**headers, "Authorization": "Bearer x"})
+    assert (wrong.status_code, wrong.json()["detail"]) == (
+        401,
+        "wrong credentials - in header `Authorization`",
+    )
