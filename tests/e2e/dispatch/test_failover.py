@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -216,3 +218,29 @@ def test_a_frozen_primary_that_returns_stale_loses_no_acknowledged_write(
     )
     assert traffic.unexpected == []
     assert missing == []
+
+
+def test_rq_info_reaches_the_queues_through_the_sentinels(
+    cluster: SentinelCluster, tmp_path: Path
+) -> None:
+    """What docs/deploy.md tells operators: RQ's own settings file with ``SENTINEL``."""
+    from rq import Queue
+
+    from service.connection import connect
+
+    conn = connect(cluster.url, timeout=2)
+    Queue("usm.service_desk.P1", connection=conn).enqueue("os.getpid")
+    conn.close()
+    instances = [("127.0.0.1", p) for p in cluster.sentinel_ports]
+    (tmp_path / "rq_sentinel.py").write_text(
+        f"SENTINEL = {{'INSTANCES': {instances!r}, 'MASTER_NAME': 'usm', 'DB': 0}}\n"
+    )
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("rq")), "info", "-c", "rq_sentinel", "--raw"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "queue usm.service_desk.P1 1" in out
