@@ -141,9 +141,11 @@ class ReplicasUnconfirmed(QueueUnavailable):
 
     retry_after = 1
 
-    def __init__(self, required: int, confirmed: int) -> None:
+    def __init__(self, required: int, confirmed: int, result: object = None) -> None:
         self.required = required
         self.confirmed = confirmed
+        self.result = result
+        """What the script answered on the primary (for a caller that must undo it)."""
         super().__init__(
             f"the write was confirmed by {confirmed} of the {required} replica(s) required in "
             "time, so it may not survive a failover; retry"

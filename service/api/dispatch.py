@@ -27,6 +27,7 @@ from service.dispatch.items import now_ms
 from service.dispatch.leases import reap
 from service.dispatch.replicas import ReplicaWait, require_replicas
 from service.dispatch.store import ItemStore
+from service.errors import QueueUnavailable
 from service.metrics.instruments import ItemEvent, record
 from service.settings import Settings
 
@@ -95,7 +96,9 @@ class DispatchPlugin(InitPluginProtocol):
                 taken: list[Any] = await anyio.to_thread.run_sync(
                     lambda: reap(conn, now_ms(), cfg.max_deliveries, cfg.failure_ttl)
                 )
-            except redis.RedisError as exc:
+            except (redis.RedisError, QueueUnavailable) as exc:
+                # QueueUnavailable: no replica confirmed (the items moved all the same; the next
+                # round finds nothing left of them). Either way the reaper keeps running.
                 log.debug("reaper skipped: %s", exc)
                 continue
             for r in taken:

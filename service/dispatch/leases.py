@@ -8,6 +8,7 @@ reaper (:func:`reap`) finds it once the lease runs out.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from rq.utils import utcformat
 from service.dispatch import keys
 from service.dispatch.items import ItemState, ms_to_datetime
 from service.dispatch.scripts import scripts_for
+from service.errors import ReplicasUnconfirmed
 
 __all__ = [
     "Leased",
@@ -108,19 +110,23 @@ def pop(
     """
     deadline = now_ms + lease_ms
     qkeys = [keys.queue_key(n) for n in queue_names]
-    got = scripts_for(conn).pop(
-        keys=[keys.INFLIGHT, keys.SUSPENDED, worker_key or keys.INFLIGHT, *qkeys, *wake_keys],
-        args=[
-            now_ms,
-            deadline,
-            holder,
-            state.value,
-            len(qkeys),
-            "1" if honour_suspension else "0",
-            rq_time(now_ms),
-            "1" if worker_key else "0",
-        ],
-    )
+    try:
+        got = scripts_for(conn).pop(
+            keys=[keys.INFLIGHT, keys.SUSPENDED, worker_key or keys.INFLIGHT, *qkeys, *wake_keys],
+            args=[
+                now_ms,
+                deadline,
+                holder,
+                state.value,
+                len(qkeys),
+                "1" if honour_suspension else "0",
+                rq_time(now_ms),
+                "1" if worker_key else "0",
+            ],
+        )
+    except ReplicasUnconfirmed as exc:
+        _give_back(conn, exc.result, holder, now_ms)
+        raise
     if got is None:
         return None
     if isinstance(got, bytes):
@@ -149,6 +155,16 @@ def extend(conn: redis.Redis, item_id: str, holder: str, now_ms: int, lease_ms: 
         args=[item_id, holder, now_ms + lease_ms, rq_time(now_ms)],
     )
     return bool(done)
+
+
+def _give_back(conn: redis.Redis, result: object, holder: str, now_ms: int) -> None:
+    """Release a hand-out no replica confirmed: the caller gets a 503 and will never finish
+    it, so it goes back to the front of its queue now rather than after its lease (a claim's is
+    15 minutes). Best effort: if a failover dropped the hand-out, the item is queued anyway."""
+    if not isinstance(result, list) or not result or not isinstance(result[0], bytes):
+        return
+    with contextlib.suppress(ReplicasUnconfirmed, redis.RedisError):
+        finish(conn, result[0].decode(), holder, Outcome.RELEASED, now_ms, 0, "not confirmed")
 
 
 def finish(

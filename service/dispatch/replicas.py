@@ -118,7 +118,7 @@ class ConfirmedScript(Script):
             from service.metrics.replication import WAIT_TIMEOUTS
 
             WAIT_TIMEOUTS.inc()
-            raise ReplicasUnconfirmed(need, acked)
+            raise ReplicasUnconfirmed(need, acked, result)
         return result
 
     def _run(

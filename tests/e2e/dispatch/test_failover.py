@@ -27,7 +27,7 @@ import pytest
 import redis
 
 from service.dispatch import keys
-from tests.e2e.dispatch.conftest import ROOT, Processes, handled, wait_for
+from tests.e2e.dispatch.conftest import RECORD, ROOT, Processes, handled, wait_for
 from tests.security.process import ApiProcess
 from tests.support.sentinel import SentinelCluster
 
@@ -100,6 +100,7 @@ def env(cluster: SentinelCluster, handler_tables: Path, tmp_path: Path) -> dict[
         "REDIS_URL": cluster.url,
         "USM_TABLES": str(handler_tables),
         "USM_TEST_RECORD": str(tmp_path / "handled.txt"),
+        "USM_PYTHON_HANDLERS": RECORD,
         "USM_REDIS_TIMEOUT_SECONDS": "1",
         "USM_REDIS_WAIT_TIMEOUT_SECONDS": "0.5",
         "USM_RATE_LIMIT": "off",

@@ -104,3 +104,58 @@ def test_with_waiting_off_a_silent_replica_does_not_hold_writes(
             replica.thaw()
         assert r.status_code == 201, r.text
         assert _metric(c.get("/metrics").text, "usm_redis_replicas_required") == 0
+
+
+def _state(primary: RedisServer, item_id: str) -> str:
+    conn = redis.Redis(port=primary.port)
+    try:
+        return (conn.hget(f"rq:job:{item_id}", "usm_state") or b"").decode()
+    finally:
+        conn.close()
+
+
+CHANGE = {"type": "change", "impact": "user", "urgency": "low", "source": "wait"}
+"""Routed to change_advisory, a pull team: people claim its items."""
+
+
+def test_an_unconfirmed_claim_puts_the_item_back_instead_of_hiding_it_for_the_lease(
+    pair: tuple[RedisServer, RedisServer], single_set_tables: Path
+) -> None:
+    primary, replica = pair
+    with _client(primary, single_set_tables, "auto") as c:
+        r = c.post("/v1/items", json={**CHANGE, "external_id": "c1"})
+        assert r.status_code == 201, r.text
+        item_id = r.json()["id"]
+        replica.freeze()
+        try:
+            r = c.post("/v1/teams/change_advisory/claim", json={"holder": "ann"})
+        finally:
+            replica.thaw()
+        assert r.status_code == 503, r.text
+        # Nobody got the lease, so nobody would finish it: it waits in its queue again.
+        assert _state(primary, item_id) == "queued"
+        r = c.post("/v1/teams/change_advisory/claim", json={"holder": "ann"})
+        assert r.status_code == 200 and r.json()["id"] == item_id, r.text
+
+
+def test_the_api_reaper_outlives_a_reap_no_replica_confirmed(
+    pair: tuple[RedisServer, RedisServer], single_set_tables: Path
+) -> None:
+    primary, replica = pair
+    settings = Settings(
+        redis_url=primary.url,
+        tables=str(single_set_tables),
+        redis_wait_timeout_seconds=0.3,
+        claim_lease_seconds=1.0,
+        reaper_seconds=0.2,
+    )
+    with TestClient(create_app(settings), base_url=LOOPBACK) as c:
+        item_id = c.post("/v1/items", json={**CHANGE, "external_id": "r1"}).json()["id"]
+        assert c.post("/v1/teams/change_advisory/claim", json={"holder": "a"}).status_code == 200
+        replica.freeze()  # the reaper takes the expired claim back; no replica confirms it
+        try:
+            wait_for("the expired claim reaped", lambda: _state(primary, item_id) == "queued")
+        finally:
+            replica.thaw()
+        assert c.post("/v1/teams/change_advisory/claim", json={"holder": "b"}).status_code == 200
+        wait_for("the second expired claim reaped", lambda: _state(primary, item_id) == "queued")
