@@ -3,14 +3,16 @@
 litestar's stock ``RateLimitMiddleware`` keeps a JSON list of every timestamp in the window and
 does a GET then a SET under a process-wide lock: two round trips per request, serialised across
 all requests of the process, and racy between replicas. The config stays litestar's (limit,
-exclusions, identifier, header names, the ``rate_limit`` store name); only ``middleware_class`` is
-swapped for one counting with an atomic ``INCRBY`` (:data:`HIT_SCRIPT`).
+header names, the ``rate_limit`` store name); ``middleware_class`` is swapped for a plain ASGI
+middleware counting with an atomic ``INCRBY`` (:data:`HIT_SCRIPT`) per API key name. A batch
+counts each of its calls (:func:`charge_calls`).
 
 Even one round trip per request halved the throughput of ``POST /v1/priority`` (bench/security.py),
 so a key far below its limit is counted in process and synced to Redis at most every
 :data:`SYNC_SECONDS`; once a key's count reaches half its limit, every request is counted in Redis
 itself, so the limit is exact where it matters. Replicas can overshoot only by what each counted
-locally within one sync interval while the key was below half its limit.
+locally within one sync interval while the key was below half its limit. A sync hands the
+local count to Redis exactly once, however many requests arrive while it is in flight.
 
 Redis down: the counter moves to a per-process :class:`~litestar.stores.memory.MemoryStore`-like
 fallback for a second at a time (then Redis is tried again), so limits still hold per process and
@@ -252,18 +254,6 @@ class RateLimitStore(Store):
             await self.client.aclose()
 
 
-def _identity(request: Any) -> str:
-    user = request.scope.get("user")
-    return user.name if isinstance(user, Principal) else "anonymous"
-
-
-async def _throttled(request: Any) -> bool:
-    # Only requests made with a real key are limited: open routes (probes, metrics) never, and
-    # the keyless loopback mode (LOCAL) is a developer's own machine.
-    user = request.scope.get("user")
-    return isinstance(user, Principal) and user is not LOCAL
-
-
 ALLOWANCE = "usm.rate_limit"
 """Key in the request's scope state of the caller's :class:`_Allowance` (limited requests only)."""
 
@@ -381,11 +371,13 @@ def _with_headers(send: Send, extra: dict[str, str]) -> Send:
 
 
 def rate_limit_config(rate: tuple[DurationUnit, int]) -> RateLimitConfig:
-    """litestar's config for ``rate`` per key, using :class:`KeyRateLimitMiddleware`."""
+    """litestar's config for ``rate`` per key, using :class:`KeyRateLimitMiddleware`.
+
+    Who is limited and by which name is the middleware's own rule (a real key, by its name), so
+    the config's ``identifier_for_request`` and ``check_throttle_handler`` are not used.
+    """
     return RateLimitConfig(
         rate_limit=rate,
-        identifier_for_request=_identity,
-        check_throttle_handler=_throttled,
         # Not a RateLimitMiddleware subclass (see KeyRateLimitMiddleware); litestar only calls
         # middleware_class(app=..., config=...), which it provides.
         middleware_class=KeyRateLimitMiddleware,  # type: ignore[arg-type]
