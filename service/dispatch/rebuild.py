@@ -13,15 +13,16 @@ is rebuilt here, linearly, while workers keep taking items from it:
 3. Keep the entries still waiting in this queue (handed-out, cancelled or moved-away ones are
    dropped), and merge the noted items in by id, i.e. by enqueue time: each goes before the
    first item that is younger, as a single re-score places it.
-4. Write that order to a new list in chunks, add what the log gathered meanwhile, and swap it
-   in with one short script that first adds the last few logged ids.
+4. Write that order to a new list in chunks, add what the log gathered meanwhile (each id
+   once), and swap it in with one short script that first adds the last few logged ids.
 
 No step reads or writes more than :data:`CHUNK` entries, except the swap, which adds only the
 ids logged since the last catch-up and frees the old list. An entry that went stale between
 the copy and the swap stays in the list and is skipped by the hand-out, which checks state and
 queue of every id it pops. A rebuilder that dies leaves the queue as it was (moved items at its
 tail, in hand-out order among themselves) and the queue still noted, so the next re-score
-rebuilds it.
+rebuilds it. An item a PATCH moves into the queue during its rebuild lands at the back rather
+than at its seniority place.
 """
 
 from __future__ import annotations
@@ -113,6 +114,34 @@ def _waiting_here(conn: redis.Redis, ids: Sequence[str], name: str) -> set[str]:
     return out
 
 
+def _catch_up(conn: redis.Redis, tmp: str, log_key: str, present: set[str], fence: Fence) -> int:
+    """Add to the rebuilt list what the log gathered; the number of log entries applied.
+
+    An id logged while the list was copied may be in the copy already: a back add of it is
+    skipped, a front add (the item was handed out and given back) moves it to the front, so
+    no id is listed twice. Reads until fewer than :data:`_FEW_LATE` new entries arrived; the
+    swap adds those arriving after the last read.
+    """
+    applied = 1  # the placeholder
+    for _ in range(_CATCH_UP_ROUNDS):
+        fence()
+        late: list[bytes] = conn.lrange(log_key, applied, -1)  # type: ignore[assignment]
+        with conn.pipeline(transaction=False) as pipe:
+            for entry in late:
+                front, item_id = entry[:1] == b"F", entry[1:].decode()
+                if item_id in present:
+                    if not front:
+                        continue
+                    pipe.lrem(tmp, 0, item_id)  # rare: walks the list once
+                present.add(item_id)
+                (pipe.lpush if front else pipe.rpush)(tmp, item_id)
+            pipe.execute()
+        applied += len(late)
+        if len(late) < _FEW_LATE:
+            break
+    return applied
+
+
 def rebuild_queue(conn: redis.Redis, name: str, fence: Fence = _nothing) -> bool:
     """Rebuild queue ``name``'s order (see the module docstring); False if another took over."""
     qkey, lock, log_key = (
@@ -131,6 +160,7 @@ def rebuild_queue(conn: redis.Redis, name: str, fence: Fence = _nothing) -> bool
         pipe.pexpire(log_key, _LOCK_MS)
         pipe.set(lock, token, px=_LOCK_MS)
         pipe.execute()
+    fence()
     copy = _copy(conn, qkey)
     noted = _members(conn.sscan_iter(keys.rebuild_in_key(name), count=CHUNK))
     due = _members(conn.zscan_iter(keys.due_key(name), count=CHUNK))
@@ -142,20 +172,11 @@ def rebuild_queue(conn: redis.Redis, name: str, fence: Fence = _nothing) -> bool
     conn.delete(tmp)
     for start in range(0, len(order), CHUNK):
         fence()
-        conn.rpush(tmp, *order[start : start + CHUNK])
-    conn.pexpire(tmp, _LOCK_MS)
-    applied = 1  # the placeholder
-    for _ in range(_CATCH_UP_ROUNDS):
-        fence()
-        late: list[bytes] = conn.lrange(log_key, applied, -1)  # type: ignore[assignment]
-        if len(late) < _FEW_LATE:
-            break
         with conn.pipeline(transaction=False) as pipe:
-            for entry in late:
-                kind, item_id = entry[:1], entry[1:]
-                (pipe.lpush if kind == b"F" else pipe.rpush)(tmp, item_id)
+            pipe.rpush(tmp, *order[start : start + CHUNK])
+            pipe.pexpire(tmp, _LOCK_MS)  # from the first chunk on: a dead rebuilder leaks nothing
             pipe.execute()
-        applied += len(late)
+    applied = _catch_up(conn, tmp, log_key, set(order), fence)
     fence()
     swapped = scripts_for(conn).rebuild_swap(keys=[qkey, tmp, lock, log_key], args=[token, applied])
     if swapped == -1:

@@ -118,10 +118,10 @@ def test_a_rebuild_keeps_what_workers_and_callers_do_meanwhile(
     rescore_all(redis_client, new_scorer, fence=meanwhile)
     assert calls > 0 and set(during) == {"new", "taken"}
     assert during["taken"] == items[2].id  # the head (items[1] moves in later by seniority)
-    waiting = [i for i, _ in _drain(redis_client, [P2, P3])]
-    # The released item first (front), then seniority, the new item last; nothing twice.
+    # The released item first (front), then seniority, the new item last; each id once.
     expected = [held.id, *(i.id for i in items[1:] if i.id != during["taken"]), during["new"]]
-    assert waiting == expected
+    assert _queue(redis_client, P2) == expected
+    assert [i for i, _ in _drain(redis_client, [P2, P3])] == expected
     assert _rebuild_keys(redis_client) == []
 
 
