@@ -6,18 +6,18 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis
 
-from service.api.sources import find_source
 from service.connection import connect
 from service.files.loader import load_all
 from service.files.store import TableStore
 from service.settings import Settings
-from service.sources.outbox import Outbox
-from service.sources.sync import sync_source
+
+if TYPE_CHECKING:
+    from service.sources.outbox import Outbox
 
 __all__ = ["register"]
 
@@ -55,7 +55,18 @@ def _conn() -> redis.Redis:
     return connect(settings.redis_url, timeout=30.0, connect_timeout=5.0)
 
 
+def _outbox() -> Outbox:
+    # Imported when run, like everything that imports prometheus_client: `usm serve` (the same
+    # CLI) must choose the metrics' multiprocess mode before anything imports it.
+    from service.sources.outbox import Outbox
+
+    return Outbox(_conn())
+
+
 def _sync(args: argparse.Namespace) -> int:
+    from service.api.sources import find_source
+    from service.sources.sync import sync_source
+
     settings = Settings.from_env(tables=args.tables)
     now = datetime.now(UTC)
     store = TableStore(load_all(Path(settings.tables)))
@@ -70,13 +81,13 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _dead(args: argparse.Namespace) -> int:
-    for member in Outbox(_conn()).dead():
+    for member in _outbox().dead():
         print(member)
     return 0
 
 
 def _requeue(args: argparse.Namespace) -> int:
-    if not Outbox(_conn()).requeue_dead(args.ticket, datetime.now(UTC).timestamp()):
+    if not _outbox().requeue_dead(args.ticket, datetime.now(UTC).timestamp()):
         sys.stderr.write(f"usm sources: '{args.ticket}' is not dead-lettered\n")
         return 1
     return 0
