@@ -191,6 +191,55 @@ def overview() -> list[Panel]:
     ]
 
 
+def sources_view() -> list[Panel]:
+    """Connected ticketing tools: events coming in, decisions going back."""
+    return [
+        row("Ticketing tools (sources)"),
+        timeseries(
+            "Source events by source and outcome",
+            [
+                (
+                    "sum by (source, action) (rate(usm_source_events_total[$__rate_interval]))",
+                    "{{source}} {{action}}",
+                ),
+                (
+                    "sum by (source, reason) "
+                    "(rate(usm_source_events_refused_total[$__rate_interval]))",
+                    "{{source}} refused: {{reason}}",
+                ),
+            ],
+            unit="reqps",
+            description="Tickets queued, re-scored, completed ... and refusals by reason "
+            "(signature, unmapped, malformed): a tool whose events are refused shows here.",
+        ),
+        timeseries(
+            "Write-backs by source and outcome",
+            [
+                (
+                    "sum by (source, outcome) "
+                    "(increase(usm_source_writebacks_total[$__rate_interval]))",
+                    "{{source}} {{outcome}}",
+                )
+            ],
+            description="done: the tool shows the current decision; failed: retried with "
+            "back-off; dead: gave up (usm sources dead); stale: a newer decision won.",
+        ),
+        timeseries(
+            "Write-backs pending",
+            [("max by (source) (usm_source_writebacks_pending)", "{{source}}")],
+            description="Decisions waiting to reach their tool; should return to 0 within "
+            "seconds.",
+        ),
+        timeseries(
+            "Write-back: longest wait",
+            [("max by (source) (usm_source_writeback_oldest_seconds)", "{{source}}")],
+            unit="s",
+            description="How long the longest-waiting write-back has been due: the lag between "
+            "a decision and the tool showing it.",
+        ),
+    ]
+
+
 def team_view() -> list[Panel]:
     """One team, chosen with the ``team`` variable: what its lead watches all day."""
     return [
@@ -330,7 +379,7 @@ def build() -> dict[str, Any]:
                 }
             ]
         },
-        "panels": layout(overview() + team_view()),
+        "panels": layout(overview() + sources_view() + team_view()),
     }
 
 

@@ -17,6 +17,7 @@ from service.api.http_metrics import HttpMetricsMiddleware
 from service.files.store import TableStore
 from service.metrics.instruments import initialise
 from service.metrics.registry import ScrapeRegistry
+from service.metrics.sources import initialise_sources
 from service.metrics.tables import TableCollector, queues
 from service.settings import Settings
 
@@ -33,6 +34,7 @@ def prime_metrics(store: TableStore) -> None:
     event is an increase Prometheus sees (see :func:`service.metrics.instruments.initialise`).
     """
     initialise(*queues(store))
+    initialise_sources({s.name for ls in store.versions.sets for s in ls.tables.sources.source})
 
 
 def _prime_after_reload(state: State) -> None:
@@ -54,6 +56,9 @@ def scrape_collectors(store: TableStore, settings: Settings) -> list[Collector]:
         collectors.append(
             ReplicationCollector.from_url(settings.redis_url, settings.redis_wait_replicas)
         )
+        from service.sources.collector import WriteBackCollector
+
+        collectors.append(WriteBackCollector.from_url(settings.redis_url, store))
     return collectors
 
 

@@ -25,6 +25,9 @@ __all__ = [
 REFUSALS = ("malformed", "signature", "unknown_source", "unmapped", "unavailable", "error")
 """Why an event was refused: bounded, so a label never grows with input."""
 
+ACTIONS = ("queued", "rescored", "unchanged", "scored", "completed", "cancelled", "ignored")
+"""What an accepted event did (``service.sources.inbound.Action``)."""
+
 UNKNOWN = "(unknown)"
 """Source label of events posted to a source that is not configured (bounded cardinality)."""
 
@@ -86,6 +89,8 @@ def record_writeback(source: str, outcome: WriteBackOutcome, lag: float | None =
 def initialise_sources(sources: Iterable[str]) -> None:
     """Create the counters of the configured sources at 0, so rate() and alerts see the first."""
     for source in sources:
+        for action in ACTIONS:
+            SOURCE_EVENTS.labels(source, action)
         for reason in REFUSALS:
             SOURCE_EVENTS_REFUSED.labels(source, reason)
         for outcome in WriteBackOutcome:

@@ -178,3 +178,11 @@ def test_events_are_counted_per_source_and_outcome(client: TestClient[Any]) -> N
     text = client.get("/metrics").text
     assert 'usm_source_events_total{action="queued",source="rt"}' in text
     assert 'usm_source_events_refused_total{reason="signature",source="rt"}' in text
+
+
+def test_every_action_has_its_counter_from_the_start() -> None:
+    # The dashboard's event panel needs each series at 0 before the first event.
+    from service.metrics.sources import ACTIONS
+    from service.sources.inbound import Action
+
+    assert set(ACTIONS) == {a.value for a in Action}
