@@ -41,7 +41,10 @@ __all__ = ["CHUNK", "Fence", "merge_by_seniority", "rebuild_pending", "rebuild_q
 log = logging.getLogger("usm.dispatch.rebuild")
 
 CHUNK = 1000
-"""Most entries one Redis call reads or writes during a rebuild."""
+"""Most list entries one Redis call reads or writes during a rebuild."""
+_SCAN_COUNT = 200
+"""``COUNT`` of the set and zset scans: members come with more work per entry than list
+entries (scores, hashing), so fewer per call."""
 _OVERLAP = 64
 """Entries each copy chunk re-reads from the previous one, so up to this many items taken
 from the head between two reads cannot make the copy skip one (the due-zset scan catches
@@ -162,8 +165,8 @@ def rebuild_queue(conn: redis.Redis, name: str, fence: Fence = _nothing) -> bool
         pipe.execute()
     fence()
     copy = _copy(conn, qkey)
-    noted = _members(conn.sscan_iter(keys.rebuild_in_key(name), count=CHUNK))
-    due = _members(conn.zscan_iter(keys.due_key(name), count=CHUNK))
+    noted = _members(conn.sscan_iter(keys.rebuild_in_key(name), count=_SCAN_COUNT))
+    due = _members(conn.zscan_iter(keys.due_key(name), count=_SCAN_COUNT))
     missed = sorted(due.difference(copy))
     waiting = _waiting_here(conn, [*copy, *missed], name)
     rest = [i for i in copy if i in waiting and i not in noted]

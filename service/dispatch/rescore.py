@@ -47,9 +47,11 @@ _STATE_PLACEHOLDER: Any = "@STATE@"
 
 BATCH = 200
 """Items per scoring read (one pipeline of HMGETs)."""
-STORE_BATCH = 50
-"""Changed items per decision-storing script call. Each item costs about 15 commands and a copy
-of its decision; 50 keep one call near 1 ms of Redis time (``bench/rescore.py`` measures it)."""
+STORE_BATCH = 20
+"""Changed items per decision-storing script call. Each item costs about 15 commands and two
+copies of its decision (about 37 us of Redis time); 20 keep one call under 1 ms, so even on a
+CPU-starved host, where a call's wall time stretches, it stays far from 50 ms
+(``bench/rescore.py`` measures it)."""
 _STALE_ROUNDS = 10
 """Times an item changed by someone else meanwhile (a PATCH) is read and scored again."""
 
