@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import pytest
 from service.sources.signatures import Scheme, sign
 from tests.integration.governance.server import ApiProcess
 from tests.support.processes import wait_for
+from tests.support.tables import REPO_TABLES
 from tests.support.tool_receiver import Answer, Received, ToolReceiver
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sources"
@@ -246,6 +249,7 @@ class Running:
     tool: Tool
     api: ApiProcess
     receiver: ToolReceiver
+    tables: Path
 
     def post(self, name: str, secret: str | None = None, raw: bytes | None = None) -> Any:
         body = raw if raw is not None else self.tool.payload(name)
@@ -280,10 +284,12 @@ def running(
             stem + "SECRET": tool.secret,
             stem + "TOKEN": tool.token,
             "USM_SOURCE_JIRA_AUTOMATION_SECRET": AUTOMATION_TOKEN,
+            "USM_SOURCE_JIRA_AUTOMATION_TOKEN": tool.token,
+            "USM_TABLES_ACTIVATION_INTERVAL": "0.2",
         }
         api = ApiProcess(tables, tmp_path / "api.log", env)
         try:
-            yield Running(tool, api, receiver)
+            yield Running(tool, api, receiver, tables)
         finally:
             api.stop()
 
@@ -377,3 +383,50 @@ def test_a_jira_automation_rule_gets_the_issue_edit_in_its_web_response(running:
         401,
         "wrong credentials - in header `Authorization`",
     )
+
+
+@pytest.mark.parametrize("running", [TOOLS[0]], ids=["jira"], indirect=True)
+def test_a_table_set_coming_into_force_rewrites_the_issue_it_reprioritises(
+    running: Running, tmp_path: Path
+) -> None:
+    """2027.1's matrix gives user x normal P5 instead of P4: the open issue is told, unasked."""
+    body = (FIXTURES / "jira" / "automation_web_request.json").read_bytes()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {AUTOMATION_TOKEN}"}
+    url = f"{running.api.url}/v1/sources/jira_automation/events"
+    answer = httpx.post(url, content=body, headers=headers, timeout=10).json()
+    assert answer["decision"]["priority"]["name"] == "P4"
+
+    # A pull request merges the 2027.1 rules as a set that is in force at once.
+    staged = tmp_path / "incoming"
+    shutil.copytree(REPO_TABLES / "2027.1", staged)
+    at = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=0)
+    set_toml = staged / "set.toml"
+    text = set_toml.read_text()
+    assert 'version = "2027.1"' in text and "effective_from = 2027-01-01T00:00:00Z" in text
+    set_toml.write_text(
+        text.replace('version = "2027.1"', 'version = "2026.9"').replace(
+            "effective_from = 2027-01-01T00:00:00Z", f"effective_from = {at.isoformat()}"
+        )
+    )
+    sources = staged / "sources.toml"
+    sources.write_text(sources.read_text().replace(running.tool.example_url, running.receiver.url))
+    os.rename(staged, running.tables / "2026.9")
+
+    wait_for("the re-prioritised issue written back", running.receiver.requests)
+    assert [wire(r) for r in running.receiver.requests()] == [
+        Wire(
+            "PUT",
+            "/rest/api/3/issue/SD-8",
+            {**JSON, "Authorization": basic(running.tool.token)},
+            # P5 resolves in 20 days from the reported 2026-03-02T09:30Z.
+            {
+                "fields": {
+                    "priority": {"name": "Lowest"},
+                    "duedate": "2026-03-22",
+                    "customfield_10060": "P5",
+                }
+            },
+        )
+    ]
+    item = running.item(answer["item_id"])
+    assert (item["queue"], item["decision"]["table_version"]) == ("usm.service_desk.P5", "2026.9")
