@@ -245,3 +245,91 @@ def test_rq_info_reaches_the_queues_through_the_sentinels(
         check=True,
     ).stdout
     assert "queue usm.service_desk.P1 1" in out
+
+
+def test_leases_due_times_dead_letters_decisions_and_rate_limits_carry_over(
+    cluster: SentinelCluster, single_set_tables: Path
+) -> None:
+    """What a failover keeps: the state of every kind, written through the sentinels, is on the
+    promoted replica, and the lease holder can still finish its item there."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from service.connection import connect, connect_async
+    from service.core.calls import Call
+    from service.dispatch.config import DispatchConfig
+    from service.dispatch.items import ItemState, now_ms
+    from service.dispatch.leases import Outcome, finish, pop
+    from service.dispatch.replicas import ReplicaWait, require_replicas
+    from service.dispatch.store import ItemStore
+    from service.files.loader import load_all
+    from service.governance.decision_log import DecisionLog, read_log
+    from service.security.ratelimit import RateLimitStore
+
+    conn = connect(cluster.url, timeout=2)
+    require_replicas(conn, ReplicaWait(replicas=1, timeout_ms=2000))
+    store = ItemStore(conn, DispatchConfig())
+    scorer = load_all(single_set_tables)[0].scorer()
+    call = Call(type="change", impact="user", urgency="low")  # change_advisory, a pull team
+    now = datetime.now(UTC)
+    decision = scorer.score(call, now)
+    ids = [store.enqueue(call, decision, "co", f"k{n}", None, now)[0].id for n in range(3)]
+    queues = [keys.queue_name("change_advisory", decision.priority.name)]
+    wake = [keys.wake_key("change_advisory")]
+    held = pop(conn, queues, wake, "ann#1", now_ms(), 600_000, ItemState.CLAIMED)
+    dead = pop(conn, queues, wake, "bob#2", now_ms(), 600_000, ItemState.CLAIMED)
+    assert not isinstance(held, str | None) and not isinstance(dead, str | None)
+    assert finish(conn, dead.id, "bob#2", Outcome.DEAD, now_ms(), 3600, "boom")
+
+    async def side_state() -> int:
+        aconn = connect_async(cluster.url, timeout=2)
+        log = DecisionLog(maxlen=100)
+        log.append(call, decision)
+        await log.flush(aconn)
+        count, _ = await RateLimitStore(aconn).hit("usm-key-ann", 60_000, 1000, amount=7)
+        await aconn.execute_command("WAIT", 1, 2000)  # these writes are not WAITed by the API
+        await aconn.aclose()
+        return count
+
+    assert asyncio.run(side_state()) == 7
+    raw = redis.Redis(port=cluster.primary_port())
+    before = {
+        "inflight": raw.zrange(keys.INFLIGHT, 0, -1, withscores=True),
+        "due": raw.zrange(keys.due_key(queues[0]), 0, -1, withscores=True),
+        "queue": raw.lrange(keys.queue_key(queues[0]), 0, -1),
+        "dead": raw.zrange(keys.failed_key(queues[0]), 0, -1),
+    }
+    raw.close()
+    assert before["queue"] == [ids[2].encode()] and before["dead"] == [dead.id.encode()]
+
+    old = cluster.primary()
+    new = cluster.other(old)
+    old.kill()
+    cluster.wait_promoted(new)
+
+    after = redis.Redis(port=new.port)
+    assert {
+        "inflight": after.zrange(keys.INFLIGHT, 0, -1, withscores=True),
+        "due": after.zrange(keys.due_key(queues[0]), 0, -1, withscores=True),
+        "queue": after.lrange(keys.queue_key(queues[0]), 0, -1),
+        "dead": after.zrange(keys.failed_key(queues[0]), 0, -1),
+    } == before
+    logged = read_log(after, 10)
+    assert [(d.call, d.priority, d.team) for d in logged] == [
+        (call, decision.priority.name, decision.team)
+    ]
+
+    async def limit_now() -> int:
+        aconn = connect_async(cluster.url, timeout=2)
+        count, _ = await RateLimitStore(aconn).hit("usm-key-ann", 60_000, 1000)
+        await aconn.aclose()
+        return count
+
+    assert asyncio.run(limit_now()) == 8
+    after.close()
+    # The holder finishes its item on the new primary, through the same sentinel URL.
+    plain = connect(cluster.url, timeout=2)
+    assert finish(plain, held.id, "ann#1", Outcome.COMPLETED, now_ms(), 3600)
+    assert ItemStore(plain, DispatchConfig()).get(held.id).state is ItemState.COMPLETED
+    plain.close()
+    conn.close()
