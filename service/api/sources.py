@@ -30,8 +30,10 @@ from litestar.plugins import InitPluginProtocol
 
 from service.api.queues import problems, table_store
 from service.connection import connect
+from service.core.decision import Decision
 from service.core.mapping import map_event
 from service.core.sources import Source
+from service.core.tables import TableSet
 from service.errors import NotFound, SignatureRefused
 from service.files.store import TableStore
 from service.metrics.decisions import record_decision
@@ -41,6 +43,7 @@ from service.sources.inbound import SourceAnswer, handle_event
 from service.sources.outbox import Outbox, Sender
 from service.sources.secrets import secrets_for
 from service.sources.signatures import HEADERS, Scheme, verify
+from service.sources.triggers import write_back
 
 __all__ = ["SourcesController", "SourcesPlugin", "find_source"]
 
@@ -119,7 +122,25 @@ class SourcesController(Controller):
             log_ = state.get("decision_log")
             if log_ is not None:
                 log_.append(scored, answer.decision)
+            _write_back_event(state, found, event.ticket_id, answer.decision, active)
         return answer
+
+
+def _write_back_event(
+    state: State, source: Source, ticket_id: str, decision: Decision, tables: TableSet
+) -> None:
+    """With ``events = true``, the event's new decision goes to the outbox as well.
+
+    The item is already stored, so a Redis error here is logged, not answered: refusing now would
+    make the tool resend an event that then changes nothing and writes nothing.
+    """
+    outbox: Outbox | None = state.get("outbox")
+    if source.writeback is None or not source.writeback.events or outbox is None:
+        return
+    try:
+        write_back(outbox, tables, source.name, ticket_id, decision)
+    except redis.RedisError as exc:
+        log.warning("write-back of %s:%s not queued: %s", source.name, ticket_id, exc)
 
 
 def _reason(exc: Exception) -> str:

@@ -102,6 +102,10 @@ class WriteBackSettings(Base):
     """Further attempts after a failed one before the write-back is dead-lettered."""
     backoff: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 1.0
     """Seconds before the first retry; doubles on each further retry (capped at 10 minutes)."""
+    events: bool = False
+    """Also write back the decisions made on the tool's own events. For tools whose webhook
+    cannot apply the event's answer (Jira admin webhooks, Zammad, GLPI, an async ServiceNow
+    rule); false where the tool applies the answer itself (an RT scrip, a Jira automation)."""
 
 
 class Source(Base):

@@ -66,8 +66,8 @@ class Tool:
     team: str
     fields_created: dict[str, Any]
     """The answer's ``fields`` for the created ticket (P2): the decision in the tool's terms."""
-    write_back: list[Wire]
-    """What the tool receives after the re-score to P3 (resolve by 2026-03-04 09:00 UTC)."""
+    write_back: Callable[[str], list[Wire]]
+    """What the tool receives when the ticket's priority becomes P1, P2 or P3."""
     unmapped_detail: str
     unmapped_field: str
     refused_detail: str
@@ -78,6 +78,62 @@ class Tool:
 
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+RESOLVE = {
+    "P1": datetime(2026, 3, 2, 13, 0, tzinfo=UTC),
+    "P2": datetime(2026, 3, 2, 17, 0, tzinfo=UTC),
+    "P3": datetime(2026, 3, 4, 9, 0, tzinfo=UTC),
+}
+"""Resolve-by of each priority for a ticket reported 2026-03-02 09:00 UTC (2026.1 targets)."""
+
+
+def jira_write_back(p: str) -> list[Wire]:
+    name = {"P1": "Highest", "P2": "High", "P3": "Medium"}[p]
+    auth = basic("svc-usm@example.com:atlassian-api-token")
+    body = {
+        "fields": {
+            "priority": {"name": name},
+            "duedate": RESOLVE[p].date().isoformat(),
+            "customfield_10060": p,
+        }
+    }
+    return [Wire("PUT", "/rest/api/3/issue/SD-7", {**JSON, "Authorization": auth}, body)]
+
+
+def servicenow_write_back(p: str) -> list[Wire]:
+    path = "/api/now/table/incident/9d385017c611228701d22104cc95c371"
+    auth = basic("svc_usm:table-api-password")
+    body = {"u_usm_priority": p, "due_date": RESOLVE[p].strftime("%Y-%m-%d %H:%M:%S")}
+    return [Wire("PATCH", path, {**JSON, "Authorization": auth}, body)]
+
+
+def zammad_write_back(p: str) -> list[Wire]:
+    body = {
+        "priority_id": {"P1": 3, "P2": 3, "P3": 2}[p],
+        "usm_priority": p,
+        "usm_resolve_by": RESOLVE[p].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    auth = {"Authorization": "Token token=zammad-access-token"}
+    return [Wire("PUT", "/api/v1/tickets/81", {**JSON, **auth}, body)]
+
+
+def glpi_write_back(p: str) -> list[Wire]:
+    app = {"App-Token": "glpi-app-token"}
+    session = {**app, "Session-Token": SESSION}
+    body = {
+        "input": {
+            "priority": {"P1": 6, "P2": 5, "P3": 4}[p],
+            "time_to_resolve": RESOLVE[p].strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    }
+    login = {**app, "Authorization": "user_token glpi-user-token"}
+    update = {**session, "Content-Type": "application/json"}
+    return [
+        Wire("GET", "/apirest.php/initSession", login),
+        Wire("PUT", "/apirest.php/Ticket/42", update, body),
+        Wire("GET", "/apirest.php/killSession", session),
+    ]
 
 
 def glpi_answer(received: Received) -> Answer:
@@ -109,20 +165,7 @@ TOOLS = [
                 "customfield_10060": "P2",
             }
         },
-        write_back=[
-            Wire(
-                "PUT",
-                "/rest/api/3/issue/SD-7",
-                {**JSON, "Authorization": basic("svc-usm@example.com:atlassian-api-token")},
-                {
-                    "fields": {
-                        "priority": {"name": "Medium"},
-                        "duedate": "2026-03-04",
-                        "customfield_10060": "P3",
-                    }
-                },
-            )
-        ],
+        write_back=jira_write_back,
         unmapped_detail="unknown impact 'Catastrophic' - at tool field "
         "`issue.fields.customfield_10004.value`; mapped: Extensive / Widespread, "
         "Significant / Large, Moderate / Limited, Minor / Localized",
@@ -143,14 +186,7 @@ TOOLS = [
         ticket="9d385017c611228701d22104cc95c371",
         team="infrastructure",
         fields_created={"u_usm_priority": "P2", "due_date": "2026-03-02 17:00:00"},
-        write_back=[
-            Wire(
-                "PATCH",
-                "/api/now/table/incident/9d385017c611228701d22104cc95c371",
-                {**JSON, "Authorization": basic("svc_usm:table-api-password")},
-                {"u_usm_priority": "P3", "due_date": "2026-03-04 09:00:00"},
-            )
-        ],
+        write_back=servicenow_write_back,
         unmapped_detail="unknown impact '4' - at tool field `impact`; mapped: 1, 2, 3",
         unmapped_field="impact",
         refused_detail="wrong credentials - in header `Authorization`",
@@ -173,14 +209,7 @@ TOOLS = [
             "usm_priority": "P2",
             "usm_resolve_by": "2026-03-02T17:00:00Z",
         },
-        write_back=[
-            Wire(
-                "PUT",
-                "/api/v1/tickets/81",
-                {**JSON, "Authorization": "Token token=zammad-access-token"},
-                {"priority_id": 2, "usm_priority": "P3", "usm_resolve_by": "2026-03-04T09:00:00Z"},
-            )
-        ],
+        write_back=zammad_write_back,
         unmapped_detail="unknown urgency '4 urgent' - at tool field `ticket.priority.name`; "
         "mapped: 1 low, 2 normal, 3 high",
         unmapped_field="ticket.priority.name",
@@ -200,28 +229,7 @@ TOOLS = [
         ticket="42",
         team="applications",
         fields_created={"priority": 5, "time_to_resolve": "2026-03-02 17:00:00"},
-        write_back=[
-            Wire(
-                "GET",
-                "/apirest.php/initSession",
-                {"App-Token": "glpi-app-token", "Authorization": "user_token glpi-user-token"},
-            ),
-            Wire(
-                "PUT",
-                "/apirest.php/Ticket/42",
-                {
-                    "App-Token": "glpi-app-token",
-                    "Session-Token": SESSION,
-                    "Content-Type": "application/json",
-                },
-                {"input": {"priority": 4, "time_to_resolve": "2026-03-04 09:00:00"}},
-            ),
-            Wire(
-                "GET",
-                "/apirest.php/killSession",
-                {"App-Token": "glpi-app-token", "Session-Token": SESSION},
-            ),
-        ],
+        write_back=glpi_write_back,
         unmapped_detail="unknown call type '3' - at tool field `item.type`; mapped: 1, 2",
         unmapped_field="item.type",
         refused_detail="signature does not match the body and timestamp - in header "
@@ -294,10 +302,21 @@ def running(
             api.stop()
 
 
-def test_the_documented_payload_is_scored_queued_and_written_back_after_a_rescore(
+def test_the_documented_payload_is_scored_queued_and_written_back_on_every_change(
     running: Running,
 ) -> None:
     tool = running.tool
+    sent: list[Wire] = []
+
+    def written_back(priority: str) -> None:
+        """The tool received exactly its API call(s) for ``priority``, after those before."""
+        sent.extend(tool.write_back(priority))
+        wait_for(
+            f"the {priority} write-back at the {tool.source} stand-in",
+            lambda: len(running.receiver.requests()) >= len(sent),
+        )
+        assert [wire(r) for r in running.receiver.requests()] == sent
+
     created = running.post(tool.created)
     assert created.status_code == 200, created.text
     answer = created.json()
@@ -312,12 +331,15 @@ def test_the_documented_payload_is_scored_queued_and_written_back_after_a_rescor
     assert answer["fields"] == tool.fields_created
     item_id = answer["item_id"]
     assert running.item(item_id)["queue"] == f"usm.{tool.team}.P2"
+    # A webhook cannot apply the answer: the decision is written into the new ticket.
+    written_back("P2")
 
-    # The tool raises the impact: re-scored to P1 and moved; the answer is the tool's update.
+    # The tool raises the impact: re-scored to P1, moved, and the tool shows P1.
     updated = running.post(tool.updated).json()
     assert (updated["action"], updated["item_id"]) == ("rescored", item_id)
     assert updated["decision"]["priority"]["name"] == "P1"
     assert running.item(item_id)["queue"] == f"usm.{tool.team}.P1"
+    written_back("P1")
 
     # usm changes the decision without the tool asking: the tool gets exactly its API call.
     patched = httpx.patch(
@@ -327,11 +349,7 @@ def test_the_documented_payload_is_scored_queued_and_written_back_after_a_rescor
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["decision"]["priority"]["name"] == "P3"
-    wait_for(
-        f"{len(tool.write_back)} write-back request(s) at the {tool.source} stand-in",
-        lambda: len(running.receiver.requests()) >= len(tool.write_back),
-    )
-    assert [wire(r) for r in running.receiver.requests()] == tool.write_back
+    written_back("P3")
 
     # Resolved in the tool: the item is completed.
     ended = running.post(tool.ended).json()
@@ -355,7 +373,6 @@ def test_a_wrong_signature_is_401_an_unmapped_value_422_and_neither_writes(
 
     # Neither left an item behind: the same ticket, signed and mapped, is new.
     assert running.post(tool.created).json()["action"] == "queued"
-    assert running.receiver.requests() == []
 
 
 @pytest.mark.parametrize("running", [TOOLS[0]], ids=["jira"], indirect=True)
