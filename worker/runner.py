@@ -32,12 +32,10 @@ from redis.exceptions import ExecAbortError
 from rq.queue import Queue as RQQueue
 from rq.worker import Worker as RQWorker
 
-from service.core.calls import Call
-from service.core.decision import Decision
 from service.core.tables import TableSet
 from service.dispatch import keys
 from service.dispatch.config import DispatchConfig
-from service.dispatch.items import ItemState, now_ms
+from service.dispatch.items import ItemState, now_ms, unpack_call, unpack_decision
 from service.dispatch.leases import (
     SUSPENDED,
     Leased,
@@ -56,8 +54,6 @@ __all__ = ["Worker", "worker_teams"]
 
 log = logging.getLogger("usm.worker")
 
-_CALL = msgspec.json.Decoder(Call)
-_DECISION = msgspec.json.Decoder(Decision)
 _PAYLOAD = msgspec.json.Decoder(dict[str, object] | None)
 _EXPIRE_EVERY = 600.0
 """Seconds between clean-ups of expired registry entries (RQ's maintenance interval)."""
@@ -330,8 +326,8 @@ class Worker:
                 priority=priority,
                 source=leased.source,
                 external_id=leased.external_id,
-                call=_CALL.decode(leased.call),
-                decision=_DECISION.decode(leased.decision),
+                call=unpack_call(leased.call),
+                decision=unpack_decision(leased.decision),
                 payload=_PAYLOAD.decode(leased.payload),
                 delivery=leased.deliveries,
             )

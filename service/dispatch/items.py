@@ -11,6 +11,7 @@ import enum
 import os
 import threading
 import time
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,9 @@ __all__ = [
     "ms_to_datetime",
     "new_item_id",
     "now_ms",
+    "pack",
+    "unpack_call",
+    "unpack_decision",
 ]
 
 
@@ -120,6 +124,53 @@ _DECISION = msgspec.json.Decoder(Decision)
 _PAYLOAD = msgspec.json.Decoder(dict[str, Any] | None)
 _ENCODER = msgspec.json.Encoder()
 
+_PACKED = b"\x01"
+"""First byte of a packed value (JSON never starts with it). Version 1 = raw deflate with
+:data:`_ZDICT`; a new dictionary needs a new mark, as stored items keep the old one."""
+_ZDICT = (
+    b'{"type":"incident","impact":"organisation","urgency":"immediate","service":"category":'
+    b'"reported_at":"2026-11-30T12:00:00Z","likelihood":"proximity":"wish","change","risk",'
+    b'"service_request","department","group","user","high","normal","low","P1","P2","P3","P4",'
+    b'"P5","critical","planning","proactive","service_desk","infrastructure","application",'
+    b'"input":"impact not given","rule":"services.toml: .impact_floor","result":"impact \''
+    b'"input":"urgency=\'","rule":"levels.toml: urgency","result":"urgency \'(level 1)"},'
+    b'"input":"impact \', urgency \'","rule":"matrix.toml: matrix.","result":"priority P'
+    b'"input":"call_type=\', service=\'","rule":"services.toml: .team (no route matched)",'
+    b'"result":"team \'"},{"input":"priority P","rule":"levels.toml: P targets",'
+    b'"result":"respond within PT15M, resolve within PT4H"}]}'
+    b'{"call_type":"incident","workflow":"incident","trigger":"reactive","priority":{"name":'
+    b'"P1","level":1,"label":"critical"},"impact":{"name":"department","level":2},"urgency":'
+    b'{"name":"immediate","level":1},"team":"infrastructure","reported_at":"2026-11-30T12:'
+    b'55.569279Z","response_by":"2026-11-30T12:36:55.569279Z","resolve_by":"2026-11-30T16:'
+    b'21:55.569279Z","table_version":"2026.1","table_hash":"sha256:","explanation":[{"input":'
+    b'"type=\'incident\'","rule":"call_types.toml: incident","result":"workflow \'incident'
+    b'\', reactive"},{"input":'
+)
+"""Text decisions and calls repeat (field names, rule wording): a preset dictionary lets deflate
+refer to it, so even one small decision shrinks to a fraction. Never edit it (see _PACKED)."""
+
+
+def pack(value: object) -> bytes:
+    """``value`` as compact bytes for an opaque hash field: deflated JSON, marked."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+    return _PACKED + deflate.compress(_ENCODER.encode(value)) + deflate.flush()
+
+
+def _json(raw: bytes) -> bytes:
+    """The JSON of a packed value; plain JSON (items stored before packing) as it is."""
+    if raw[:1] != _PACKED:
+        return raw
+    inflate = zlib.decompressobj(-15, _ZDICT)
+    return inflate.decompress(raw[1:]) + inflate.flush()
+
+
+def unpack_call(raw: bytes) -> Call:
+    return _CALL.decode(_json(raw))
+
+
+def unpack_decision(raw: bytes) -> Decision:
+    return _DECISION.decode(_json(raw))
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -168,12 +219,21 @@ def encode_event(
     holder: str | None = None,
     decision: Decision | None = None,
 ) -> bytes:
-    """One stored history entry."""
-    return _ENCODER.encode(
-        _StoredEvent(
-            at=at_ms, event=event, state=state, detail=detail, holder=holder, decision=decision
-        )
+    """One stored history entry: the event's JSON, then (after a newline, which compact JSON
+    never holds) its decision packed. Lua scripts write entries without a decision as JSON and
+    fill in ``state`` of a re-score's JSON head, so the head stays JSON."""
+    head = _ENCODER.encode(
+        _StoredEvent(at=at_ms, event=event, state=state, detail=detail, holder=holder)
     )
+    return head if decision is None else head + b"\n" + pack(decision)
+
+
+def _decode_event(raw: bytes) -> _StoredEvent:
+    head, _, packed = raw.partition(b"\n")
+    stored = _EVENT.decode(head)
+    if packed:
+        stored.decision = unpack_decision(packed)
+    return stored
 
 
 def _text(raw: dict[bytes, bytes], field: str, default: str = "") -> str:
@@ -183,7 +243,7 @@ def _text(raw: dict[bytes, bytes], field: str, default: str = "") -> str:
 
 def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) -> Item:
     """The :class:`Item` stored in an RQ job hash and its history list."""
-    events = [_EVENT.decode(h) for h in history]
+    events = [_decode_event(h) for h in history]
     lease_ms = _text(raw, "usm_lease_ms")
     state = ItemState(_text(raw, "usm_state"))
     lease = None
@@ -197,8 +257,8 @@ def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) 
         queue=_text(raw, "usm_queue"),
         source=_text(raw, "usm_source"),
         external_id=_text(raw, "usm_external_id"),
-        call=_CALL.decode(raw[b"usm_call"]),
-        decision=_DECISION.decode(raw[b"usm_decision"]),
+        call=unpack_call(raw[b"usm_call"]),
+        decision=unpack_decision(raw[b"usm_decision"]),
         payload=_PAYLOAD.decode(raw.get(b"usm_payload", b"null")),
         enqueued_at=ms_to_datetime(id_time_ms(item_id)),
         deliveries=int(_text(raw, "usm_deliveries", "0")),

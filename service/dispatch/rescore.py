@@ -30,7 +30,7 @@ from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.scoring import Scorer
 from service.dispatch import keys
-from service.dispatch.items import encode_event, now_ms
+from service.dispatch.items import encode_event, now_ms, pack, unpack_call, unpack_decision
 from service.dispatch.rebuild import Fence, rebuild_pending
 from service.dispatch.scripts import scripts_for
 from service.errors import InvalidCall
@@ -40,8 +40,6 @@ __all__ = ["BATCH", "STORE_BATCH", "Changed", "rescore_all", "rescore_call"]
 
 log = logging.getLogger("usm.dispatch.rescore")
 
-_CALL = msgspec.json.Decoder(Call)
-_DECISION = msgspec.json.Decoder(Decision)
 _ENC = msgspec.json.Encoder()
 _STATE_PLACEHOLDER: Any = "@STATE@"
 
@@ -159,9 +157,9 @@ class _Run:
                 self.refs[item_id] = (source.decode(), external_id.decode())
             if call_raw is None or state not in (b"queued", b"started", b"claimed"):
                 continue
-            old = _DECISION.decode(decision_raw)
+            old = unpack_decision(decision_raw)
             try:
-                new = rescore_call(self.scorer, _CALL.decode(call_raw), old, self.now)
+                new = rescore_call(self.scorer, unpack_call(call_raw), old, self.now)
             except InvalidCall as exc:
                 self.unscorable += 1
                 log.warning(
@@ -188,7 +186,7 @@ class _Run:
                 keys.queue_name(new.team, new.priority.name),
                 new.team,
                 new.priority.name,
-                _ENC.encode(new),
+                pack(new),
                 new.response_by.timestamp(),
                 encode_event("rescored", _STATE_PLACEHOLDER, at, detail=detail, decision=new),
             ]

@@ -30,6 +30,7 @@ from service.dispatch.items import (
     item_from_hash,
     ms_to_datetime,
     new_item_id,
+    pack,
 )
 from service.dispatch.leases import rq_time
 from service.dispatch.scripts import scripts_for
@@ -132,8 +133,8 @@ class ItemStore:
             usm_queue=queue,
             usm_source=source,
             usm_external_id=external_id,
-            usm_call=_ENC.encode(call),
-            usm_decision=_ENC.encode(decision),
+            usm_call=pack(call),
+            usm_decision=pack(decision),
             usm_payload=body,
             usm_queued_ms=at,
             usm_response_by=decision.response_by.timestamp(),
@@ -304,10 +305,10 @@ class ItemStore:
                     queue,
                     decision.team,
                     decision.priority.name,
-                    _ENC.encode(decision),
+                    pack(decision),
                     decision.response_by.timestamp(),
                     event,
-                    _ENC.encode(call) if call is not None else "",
+                    pack(call) if call is not None else "",
                     "" if expect is None else expect,
                 ],
             )
