@@ -28,6 +28,7 @@ __all__ = [
     "Item",
     "ItemState",
     "Lease",
+    "decode_event",
     "encode_event",
     "id_time_ms",
     "item_from_hash",
@@ -228,7 +229,8 @@ def encode_event(
     return head if decision is None else head + b"\n" + pack(decision)
 
 
-def _decode_event(raw: bytes) -> _StoredEvent:
+def decode_event(raw: bytes) -> _StoredEvent:
+    """One stored history entry, either form (see :func:`encode_event`)."""
     head, _, packed = raw.partition(b"\n")
     stored = _EVENT.decode(head)
     if packed:
@@ -243,7 +245,7 @@ def _text(raw: dict[bytes, bytes], field: str, default: str = "") -> str:
 
 def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) -> Item:
     """The :class:`Item` stored in an RQ job hash and its history list."""
-    events = [_decode_event(h) for h in history]
+    events = [decode_event(h) for h in history]
     lease_ms = _text(raw, "usm_lease_ms")
     state = ItemState(_text(raw, "usm_state"))
     lease = None

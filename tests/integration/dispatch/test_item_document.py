@@ -1,0 +1,143 @@
+"""GET /v1/items/{id} shows the whole item, whatever compact form Redis keeps it in.
+
+Decisions, calls and history are stored packed (deflated JSON, :func:`service.dispatch.items.pack`)
+to save Redis memory; these tests pin the full document an item shows through its life and check
+that an item stored as plain JSON (as before packing) reads back byte for byte the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import redis
+from litestar.testing import TestClient
+
+from service.api.app import create_app
+from service.core.calls import Call
+from service.core.scoring import Scorer
+from service.dispatch import keys
+from service.dispatch.items import decode_event, unpack_call, unpack_decision
+from service.files.loader import load_all
+from service.settings import Settings
+from tests.fixtures.api import LOOPBACK
+
+REPORTED = "2026-11-30T09:15:00Z"
+PAYLOAD = {"title": "new firewall rule", "links": ["https://example.invalid/RFC7"], "n": 7}
+
+
+@pytest.fixture
+def client(redis_url: str, single_set_tables: Path) -> Iterator[TestClient[Any]]:
+    settings = Settings(
+        redis_url=redis_url, tables=str(single_set_tables), claim_lease_seconds=300.0
+    )
+    with TestClient(create_app(settings), base_url=LOOPBACK) as c:
+        yield c
+
+
+@pytest.fixture
+def set_scorer(single_set_tables: Path) -> Scorer:
+    (loaded,) = load_all(single_set_tables)
+    return loaded.scorer()
+
+
+def _json(value: object) -> Any:
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def _event(doc: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A history entry as the API shows it; ``at`` is the server's clock, taken from ``doc``."""
+    return {"at": doc["at"], "detail": "", "holder": None, "decision": None, **fields}
+
+
+def _as_plain_json(conn: redis.Redis, item_id: str) -> None:
+    """Rewrite the item as items were stored before packing: plain JSON fields and history."""
+    job, history = keys.job_key(item_id), keys.history_key(item_id)
+    raw: dict[bytes, bytes] = conn.hgetall(job)  # type: ignore[assignment]
+    conn.hset(
+        job,
+        mapping={
+            "usm_call": msgspec.json.encode(unpack_call(raw[b"usm_call"])),
+            "usm_decision": msgspec.json.encode(unpack_decision(raw[b"usm_decision"])),
+        },
+    )
+    entries: list[bytes] = conn.lrange(history, 0, -1)  # type: ignore[assignment]
+    conn.delete(history)
+    conn.rpush(history, *(msgspec.json.encode(decode_event(e)) for e in entries))
+
+
+def test_an_item_shows_every_decision_explanation_and_event_through_its_life(
+    client: TestClient[Any], set_scorer: Scorer, redis_url: str
+) -> None:
+    first = {"type": "change", "impact": "group", "urgency": "normal", "reported_at": REPORTED}
+    body = {**first, "source": "snow", "external_id": "RFC7", "payload": PAYLOAD}
+    posted = client.post("/v1/items", json=body)
+    assert posted.status_code == 201, posted.text
+    item_id = posted.json()["id"]
+    path = f"/v1/items/{item_id}"
+    # The answer to POST is built from what was sent; read back it must be the same bytes.
+    assert client.get(path).content == posted.content
+
+    before = set_scorer.score(msgspec.convert(first, Call), datetime.now(UTC))
+    r = client.patch(path, json={"impact": "department", "urgency": "high", "reason": "audit"})
+    assert r.status_code == 200, r.text
+    second = {**first, "impact": "department", "urgency": "high"}
+    after = set_scorer.score(msgspec.convert(second, Call), datetime.now(UTC))
+    assert after.priority != before.priority  # the re-score must change something to show
+    team = after.team
+    claimed = client.post(f"/v1/teams/{team}/claim", json={"holder": "ann"})
+    assert claimed.status_code == 200, claimed.text
+    holder = claimed.json()["lease"]["holder"]
+    done = client.post(f"{path}/complete", json={"holder": holder})
+    assert done.status_code == 200, done.text
+
+    got = client.get(path)
+    assert got.status_code == 200
+    doc = got.json()
+    history = doc["history"]
+    assert doc == {
+        "id": item_id,
+        "state": "completed",
+        "team": team,
+        "priority": after.priority.name,
+        "queue": keys.queue_name(team, after.priority.name),
+        "source": "snow",
+        "external_id": "RFC7",
+        "call": _json(msgspec.convert(second, Call)),
+        "decision": _json(after),
+        "enqueued_at": posted.json()["enqueued_at"],
+        "payload": PAYLOAD,
+        "deliveries": 1,
+        "lease": None,
+        "error": None,
+        "history": [
+            _event(history[0], event="enqueued", state="queued", decision=_json(before)),
+            _event(
+                history[1],
+                event="rescored",
+                state="queued",
+                detail="changed impact='department', urgency='high': audit",
+                decision=_json(after),
+            ),
+            _event(history[2], event="claimed", state="claimed", holder=holder),
+            _event(history[3], event="completed", state="completed", holder=holder),
+        ],
+    }
+    assert (
+        doc["decision"]["explanation"]
+        and doc["decision"]["explanation"] == (history[1]["decision"]["explanation"])
+    )
+
+    # Items stored before packing (plain JSON) still read back, and to the very same bytes.
+    conn = redis.Redis.from_url(redis_url)
+    try:
+        assert conn.hget(keys.job_key(item_id), "usm_decision")[:1] != b"{"  # type: ignore[index]
+        _as_plain_json(conn, item_id)
+        assert conn.hget(keys.job_key(item_id), "usm_decision")[:1] == b"{"  # type: ignore[index]
+    finally:
+        conn.close()
+    assert client.get(path).content == got.content
