@@ -35,12 +35,27 @@ import redis
 
 from service.children import die_with_parent, port_in_use, proc_info
 
-__all__ = ["EmbeddedRedis", "EmbeddedRedisError", "RedisKeeper", "find_redis_server", "free_port"]
+__all__ = [
+    "HASH_MAX_LISTPACK_VALUE",
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "RedisKeeper",
+    "find_redis_server",
+    "free_port",
+]
 
 log = logging.getLogger("usm.embedded_redis")
 
 _STABLE = 30.0
 """Seconds up after which a restarted Redis is trusted again: the back-off starts over."""
+
+
+HASH_MAX_LISTPACK_VALUE = 1024
+"""Redis keeps a hash as one compact listpack while every value is at most this many bytes
+(Redis's default is 64), else as a hash table of separately allocated entries, twice the
+memory for an item's job hash. An item's biggest values (packed decision, call, ended-item
+record) are a few hundred bytes; a hash of ~30 such fields stays cheap to scan. deploy/ sets the
+same (bench/memory.py measures both)."""
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -121,6 +136,7 @@ class EmbeddedRedis:
             "--appendonly", "yes",
             "--appendfsync", self.appendfsync,
             "--save", "",
+            "--hash-max-listpack-value", str(HASH_MAX_LISTPACK_VALUE),
             "--pidfile", str(self.pidfile.resolve()),
             "--logfile", str((self.dir / "redis.log").resolve()),
         ]  # fmt: skip

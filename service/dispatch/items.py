@@ -36,6 +36,7 @@ __all__ = [
     "new_item_id",
     "now_ms",
     "pack",
+    "pack_record",
     "unpack_call",
     "unpack_decision",
 ]
@@ -86,6 +87,20 @@ class _StoredEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     detail: str = ""
     holder: str | None = None
     decision: Decision | None = None
+
+
+class _Record(msgspec.Struct, array_like=True):
+    """An ended item's call, decision and history folded into one value (``usm_record``): one
+    deflate stream sees the decisions of the history and the current one, nearly alike."""
+
+    team: str
+    priority: str
+    source: str
+    external_id: str
+    deliveries: int
+    call: Call
+    decision: Decision
+    history: list[_StoredEvent]
 
 
 class Lease(Base):
@@ -238,14 +253,38 @@ def decode_event(raw: bytes) -> _StoredEvent:
     return stored
 
 
+_RECORD = msgspec.json.Decoder(_Record)
+
+
+def pack_record(raw: dict[bytes, bytes], history: list[bytes]) -> bytes:
+    """The ``usm_record`` of an item stored as ``raw`` (its job hash) and ``history``."""
+    return pack(_unfolded(raw, history))
+
+
 def _text(raw: dict[bytes, bytes], field: str, default: str = "") -> str:
     value = raw.get(field.encode())
     return value.decode() if value is not None else default
 
 
+def _unfolded(raw: dict[bytes, bytes], history: list[bytes]) -> _Record:
+    """The parts a record folds, read from a job hash that is not folded, and its history."""
+    return _Record(
+        team=_text(raw, "usm_team"),
+        priority=_text(raw, "usm_priority"),
+        source=_text(raw, "usm_source"),
+        external_id=_text(raw, "usm_external_id"),
+        deliveries=int(_text(raw, "usm_deliveries", "0")),
+        call=unpack_call(raw[b"usm_call"]),
+        decision=unpack_decision(raw[b"usm_decision"]),
+        history=[decode_event(h) for h in history],
+    )
+
+
 def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) -> Item:
-    """The :class:`Item` stored in an RQ job hash and its history list."""
-    events = [decode_event(h) for h in history]
+    """The :class:`Item` stored in an RQ job hash and its history list (or, for an ended item,
+    its ``usm_record``)."""
+    folded = raw.get(b"usm_record")
+    record = _unfolded(raw, history) if folded is None else _RECORD.decode(_json(folded))
     lease_ms = _text(raw, "usm_lease_ms")
     state = ItemState(_text(raw, "usm_state"))
     lease = None
@@ -254,16 +293,16 @@ def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) 
     return Item(
         id=item_id,
         state=state,
-        team=_text(raw, "usm_team"),
-        priority=_text(raw, "usm_priority"),
+        team=record.team,
+        priority=record.priority,
         queue=_text(raw, "usm_queue"),
-        source=_text(raw, "usm_source"),
-        external_id=_text(raw, "usm_external_id"),
-        call=unpack_call(raw[b"usm_call"]),
-        decision=unpack_decision(raw[b"usm_decision"]),
+        source=record.source,
+        external_id=record.external_id,
+        call=record.call,
+        decision=record.decision,
         payload=_PAYLOAD.decode(raw.get(b"usm_payload", b"null")),
         enqueued_at=ms_to_datetime(id_time_ms(item_id)),
-        deliveries=int(_text(raw, "usm_deliveries", "0")),
+        deliveries=record.deliveries,
         lease=lease,
         error=_text(raw, "usm_error") or None,
         history=[
@@ -275,6 +314,6 @@ def item_from_hash(item_id: str, raw: dict[bytes, bytes], history: list[bytes]) 
                 holder=e.holder,
                 decision=e.decision,
             )
-            for e in events
+            for e in record.history
         ],
     )

@@ -18,6 +18,7 @@ import redis
 from rq.utils import utcformat
 
 from service.dispatch import keys
+from service.dispatch.archive import fold
 from service.dispatch.items import ItemState, ms_to_datetime
 from service.dispatch.scripts import scripts_for
 from service.errors import ReplicasUnconfirmed
@@ -195,6 +196,8 @@ def finish(
             "1" if worker_key else "0",
         ],
     )
+    if done and outcome is Outcome.COMPLETED:
+        fold(conn, item_id)
     return bool(done)
 
 

@@ -20,6 +20,7 @@ from service.dispatch import keys
 from service.dispatch.replicas import ConfirmedScript
 
 __all__ = [
+    "ARCHIVE_SCRIPT",
     "CANCEL_SCRIPT",
     "ENQUEUE_SCRIPT",
     "EXTEND_SCRIPT",
@@ -469,6 +470,28 @@ return 1
 """
 
 
+ARCHIVE_SCRIPT = """
+-- Fold a completed or cancelled item into one packed record (its call, decision, history and
+-- the usm fields no script reads once an item has ended), and drop the fields only a lease
+-- holder or a waiting item needs. usm_state, usm_queue and usm_idem stay: scripts check them.
+-- An ended item never changes again, so this only saves memory; it runs only if the item is
+-- as the caller read it.
+-- KEYS: 1 job hash
+-- ARGV: 1 item id, 2 state read, 3 history length read, 4 record (packed)
+-- Returns: 1 when folded, 0 when the item changed or is folded already.
+local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_record')
+if h[1] ~= ARGV[2] or h[2] then return 0 end
+local history = HISTORY .. ARGV[1]
+if redis.call('LLEN', history) ~= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], 'usm_record', ARGV[4])
+redis.call('HDEL', KEYS[1], 'usm_call', 'usm_decision', 'usm_holder', 'usm_lease_ms',
+  'usm_started_ms', 'usm_team', 'usm_priority', 'usm_source', 'usm_external_id',
+  'usm_deliveries', 'usm_response_by', 'usm_queued_ms', 'usm_rev')
+redis.call('DEL', history)
+return 1
+"""
+
+
 def _compile(body: str) -> str:
     prelude = (
         PRELUDE.replace("@JOB@", keys.JOB_PREFIX)
@@ -505,6 +528,7 @@ class Scripts:
     rebuild_done: Script
     lock_renew: Script
     lock_replace: Script
+    archive: Script
 
 
 _REGISTERED: weakref.WeakKeyDictionary[redis.Redis, Scripts] = weakref.WeakKeyDictionary()
@@ -528,6 +552,7 @@ def scripts_for(conn: redis.Redis) -> Scripts:
             rebuild_done=ConfirmedScript(conn, _compile(REBUILD_DONE_SCRIPT)),
             lock_renew=ConfirmedScript(conn, LOCK_RENEW_SCRIPT),
             lock_replace=ConfirmedScript(conn, LOCK_REPLACE_SCRIPT),
+            archive=ConfirmedScript(conn, _compile(ARCHIVE_SCRIPT)),
         )
         _REGISTERED[conn] = found
     return found

@@ -21,6 +21,7 @@ from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.tables import TableSet
 from service.dispatch import keys
+from service.dispatch.archive import fold
 from service.dispatch.config import DispatchConfig
 from service.dispatch.items import (
     HistoryEvent,
@@ -264,6 +265,7 @@ class ItemStore:
             raise NotFound(f"unknown item '{item_id}'")
         if code == 0:
             raise ItemConflict(f"item '{item_id}' is already {rest[0].decode()}")
+        fold(self.conn, item_id)
         item = self.get(item_id)
         record(ItemEvent.COMPLETED if completed else ItemEvent.CANCELLED, item.team, item.priority)
         return item

@@ -1,8 +1,9 @@
 """GET /v1/items/{id} shows the whole item, whatever compact form Redis keeps it in.
 
 Decisions, calls and history are stored packed (deflated JSON, :func:`service.dispatch.items.pack`)
-to save Redis memory; these tests pin the full document an item shows through its life and check
-that an item stored as plain JSON (as before packing) reads back byte for byte the same.
+and an ended item is folded into one record (:mod:`service.dispatch.archive`) to save Redis
+memory; these tests pin the full document an item shows through its life and check that an item
+stored as plain JSON (as before packing) reads back byte for byte the same.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from service.api.app import create_app
 from service.core.calls import Call
 from service.core.scoring import Scorer
 from service.dispatch import keys
-from service.dispatch.items import decode_event, unpack_call, unpack_decision
+from service.dispatch.items import Item
 from service.files.loader import load_all
 from service.settings import Settings
 from tests.fixtures.api import LOOPBACK
@@ -54,20 +55,37 @@ def _event(doc: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"at": doc["at"], "detail": "", "holder": None, "decision": None, **fields}
 
 
-def _as_plain_json(conn: redis.Redis, item_id: str) -> None:
-    """Rewrite the item as items were stored before packing: plain JSON fields and history."""
-    job, history = keys.job_key(item_id), keys.history_key(item_id)
-    raw: dict[bytes, bytes] = conn.hgetall(job)  # type: ignore[assignment]
+def _as_plain_json(conn: redis.Redis, shown: bytes) -> None:
+    """Store the item GET showed as ``shown`` the way items were stored before packing and
+    folding: plain JSON call, decision and history entries (``at`` in epoch ms)."""
+    item = msgspec.json.decode(shown, type=Item)
+    job, history = keys.job_key(item.id), keys.history_key(item.id)
+    conn.hdel(job, "usm_record")
     conn.hset(
         job,
         mapping={
-            "usm_call": msgspec.json.encode(unpack_call(raw[b"usm_call"])),
-            "usm_decision": msgspec.json.encode(unpack_decision(raw[b"usm_decision"])),
+            "usm_call": msgspec.json.encode(item.call),
+            "usm_decision": msgspec.json.encode(item.decision),
+            "usm_team": item.team,
+            "usm_priority": item.priority,
+            "usm_source": item.source,
+            "usm_external_id": item.external_id,
+            "usm_deliveries": item.deliveries,
         },
     )
-    entries: list[bytes] = conn.lrange(history, 0, -1)  # type: ignore[assignment]
     conn.delete(history)
-    conn.rpush(history, *(msgspec.json.encode(decode_event(e)) for e in entries))
+    entries = []
+    for e in item.history:
+        entry: dict[str, Any] = {"at": round(e.at.timestamp() * 1000), "event": e.event}
+        entry["state"] = e.state
+        if e.detail:
+            entry["detail"] = e.detail
+        if e.holder is not None:
+            entry["holder"] = e.holder
+        if e.decision is not None:
+            entry["decision"] = e.decision
+        entries.append(msgspec.json.encode(entry))
+    conn.rpush(history, *entries)
 
 
 def test_an_item_shows_every_decision_explanation_and_event_through_its_life(
@@ -92,6 +110,8 @@ def test_an_item_shows_every_decision_explanation_and_event_through_its_life(
     claimed = client.post(f"/v1/teams/{team}/claim", json={"holder": "ann"})
     assert claimed.status_code == 200, claimed.text
     holder = claimed.json()["lease"]["holder"]
+    # Claimed: stored packed, not folded; read back it is what the claim answered.
+    assert client.get(path).content == claimed.content
     done = client.post(f"{path}/complete", json={"holder": holder})
     assert done.status_code == 200, done.text
 
@@ -132,12 +152,15 @@ def test_an_item_shows_every_decision_explanation_and_event_through_its_life(
         and doc["decision"]["explanation"] == (history[1]["decision"]["explanation"])
     )
 
-    # Items stored before packing (plain JSON) still read back, and to the very same bytes.
+    # The ended item is folded: one packed record, no history list. Stored the old way (plain
+    # JSON, unfolded) it reads back to the very same bytes.
     conn = redis.Redis.from_url(redis_url)
     try:
-        assert conn.hget(keys.job_key(item_id), "usm_decision")[:1] != b"{"  # type: ignore[index]
-        _as_plain_json(conn, item_id)
+        assert conn.hexists(keys.job_key(item_id), "usm_record")
+        assert not conn.exists(keys.history_key(item_id))
+        _as_plain_json(conn, got.content)
         assert conn.hget(keys.job_key(item_id), "usm_decision")[:1] == b"{"  # type: ignore[index]
+        assert conn.llen(keys.history_key(item_id)) == 4
     finally:
         conn.close()
     assert client.get(path).content == got.content
