@@ -16,7 +16,7 @@ Layout (``<q>`` is an RQ queue name ``usm.<team>.<priority>``)::
     usm:workers:<team>     zset   worker name -> presence deadline (ms)
     usm:wake:<team>        list   wake tokens: idle workers BLPOP here
     usm:due:<q>            zset   item id -> response target (epoch s), for the overdue count
-    usm:history:<id>       list   JSON events: state changes and decisions
+    usm:history:<id>       list   events: state changes and decisions (deleted once folded)
     usm:idem:<digest>      str    (source, external id) -> item id
     usm:rebuild:pending    set    queues a mass re-score changed and whose order is not rebuilt yet
     usm:rebuild:in:<q>     set    items a mass re-score moved into <q>, to place by seniority

@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 
 from service.connection import parse_sentinel_url
+from service.embedded_redis import HASH_MAX_LISTPACK_VALUE
 from tests.deploy.support import DEPLOY, load_yaml, push_teams
 
 COMPOSE = DEPLOY / "compose.yaml"
@@ -153,6 +154,17 @@ def test_redis_keeps_an_append_only_file_on_a_volume(compose: dict[str, Any]) ->
     assert command[command.index("--appendfsync") + 1] == "everysec"
     data_dir = command[command.index("--dir") + 1]
     assert f"redis-data:{data_dir}" in redis["volumes"]
+
+
+def test_every_redis_node_keeps_item_hashes_as_compact_as_the_embedded_one(
+    compose: dict[str, Any],
+) -> None:
+    nodes = [s for s in compose["services"].values() if s.get("command", [""])[0] == "redis-server"]
+    assert len(nodes) == 2
+    for node in nodes:
+        command = node["command"]
+        value = command[command.index("--hash-max-listpack-value") + 1]
+        assert value == str(HASH_MAX_LISTPACK_VALUE)
 
 
 def test_usm_services_reach_redis_through_the_three_sentinels(compose: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ for n in 0 1 2; do
   [ -n "$primary" ] && break
 done
 [ -n "$primary" ] || primary="redis-0.redis"
-set -- --appendonly yes --appendfsync everysec --dir /data \
+set -- --appendonly yes --appendfsync everysec --hash-max-listpack-value 1024 --dir /data \
   --replica-announce-ip "$self" --min-replicas-to-write 1 --min-replicas-max-lag 10
 if [ "$primary" != "$self" ]; then
   set -- "$@" --replicaof "$primary" 6379
