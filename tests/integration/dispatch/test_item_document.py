@@ -22,7 +22,9 @@ from service.api.app import create_app
 from service.core.calls import Call
 from service.core.scoring import Scorer
 from service.dispatch import keys
+from service.dispatch.archive import fold
 from service.dispatch.items import Item
+from service.dispatch.scripts import scripts_for
 from service.files.loader import load_all
 from service.settings import Settings
 from tests.fixtures.api import LOOPBACK
@@ -164,3 +166,35 @@ def test_an_item_shows_every_decision_explanation_and_event_through_its_life(
     finally:
         conn.close()
     assert client.get(path).content == got.content
+
+
+def test_only_an_ended_item_as_read_is_folded_and_a_cancelled_one_shows_the_same(
+    client: TestClient[Any], redis_url: str
+) -> None:
+    body = {"type": "incident", "impact": "user", "urgency": "low", "reported_at": REPORTED}
+    posted = client.post("/v1/items", json={**body, "source": "snow", "external_id": "INC9"})
+    item_id = posted.json()["id"]
+    job = keys.job_key(item_id)
+    conn = redis.Redis.from_url(redis_url)
+    try:
+        assert not fold(conn, item_id)  # queued: it may still change
+        assert conn.hexists(job, "usm_decision")
+        r = client.delete(f"/v1/items/{item_id}")
+        assert r.status_code == 200, r.text
+        assert conn.hexists(job, "usm_record") and not conn.hexists(job, "usm_decision")
+        assert not fold(conn, item_id)  # folded already
+        # The script refuses when the history is not as the caller read it.
+        refused = scripts_for(conn).archive(keys=[job], args=[item_id, "cancelled", 99, b"x"])
+        assert refused == 0
+    finally:
+        conn.close()
+    shown = client.get(f"/v1/items/{item_id}")
+    assert shown.content == r.content
+    doc = shown.json()
+    assert doc["state"] == "cancelled"
+    assert {k: v for k, v in doc.items() if k not in ("state", "history")} == {
+        k: v for k, v in posted.json().items() if k not in ("state", "history")
+    }
+    assert doc["history"][0] == posted.json()["history"][0]
+    assert [h["event"] for h in doc["history"]] == ["enqueued", "cancelled"]
+    assert doc["history"][1]["detail"] == "cancelled via API"
