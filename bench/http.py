@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import msgspec
 
 from bench._common import TABLES, batch_body, call_body, machine, median, print_table
 from bench._load import LoadResult, load, tool_name
@@ -53,6 +54,10 @@ TARGET_RATIO = 0.85
 """Issue 14: ``POST /v1/priority`` as deployed reaches 0.85 of the bare app's req/s."""
 TARGET_BATCH_RATIO = 0.8
 """Issue 14: the batch endpoint as deployed reaches 0.8 of the bare app's batch ceiling."""
+
+TARGET_SOURCE_RATIO = 0.85
+"""Issue 10: a ticketing tool's own event (signature, JMESPath mapping, scoring) costs at most
+15 % over ``POST /v1/priority`` with the same call."""
 
 BATCH = 1000
 RATE_LIMIT = "1000000/second"
@@ -77,12 +82,18 @@ ENDPOINTS = (
     Endpoint("bare_batch", "bare", "/bench/bare/batch", "batch", BATCH),
     Endpoint("in-app_batch", "service", "/bench/bare/batch", "batch", BATCH),
     Endpoint("batch", "service", "/v1/priority/batch", "batch", BATCH),
+    Endpoint("source", "service", "/v1/sources/rt/events", "source", 1),
 )
 GROUPS = {
     "single": ("bare", "in-app", "priority"),
     "batch": ("bare_batch", "in-app_batch", "batch"),
+    "source": ("priority", "source"),
 }
-TARGETS = {"priority": ("bare", TARGET_RATIO), "batch": ("bare_batch", TARGET_BATCH_RATIO)}
+TARGETS = {
+    "priority": ("bare", TARGET_RATIO),
+    "batch": ("bare_batch", TARGET_BATCH_RATIO),
+    "source": ("priority", TARGET_SOURCE_RATIO),
+}
 
 
 @dataclass(frozen=True)
@@ -169,13 +180,41 @@ def serving(
         log.close()
 
 
+# --- Source events (issue 10): an RT scrip's payload for the very call of call_body(). The RT
+# source is switched to queue = false in a copy of the tables, so the path measured is the
+# inbound mapping (signature check, JMESPath readers, value maps, scoring), not item writes.
+SOURCE_SECRET = "bench-rt-scrip-token"
+SOURCE_AUTH = {"Authorization": f"Bearer {SOURCE_SECRET}"}
+
+
+def source_body() -> bytes:
+    """What the USM scrip posts for a ticket with the fields of :func:`call_body`."""
+    cf = {"Impact": "Group", "Urgency": "Seriously impaired", "Service": "email"}
+    cf["Category"] = "hardware"
+    ticket = {"id": 4711, "status": "new", "created": None, "custom_fields": cf}
+    return msgspec.json.encode({"event": "create", "ticket": ticket})
+
+
+def source_tables(tables: Path, tmp: Path) -> Path:
+    """A copy of ``tables`` whose RT source only scores (``queue = false``)."""
+    target = tmp / "tables"
+    shutil.copytree(tables, target)
+    for path in target.glob("*/sources.toml"):  # rt is the first source of the worked example
+        path.write_text(path.read_text().replace("queue = true", "queue = false", 1))
+    return target
+
+
+def _headers(e: Endpoint, auth: dict[str, str]) -> dict[str, str]:
+    if e.kind == "source":
+        return SOURCE_AUTH
+    return auth if e.app == "service" else {}
+
+
 def check(urls: dict[str, str], bodies: dict[str, bytes], auth: dict[str, str]) -> None:
     """Every endpoint answers 200; product and ceilings answer the same JSON shape."""
     got = {}
     for e in ENDPOINTS:
-        headers = {"content-type": "application/json"}
-        if e.app == "service":
-            headers |= auth
+        headers = {"content-type": "application/json"} | _headers(e, auth)
         resp = httpx.post(
             f"{urls[e.app]}{e.path}", content=bodies[e.kind], headers=headers, timeout=30
         )
@@ -191,6 +230,9 @@ def check(urls: dict[str, str], bodies: dict[str, bytes], auth: dict[str, str]) 
             )
     if any(len(got[x]["decisions"]) != BATCH for x in ("batch", "bare_batch", "in-app_batch")):
         raise SystemExit("a batch endpoint did not answer one decision per call")
+    source = got["source"]
+    if source.get("action") != "scored" or source["decision"]["priority"] != a["priority"]:
+        raise SystemExit(f"the source event is not the same call scored: {str(source)[:300]}")
 
 
 def _serve(argv: list[str]) -> int:
@@ -226,6 +268,7 @@ def _service_env(tmp: Path, redis_url: str, key: str) -> dict[str, str]:
         "USM_API_KEYS": f"bench:score,admin:{hash_key(key)}",
         "USM_RATE_LIMIT": RATE_LIMIT,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "USM_SOURCE_RT_SECRET": SOURCE_SECRET,
     }
 
 
@@ -234,7 +277,7 @@ def measure(
     tool: str, tables: Path,
 ) -> dict[tuple[str, str], list[Run]]:  # fmt: skip
     """Start the bare app and the service per server, check, warm up, run interleaved."""
-    bodies = {"single": call_body(), "batch": batch_body(BATCH)}
+    bodies = {"single": call_body(), "batch": batch_body(BATCH), "source": source_body()}
     endpoints = [e for e in ENDPOINTS if e.kind in kinds]
     key = new_key()
     auth = {"Authorization": f"Bearer {key}"}
@@ -242,6 +285,7 @@ def measure(
     with contextlib.ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="usm-bench-http-"))
         stack.callback(shutil.rmtree, tmp, True)
+        tables = source_tables(tables, tmp)
         redis_server = EmbeddedRedis(tmp / "redis", free_port())
         redis_url = redis_server.start()
         stack.callback(redis_server.stop)
@@ -257,12 +301,12 @@ def measure(
             check({a: url for a, (url, _) in apps.items()}, bodies, auth)
             for e in endpoints:  # warm-up: caches, allocator, connection pools
                 url = apps[e.app][0]
-                load(tool, f"{url}{e.path}", bodies[e.kind], conns[e.kind], 1, auth)
+                load(tool, f"{url}{e.path}", bodies[e.kind], conns[e.kind], 1, _headers(e, auth))
         for _ in range(rounds):
             for name, apps in procs.items():
                 for e in endpoints:
                     url, pid = apps[e.app]
-                    headers = auth if e.app == "service" else {}
+                    headers = _headers(e, auth)
                     before = tree_cpu(pid)
                     r = load(
                         tool, f"{url}{e.path}", bodies[e.kind], conns[e.kind], seconds, headers
@@ -289,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         "--tool", choices=("auto", "wrk", "python"), default="auto", help="load generator"
     )
     parser.add_argument(
-        "--endpoints", default="single,batch", help="single, batch or both (default)"
+        "--endpoints",
+        default="single,batch,source",
+        help="single, batch, source (a ticketing tool's event next to /v1/priority); default all",
     )
     parser.add_argument("--tables", default=str(TABLES), help="table set directory")
     args = parser.parse_args(argv)
@@ -309,7 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         f"service: API key required, rate limit {RATE_LIMIT} counted in Redis, multiprocess "
         "Prometheus metrics, decision log to Redis"
     )
-    conns = {"single": args.connections, "batch": args.batch_connections}
+    conns = {
+        "single": args.connections,
+        "batch": args.batch_connections,
+        "source": args.connections,
+    }
     results = measure(servers, kinds, args.rounds, args.seconds, conns, tool, Path(args.tables))
     print(f"load1 after the run: {os.getloadavg()[0]:.1f}")
     return report(servers, results)
@@ -357,7 +407,8 @@ def report(servers: list[str], results: dict[tuple[str, str], list[Run]]) -> int
             wall = rps(name, label) / rps(name, ceiling)
             norm = cpu(name, label) / cpu(name, ceiling)
             path = by_label[label].path
-            text = f"{path} {wall:.2f} x bare (per CPU-s {norm:.2f}; target {target})"
+            base = "bare" if ceiling.startswith("bare") else by_label[ceiling].path
+            text = f"{path} {wall:.2f} x {base} (per CPU-s {norm:.2f}; target {target})"
             verdicts.append((text, wall >= target))
         met = all(v for _, v in verdicts)
         print(f"{name}: " + ", ".join(t for t, _ in verdicts) + f": {'met' if met else 'MISSED'}")

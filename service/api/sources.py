@@ -81,11 +81,10 @@ class SourcesController(Controller):
     @post(
         "/{source:str}/events",
         status_code=200,
-        sync_to_thread=True,
         summary="A ticketing tool's event, in the tool's own JSON",
         responses=problems(400, 404, 422, 503),
     )
-    def event(
+    async def event(
         self,
         source: FromPath[str],
         request: Request[Any, Any, Any],
@@ -112,7 +111,14 @@ class SourcesController(Controller):
                 ) from None
             event = map_event(found, payload)
             started = perf_counter()
-            answer, scored = handle_event(found, event, tables.scorer(now), state.get("items"), now)
+            store = state.get("items") if found.queue else None
+            if store is None:
+                # Scoring only (no Redis): answered on the loop, like POST /v1/priority.
+                answer, scored = handle_event(found, event, tables.scorer(now), None, now)
+            else:
+                answer, scored = await anyio.to_thread.run_sync(
+                    handle_event, found, event, tables.scorer(now), store, now
+                )
         except Exception as exc:
             record_event(source, _reason(exc), known)
             raise

@@ -131,12 +131,11 @@ def handle_event(
         return _answer(source, event, action, item.id, None), None
     call = event.call
     decision = _score(scorer, event, call, now)
-    if store is None:
+    if store is None or not source.queue:
+        # A source that never queues holds no items: no Redis round trip per event.
         return _answer(source, event, Action.SCORED, None, decision), call
     item = store.find(source.name, event.ticket_id)
     if item is None:
-        if not source.queue:
-            return _answer(source, event, Action.SCORED, None, decision), call
         created_item, created = store.enqueue(
             call, decision, source.name, event.ticket_id, {"ticket_id": event.ticket_id}, now
         )
