@@ -150,3 +150,34 @@ def test_a_value_too_long_for_a_call_is_located_at_the_tool_field() -> None:
         map_event(source, {"key": "A-1", "fields": {"labels": ["x" * 300]}})
     assert caught.value.path == "fields.labels[0]"
     assert str(caught.value).startswith("Expected `str` of length <= 200")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["ticket.id", 'ticket.custom_fields."Call type"', "a", "a.b.c", "ticket.id.deeper"],
+)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"ticket": {"id": 3, "custom_fields": {"Call type": "Risk"}}},
+        {"ticket": [1, 2]},
+        {"a": {"b": {"c": [1]}}},
+        {"a": "text"},
+        [1, 2],
+        None,
+    ],
+)
+def test_a_plain_field_path_answers_exactly_as_jmespath(expression: str, payload: Any) -> None:
+    import jmespath
+
+    from service.core.mapping import FieldPath, compiled
+
+    assert isinstance(compiled(expression), FieldPath)
+    assert compiled(expression).search(payload) == jmespath.search(expression, payload)
+
+
+def test_other_expressions_keep_the_jmespath_interpreter() -> None:
+    from service.core.mapping import FieldPath, compiled
+
+    for expression in ("fields.labels[0]", "event == 'create'", "a || b", "*.x"):
+        assert not isinstance(compiled(expression), FieldPath)
