@@ -257,7 +257,9 @@ def test_any_call_the_api_can_decode_gets_a_decision_or_an_invalid_call(
         # Refused for one named field of the call, saying where (and what is allowed, if
         # anything is): ``<reason> - at `$.<field>`[; allowed: ...]``.
         fields = "impact|urgency|likelihood|proximity|reported_at"
-        assert re.fullmatch(rf"InvalidCall: .+ - at `\$\.({fields})`(; allowed: .+)?", outcome)
+        # DOTALL: the refused value is quoted as sent, and it may hold a newline.
+        pattern = rf"InvalidCall: .+ - at `\$\.({fields})`(; allowed: .+)?"
+        assert re.fullmatch(pattern, outcome, re.DOTALL)
     else:
         _assert_consistent(scorer, call, outcome)
 
