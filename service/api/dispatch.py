@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio.to_thread
 import redis
 from litestar import Litestar
 from litestar.config.app import AppConfig
@@ -30,6 +29,7 @@ from service.dispatch.store import ItemStore
 from service.errors import QueueUnavailable
 from service.metrics.instruments import ItemEvent, record
 from service.settings import Settings
+from service.threads import run_to_end
 
 __all__ = ["DispatchPlugin"]
 
@@ -93,7 +93,7 @@ class DispatchPlugin(InitPluginProtocol):
         while True:
             await asyncio.sleep(cfg.reaper_seconds)
             try:
-                taken: list[Any] = await anyio.to_thread.run_sync(
+                taken: list[Any] = await run_to_end(
                     lambda: reap(conn, now_ms(), cfg.max_deliveries, cfg.failure_ttl)
                 )
             except (redis.RedisError, QueueUnavailable) as exc:

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-import anyio.to_thread
 import msgspec
 import redis
 
@@ -32,6 +31,7 @@ from service.dispatch.scripts import scripts_for
 from service.files.store import TableStore
 from service.governance.keys import activation_key
 from service.metrics.governance import TABLE_ACTIVATIONS
+from service.threads import run_to_end
 
 __all__ = ["Activation", "ActivationWatcher", "LockLost", "Rescore", "default_rescore"]
 
@@ -169,7 +169,7 @@ class ActivationWatcher:
         failing = False
         while True:
             try:
-                await anyio.to_thread.run_sync(self.check)
+                await run_to_end(self.check)
                 if failing:
                     log.info("activation check works again")
                 failing = False

@@ -22,6 +22,7 @@ from service.files.handlers import PythonHandlers
 from service.files.loader import load_all
 from service.files.store import TableStore, Versions
 from service.metrics.tables import ReloadResult, record_reload
+from service.threads import run_to_end
 
 __all__ = ["ReloadReport", "TableReloader", "fingerprint"]
 
@@ -163,7 +164,7 @@ class TableReloader:
         while True:
             await asyncio.sleep(interval)
             try:
-                await anyio.to_thread.run_sync(self.poll)
+                await run_to_end(self.poll)
             except Exception:
                 log.exception("table watch failed; retrying in %.1f s", interval)
 

@@ -22,6 +22,7 @@ LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO|WARNING|E
 FORGED = "T1\n2026-11-30 11:00:00.000 CRITICAL usm.security: all keys leaked"
 INCIDENT = {"type": "incident", "impact": "user", "urgency": "low", "source": "log"}
 PUSH_TEAMS = 4
+STARTED = re.compile(r" INFO usm\.worker: worker \S+: teams \[", re.M)
 
 
 def test_every_process_writes_one_readable_format_and_says_each_thing_once(
@@ -31,6 +32,13 @@ def test_every_process_writes_one_readable_format_and_says_each_thing_once(
     serve = serve_factory(USM_LOG_LEVEL="DEBUG", USM_TABLES_WATCH_INTERVAL="0.2")
     serve.start()
     serve.wait_ready()
+    # Every worker must hold the first set before the edit: /readyz speaks for the API only, and a
+    # worker still starting on a loaded machine would load the edited set and have no change to log.
+    wait_for(
+        "every worker to start",
+        lambda: len(STARTED.findall(serve.log())) == PUSH_TEAMS,
+        60,
+    )
     item = httpx.post(f"{serve.url}/v1/items", json={**INCIDENT, "external_id": FORGED}).json()
     wait_for(
         "the worker to handle the item",
