@@ -103,6 +103,26 @@ class JsonFormatter(logging.Formatter):
 AccessEntry = tuple[float, str, str, int, float, str]
 """``(time.time(), method, path, status, duration ms, key name)`` of one request."""
 
+
+class StderrHandler(logging.StreamHandler[Any]):
+    """A stream handler on ``sys.stderr`` as it is at each record, not as it was at setup.
+
+    Whoever swaps ``sys.stderr`` (pytest's capture, an embedding host) and closes the old one
+    would otherwise leave every later record, from any thread, failing on a closed file.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 _handler: logging.StreamHandler[Any] | None = None
 """The handler :func:`setup` installed; access lines go straight to its stream."""
 _access = logging.getLogger("usm.access")
@@ -187,7 +207,7 @@ def setup(level: str | None = None, fmt: str | None = None) -> None:
         raise ValueError(f"unknown log level '{level}'; allowed: DEBUG, INFO, WARNING, ERROR")
     os.environ["USM_LOG_LEVEL"], os.environ["USM_LOG_FORMAT"] = level, fmt
     global _handler
-    handler = _handler = logging.StreamHandler(sys.stderr)
+    handler = _handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in root.handlers[:]:

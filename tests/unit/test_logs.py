@@ -109,3 +109,24 @@ def test_an_access_line_reads_as_a_usm_access_record_would(
     formatter = TextFormatter() if fmt == "text" else JsonFormatter()
     assert out.getvalue() == formatter.format(record) + "\n"
     assert out.getvalue().count("\n") == 1
+
+
+def test_records_follow_stderr_when_it_is_swapped_and_the_old_one_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Regression: the handler kept the stderr of the moment setup() ran; once pytest closed that
+    # capture, a later test's background thread failed on every record ("I/O operation on
+    # closed file").
+    first = _capture(monkeypatch, "text")
+    monkeypatch.setattr(sys, "stderr", second := io.StringIO())
+    first.close()
+    errors: list[BaseException] = []
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    monkeypatch.setattr(
+        logging.Handler, "handleError", lambda self, record: errors.append(sys.exc_info()[1])
+    )
+    logging.getLogger("usm.test").warning("after the swap")
+    write_access([(1_795_000_000.0, "GET", "/healthz", 200, 0.5, "-")])
+    assert not errors, errors
+    assert "WARNING usm.test: after the swap" in second.getvalue()
+    assert "usm.access: GET /healthz 200" in second.getvalue()
