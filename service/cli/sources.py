@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
     s = ssub.add_parser(
         "sync", help="pull tickets changed since the last sync (lost events) and apply them"
     )
-    s.add_argument("source", help="source name from sources.toml, e.g. rt")
+    s.add_argument(
+        "source", help="source name from sources.toml: rt, jira, servicenow, zammad, glpi"
+    )
     s.add_argument("--tables", default=None, help="table sets directory (USM_TABLES)")
     s.add_argument(
         "--since",

@@ -1,43 +1,47 @@
 """Reconciliation: pull tickets changed since the last sync, so lost events lose nothing.
 
-Webhooks get lost (usm down, network, a tool that gave up). ``usm sources sync rt`` asks RT's
-search API for every ticket updated since the last successful sync (minus a margin for clocks),
-turns each into the same payload the RT scrip sends, and runs it through the same mapping and
-item rules as a live event. Decisions the ticket does not show yet go to the write-back outbox.
-The sync is idempotent: running it twice changes nothing the second time.
+Webhooks get lost (usm down, network, a tool that gave up). ``usm sources sync <source>`` asks
+the tool's search API (:mod:`service.sources.search`, one module per write-back adapter) for
+every ticket updated since the last successful sync, minus :data:`MARGIN` for clocks and search
+indexes that lag, gets each in the payload form the tool's webhook sends, and runs it through the
+same mapping and item rules as a live event. Decisions the ticket does not show yet go to the
+write-back outbox.
+
+The cursor: the mark stored after a sync is the moment that sync *started*, and only a sync
+that read every page stores it; a failed one leaves the mark, so the next run covers the same
+span again. Anything updated after a sync started is found by the next one, so there is no gap.
+Applying a ticket twice changes nothing (idempotent on the ticket id), so overlaps are harmless.
 """
 
 from __future__ import annotations
 
 import logging
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 import redis
 
-from service.core.mapping import map_event
+from service.core.mapping import compiled, map_event, tool_text
 from service.core.scoring import Scorer
 from service.core.sources import Source
 from service.dispatch.keys import PREFIX
 from service.dispatch.store import ItemStore
 from service.errors import InvalidEvent, NotFound
-from service.sources.inbound import Action, handle_event
+from service.sources.inbound import handle_event
 from service.sources.outbox import Outbox
+from service.sources.search.base import PAGE_SIZE, Fetch, fetch, finder
 from service.sources.secrets import secrets_for
-from service.sources.writeback.rt import auth_header, rt_date
 
-__all__ = ["SyncReport", "rt_tickets", "sync_source"]
+__all__ = ["MARGIN", "SyncReport", "sync_source"]
 
 log = logging.getLogger("usm.sources.sync")
 
 MARGIN = timedelta(minutes=2)
-"""Look this much further back than the last sync: clocks of RT and usm may differ a little."""
+"""Look this much further back than the last sync: the tool's clock may differ a little, and
+search indexes (Jira, Zammad's Elasticsearch) show a change a moment after it happened."""
 
-_WRITE = (Action.QUEUED, Action.RESCORED, Action.SCORED)
+FIRST = timedelta(days=1)
+"""How far back the first sync of a source looks."""
 
 
 def _sync_key(source: str) -> str:
@@ -56,49 +60,10 @@ class SyncReport(msgspec.Struct, kw_only=True):
     """``<ticket>: <reason>`` for tickets the mapping refuses (fix them in the tool)."""
 
 
-def _get(url: str, token: str | None, timeout: float) -> Any:
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = auth_header(token)
-    with urllib.request.urlopen(
-        urllib.request.Request(url, headers=headers), timeout=timeout
-    ) as resp:
-        return msgspec.json.decode(resp.read())
-
-
-def _payload(ticket: dict[str, Any]) -> dict[str, Any]:
-    """A REST2 ticket in the shape the USM scrip posts (integrations/rt/initialdata.pm)."""
-    fields: dict[str, Any] = {}
-    for cf in ticket.get("CustomFields") or []:
-        values = cf.get("values") or []
-        fields[cf.get("name")] = values[0] if len(values) == 1 else (values or None)
-    created = ticket.get("Created")
-    return {
-        "event": "update",
-        "ticket": {
-            "id": int(ticket["id"]),
-            "status": ticket.get("Status"),
-            "created": None if created in (None, "", "1970-01-01T00:00:00Z") else created,
-            "custom_fields": fields,
-        },
-    }
-
-
-def rt_tickets(base_url: str, token: str | None, since: datetime, timeout: float) -> Iterator[Any]:
-    """Every RT ticket updated after ``since``, as the scrip's payload (REST2 search, paged)."""
-    base = base_url.rstrip("/") + "/REST/2.0"
-    query = f"LastUpdated > '{rt_date(since)}'"
-    page = 1
-    while True:
-        params = urllib.parse.urlencode(
-            {"query": query, "page": page, "per_page": 100, "orderby": "id"}
-        )
-        found = _get(f"{base}/tickets?{params}", token, timeout)
-        for entry in found.get("items") or []:
-            yield _payload(_get(f"{base}/ticket/{entry['id']}", token, timeout))
-        if page >= int(found.get("pages") or 1):
-            return
-        page += 1
+def last_sync(conn: redis.Redis, source: str) -> datetime | None:
+    """When the last complete sync of ``source`` started, if one did."""
+    mark = conn.get(_sync_key(source))
+    return datetime.fromisoformat(bytes(mark).decode()) if mark else None  # type: ignore[arg-type]
 
 
 def sync_source(
@@ -106,43 +71,55 @@ def sync_source(
     source: Source,
     scorer: Scorer,
     since: datetime | None = None,
+    *,
+    transport: Fetch | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> SyncReport:
     """Pull the source's tickets changed since the last sync and apply them like live events.
 
+    Args:
+        since: Start here instead of at the last sync's mark (minus :data:`MARGIN`).
+        transport: Sends the search requests (default: the network, the source's timeout).
+        page_size: Tickets asked for per page.
+
     Raises:
-        NotFound: the source cannot be synced (no write-back settings, or not RT).
-        OSError: the tool cannot be reached; the last-sync mark stays, so nothing is skipped.
+        NotFound: the source has no write-back settings (no tool API to search).
+        OSError: the tool cannot be reached or refused a search; the mark stays, so the next
+            run covers the same span and nothing is skipped.
     """
     wb = source.writeback
-    if wb is None or wb.adapter != "rt":
+    if wb is None:
         raise NotFound(
-            f"source '{source.name}' cannot be synced: reconciliation needs an rt write-back"
+            f"source '{source.name}' cannot be synced: reconciliation searches the tool's API, "
+            "so the source needs a [source.writeback] with adapter and base_url"
         )
+    search = finder(wb.adapter)
     started = datetime.now(UTC)
     if since is None:
-        mark = conn.get(_sync_key(source.name))
-        since = (
-            datetime.fromisoformat(bytes(mark).decode()) - MARGIN  # type: ignore[arg-type]
-            if mark
-            else started - timedelta(days=1)
-        )
+        mark = last_sync(conn, source.name)
+        since = mark - MARGIN if mark else started - FIRST
     report = SyncReport(source=source.name, since=since)
     store, outbox = ItemStore(conn), Outbox(conn)
     token = secrets_for(source.name).token
-    priority_field = wb.fields.get("usm_priority", "USM Priority")
-    for payload in rt_tickets(wb.base_url, token, since, wb.timeout):
+    send = transport or fetch(wb.timeout)
+    for payload in search.tickets(send, wb, token, since, started, page_size):
         report.tickets += 1
         now = datetime.now(UTC)
         try:
             event = map_event(source, payload)
             answer, _ = handle_event(source, event, scorer, store, now)
         except InvalidEvent as exc:
-            report.refused.append(f"{payload['ticket']['id']}: {exc}")
+            report.refused.append(f"{_ticket(source, payload)}: {exc}")
             continue
         report.actions[answer.action.value] = report.actions.get(answer.action.value, 0) + 1
-        shown = payload["ticket"]["custom_fields"].get(priority_field)
         d = answer.decision
-        if d is not None and (answer.action in _WRITE or shown != d.priority.name):
+        # Only what the tool does not show yet: a second run writes nothing.
+        if d is not None and not search.shows(payload, d, wb):
             report.written_back += outbox.submit(source.name, event.ticket_id, d, now) > 0
     conn.set(_sync_key(source.name), started.isoformat())
     return report
+
+
+def _ticket(source: Source, payload: object) -> str:
+    """The ticket id for a refusal message (the mapping may refuse the id itself)."""
+    return tool_text(compiled(source.ticket_id).search(payload)) or "(no ticket id)"

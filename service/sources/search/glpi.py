@@ -1,0 +1,145 @@
+"""GLPI (legacy REST API): a session, ``GET /apirest.php/search/Ticket`` on the last update, done.
+
+GLPI serves nothing without a session (see the write-back adapter): ``initSession`` with the
+user token, the searches with ``Session-Token``, ``killSession`` at the end. The search names
+fields by search option id (Ticket: 2 id, 12 status, 10 urgency, 11 impact, 3 priority, 14 type,
+7 category, 15 opening date, 19 last update); the criterion is ``19 morethan <since>`` in GLPI's
+time zone (UTC, docs/integrations/glpi.md), sorted by id (2), paged with ``range=<start>-<end>``
+until ``totalcount`` is reached. Each row becomes the webhook's payload, the ticket as GLPI's
+high-level API shows it: ``{"event": "update", "item": {"id": 42, "status": {"id": 2}, ...}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from service.core.decision import Decision
+from service.core.sources import WriteBackSettings
+from service.sources.search.base import PAGE_SIZE, Fetch, SearchFailed, get_json, page_guard
+from service.sources.writeback.base import HttpRequest, tool_priority
+
+__all__ = ["OPTIONS", "SEARCH", "GlpiSearch", "search_params"]
+
+log = logging.getLogger("usm.sources.search.glpi")
+
+OPTIONS = {
+    "id": 2,
+    "status": 12,
+    "urgency": 10,
+    "impact": 11,
+    "priority": 3,
+    "type": 14,
+    "category": 7,
+    "date": 15,
+    "date_mod": 19,
+}
+"""Ticket search option ids read (GLPI's ``Ticket::rawSearchOptions``)."""
+
+
+def _glpi_date(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso(value: Any) -> Any:
+    """``2026-03-02 09:00:00`` (GLPI, UTC) -> ``2026-03-02T09:00:00+00:00``."""
+    if isinstance(value, str) and len(value) == 19 and value[10] == " ":
+        return value.replace(" ", "T") + "+00:00"
+    return value
+
+
+def search_params(since: datetime, start: int, page_size: int) -> str:
+    params: list[tuple[str, str | int]] = [
+        ("criteria[0][field]", OPTIONS["date_mod"]),
+        ("criteria[0][searchtype]", "morethan"),
+        ("criteria[0][value]", _glpi_date(since)),
+    ]
+    params += [(f"forcedisplay[{i}]", n) for i, n in enumerate(OPTIONS.values())]
+    params += [
+        ("sort", OPTIONS["id"]),
+        ("order", "ASC"),
+        ("range", f"{start}-{start + page_size - 1}"),
+    ]
+    return urllib.parse.urlencode(params)
+
+
+def webhook_item(row: dict[str, Any]) -> dict[str, Any]:
+    """A search row in the webhook's ``item`` form."""
+
+    def get(name: str) -> Any:
+        return row.get(str(OPTIONS[name]))
+
+    category = get("category")
+    return {
+        "id": get("id"),
+        "status": {"id": get("status")},
+        "urgency": get("urgency"),
+        "impact": get("impact"),
+        "priority": get("priority"),
+        "type": get("type"),
+        # The search shows the complete name (``Software > ERP``); the webhook the name.
+        "category": {"name": category.rsplit(" > ", 1)[-1]} if isinstance(category, str) else None,
+        "date": _iso(get("date")),
+        "date_mod": _iso(get("date_mod")),
+    }
+
+
+class GlpiSearch:
+    """Search engine query on the last update, in one session."""
+
+    def tickets(
+        self,
+        fetch: Fetch,
+        settings: WriteBackSettings,
+        token: str | None,
+        since: datetime,
+        now: datetime,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Any]:
+        api = f"{settings.base_url.rstrip('/')}/apirest.php"
+        app: dict[str, str] = {}
+        user_token = token or ""
+        if ":" in user_token:
+            app_token, user_token = user_token.split(":", 1)
+            app = {"App-Token": app_token}
+        login = HttpRequest(
+            method="GET",
+            url=f"{api}/initSession",
+            headers={**app, "Authorization": f"user_token {user_token}"},
+        )
+        session = get_json(fetch, login)
+        if not isinstance(session, dict) or not session.get("session_token"):
+            raise SearchFailed(f"GET {api}/initSession answered no session_token")
+        headers = {
+            **app,
+            "Session-Token": str(session["session_token"]),
+            "Accept": "application/json",
+        }
+        try:
+            start = 0
+            for _ in page_guard():
+                url = f"{api}/search/Ticket?{search_params(since, start, page_size)}"
+                found = get_json(fetch, HttpRequest(method="GET", url=url, headers=headers))
+                rows = found.get("data") or []
+                for row in rows:
+                    yield {"event": "update", "item": webhook_item(row)}
+                start += len(rows)
+                if not rows or start >= int(found.get("totalcount") or 0):
+                    return
+        finally:
+            try:
+                fetch(HttpRequest(method="GET", url=f"{api}/killSession", headers=headers))
+            except OSError as exc:  # the search is complete; GLPI expires the session itself
+                log.warning("GLPI killSession failed: %s", exc)
+
+    def shows(self, payload: Any, decision: Decision, settings: WriteBackSettings) -> bool:
+        field = settings.fields.get("priority", "priority")
+        wanted = tool_priority(decision, settings)
+        shown = payload["item"].get(field)
+        return wanted is not None and shown is not None and str(shown) == wanted
+
+
+SEARCH = GlpiSearch()

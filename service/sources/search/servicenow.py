@@ -1,0 +1,121 @@
+"""ServiceNow (Table API): ``GET /api/now/table/incident?sysparm_query=sys_updated_on>=...``.
+
+The encoded query is ``sys_updated_on>=javascript:gs.minutesAgoStart(<N>)^ORDERBYsys_id``:
+relative minutes, evaluated on the instance, mean the same in any user time zone; ``sys_id``
+never changes, so offset paging (``sysparm_offset``/``sysparm_limit``) cannot skip a record that
+another record's update moved. ``[source.writeback.fields] query`` adds an encoded query of your
+own (``assignment_group.name=Service Desk``); ``table`` is the table (default ``incident``).
+
+``sysparm_display_value=all`` gives each field as ``{"value": ..., "display_value": ...}``: codes
+(impact, urgency, state, ...) are taken as values, references (business service, CI) as display
+values, date-times as their UTC value turned into RFC 3339 — the body the business rule in
+docs/integrations/servicenow.md posts.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.parse
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from service.core.decision import Decision
+from service.core.sources import WriteBackSettings
+from service.sources.search.base import PAGE_SIZE, Fetch, get_json, page_guard
+from service.sources.writeback.auth import basic, is_basic
+from service.sources.writeback.base import HttpRequest
+
+__all__ = ["CODES", "DATES", "REFERENCES", "SEARCH", "ServiceNowSearch", "encoded_query"]
+
+CODES = (
+    "number",
+    "short_description",
+    "impact",
+    "urgency",
+    "priority",
+    "state",
+    "category",
+    "subcategory",
+)
+"""Fields the business rule sends as their stored value."""
+REFERENCES = ("business_service", "cmdb_ci")
+"""Fields it sends as their display value."""
+DATES = ("opened_at", "sys_updated_on")
+"""GlideDateTime fields it sends as RFC 3339 (UTC)."""
+
+
+def encoded_query(settings: WriteBackSettings, since: datetime, now: datetime) -> str:
+    minutes = max(1, math.ceil((now - since).total_seconds() / 60))
+    query = f"sys_updated_on>=javascript:gs.minutesAgoStart({minutes})"
+    extra = settings.fields.get("query")
+    if extra:
+        query = f"{extra}^{query}"
+    return f"{query}^ORDERBYsys_id"
+
+
+def _iso(glide: str) -> str:
+    return glide.replace(" ", "T") + "Z" if glide else ""
+
+
+class ServiceNowSearch:
+    """Table API query, offset paging ordered by sys_id."""
+
+    def tickets(
+        self,
+        fetch: Fetch,
+        settings: WriteBackSettings,
+        token: str | None,
+        since: datetime,
+        now: datetime,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Any]:
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = basic(token) if is_basic(token) else f"Bearer {token}"
+        table = settings.fields.get("table", "incident")
+        usm = settings.fields.get("usm_priority", "u_usm_priority")
+        wanted = ["sys_id", *CODES, *REFERENCES, *DATES, *([usm] if usm else [])]
+        url = f"{settings.base_url.rstrip('/')}/api/now/table/{urllib.parse.quote(table, safe='')}"
+        offset = 0
+        for _ in page_guard():
+            params = urllib.parse.urlencode(
+                {
+                    "sysparm_query": encoded_query(settings, since, now),
+                    "sysparm_fields": ",".join(wanted),
+                    "sysparm_display_value": "all",
+                    "sysparm_exclude_reference_link": "true",
+                    "sysparm_limit": page_size,
+                    "sysparm_offset": offset,
+                }
+            )
+            found = get_json(
+                fetch, HttpRequest(method="GET", url=f"{url}?{params}", headers=headers)
+            )
+            records = found.get("result") or []
+            for record in records:
+                yield self._payload(table, record, usm)
+            offset += len(records)
+            if len(records) < page_size:
+                return
+
+    @staticmethod
+    def _payload(table: str, record: dict[str, Any], usm: str) -> dict[str, Any]:
+        def value(name: str, key: str = "value") -> Any:
+            field = record.get(name)
+            return field.get(key) if isinstance(field, dict) else field
+
+        body: dict[str, Any] = {"table": table, "operation": "update", "sys_id": value("sys_id")}
+        body.update({name: value(name) for name in CODES})
+        body.update({name: value(name, "display_value") for name in REFERENCES})
+        body.update({name: _iso(value(name) or "") for name in DATES})
+        if usm:
+            body[usm] = value(usm)
+        return body
+
+    def shows(self, payload: Any, decision: Decision, settings: WriteBackSettings) -> bool:
+        usm = settings.fields.get("usm_priority", "u_usm_priority")
+        return bool(usm) and payload.get(usm) == decision.priority.name
+
+
+SEARCH = ServiceNowSearch()
