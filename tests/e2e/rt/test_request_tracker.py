@@ -67,8 +67,15 @@ def _rt_due(decision_resolve_by: str) -> str:
 
 
 def _shows(stack: Stack, ticket_id: int, priority: str) -> dict[str, Any] | None:
+    """The ticket once it shows ``priority`` in both fields usm writes.
+
+    One REST2 update is several RT transactions (custom fields, then the core fields), so a
+    read in between can see the new USM Priority beside the old numeric Priority.
+    """
     shown = _shown(stack, ticket_id)
-    return shown if shown["cf"].get("USM Priority") == priority else None
+    if shown["cf"].get("USM Priority") != priority or shown["Priority"] != RT_PRIORITY[priority]:
+        return None
+    return shown
 
 
 def test_a_new_rt_ticket_gets_its_usm_priority_due_date_and_queued_item(stack: Stack) -> None:
