@@ -28,6 +28,7 @@ from service.files.store import TableStore
 from service.governance.activation import ActivationWatcher, Rescore, default_rescore
 from service.governance.config import GovernanceConfig
 from service.governance.decision_log import DecisionLog
+from service.governance.event_log import EventLog
 from service.governance.reload import TableReloader
 
 __all__ = ["GovernancePlugin"]
@@ -57,6 +58,7 @@ class GovernancePlugin(InitPluginProtocol):
             maxlen=self.config.decision_log_maxlen if redis_url else 0,
             buffer=self.config.decision_log_buffer,
         )
+        self.events = EventLog(maxlen=self.config.source_event_log_maxlen if redis_url else 0)
         self._rescore = rescore
         self.activation: ActivationWatcher | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -65,6 +67,7 @@ class GovernancePlugin(InitPluginProtocol):
         app_config.route_handlers.append(AdminController)
         app_config.state["reloader"] = self.reloader
         app_config.state["decision_log"] = self.decisions
+        app_config.state["event_log"] = self.events
         app_config.lifespan.append(self.lifespan)
         return app_config
 
@@ -83,6 +86,8 @@ class GovernancePlugin(InitPluginProtocol):
         self._start(self.activation.run(cfg.activation_interval), "activation watch")
         if aclient is not None and self.decisions.enabled:
             self._start(self.decisions.run(aclient, cfg.decision_log_flush), "decision log")
+        if aclient is not None and self.events.enabled:
+            self._start(self.events.run(aclient, cfg.decision_log_flush), "source event log")
         on_usr1 = self._install_reload_signal()
         try:
             yield

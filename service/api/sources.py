@@ -109,6 +109,9 @@ class SourcesController(Controller):
                 raise ClientException(
                     f"JSON is malformed: {exc} - at `$`; allowed: the tool's JSON object"
                 ) from None
+            recorder = state.get("event_log")
+            if recorder is not None:  # as sent, for replaying a changed mapping (422s too)
+                recorder.append(found.name, body, now)
             event = map_event(found, payload)
             started = perf_counter()
             store = state.get("items") if found.queue else None

@@ -69,9 +69,16 @@ def register_tables(tsub: Any) -> None:
     src.add_argument("--calls", type=Path, help="JSON lines, JSON array or batch body of calls")
     src.add_argument("--from-log", metavar="REDIS_URL", help="the service's decision log")
     src.add_argument(
+        "--from-events",
+        metavar="REDIS_URL",
+        help="recorded source events, mapped again with each set's sources.toml: per ticket",
+    )
+    src.add_argument(
         "--grid", action="store_true", help="every distinct input of both sets (a census)"
     )
-    r.add_argument("--limit", type=int, default=10_000, help="newest N log entries (--from-log)")
+    r.add_argument(
+        "--limit", type=int, default=10_000, help="newest N entries (--from-log, --from-events)"
+    )
     r.add_argument("--old", default="tables@active", help="default: the set in force now")
     r.add_argument("--new", default="tables", help="default: the newest set in tables/")
     r.add_argument("--examples", type=int, default=10, help="changed calls to show")
@@ -128,6 +135,8 @@ def _replay(args: argparse.Namespace) -> int:
         new, _ = resolve_set(args.new, now)
     except (InvalidTables, SetNotFound) as exc:
         return _fail(exc)
+    if args.from_events is not None:
+        return _replay_events(args, old, new)
     try:
         if args.grid:
             calls = input_grid(old.tables, new.tables)
@@ -145,6 +154,28 @@ def _replay(args: argparse.Namespace) -> int:
         _emit(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n", args.output)
     else:
         _emit(replay_markdown(report, source), args.output)
+    return 0
+
+
+def _replay_events(args: argparse.Namespace, old: LoadedSet, new: LoadedSet) -> int:
+    import redis
+
+    from service.connection import connect, redacted
+    from service.governance.event_log import read_events
+    from service.governance.event_replay import replay_events, replay_events_markdown
+
+    client = connect(args.from_events, timeout=30, connect_timeout=5)
+    try:
+        events = read_events(client, args.limit)
+    except redis.RedisError as exc:
+        return _fail(ValueError(f"source events at {redacted(args.from_events)}: {exc}"))
+    finally:
+        client.close()
+    report = replay_events(events, old.scorer(), new.scorer())
+    if args.format == "json":
+        _emit(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n", args.output)
+    else:
+        _emit(replay_events_markdown(report, args.examples), args.output)
     return 0
 
 

@@ -33,6 +33,10 @@ class GovernanceConfig(msgspec.Struct, kw_only=True, frozen=True):
     """``USM_DECISION_LOG_BUFFER``: decisions held in memory between flushes; beyond that the
     oldest are dropped and counted."""
 
+    source_event_log_maxlen: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    """``USM_SOURCE_EVENT_LOG_MAXLEN``: inbound tool payloads the Redis stream keeps, for
+    ``usm tables replay --from-events`` (approximately); 0 turns the record off."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GovernanceConfig:
         """Config from ``env`` (default ``os.environ``); unknown or empty variables are ignored."""

@@ -3,6 +3,7 @@
 Layout::
 
     usm:decisions                              stream  recent decisions (XADD MAXLEN ~ N)
+    usm:sources:events                         stream  recent inbound tool payloads (MAXLEN ~ N)
     usm:tables:activation:<version>:<hash>     str     JSON Activation: running, done, skipped
 """
 
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 from service.dispatch.keys import PREFIX
 
-__all__ = ["DECISION_LOG", "activation_key"]
+__all__ = ["DECISION_LOG", "SOURCE_EVENTS", "activation_key"]
 
 DECISION_LOG = f"{PREFIX}:decisions"
 """Stream of recent decisions (bounded with ``XADD MAXLEN ~``), for replay and audit."""
+
+SOURCE_EVENTS = f"{PREFIX}:sources:events"
+"""Stream of recent inbound source events as the tools sent them, for replaying mappings."""
 
 
 def activation_key(version: str, table_hash: str) -> str:

@@ -6,7 +6,13 @@ import enum
 
 from prometheus_client import Counter
 
-__all__ = ["DECISION_LOG_DROPPED", "DECISION_LOG_WRITTEN", "TABLE_ACTIVATIONS", "DropReason"]
+__all__ = [
+    "DECISION_LOG_DROPPED",
+    "DECISION_LOG_WRITTEN",
+    "SOURCE_EVENT_LOG_DROPPED",
+    "TABLE_ACTIVATIONS",
+    "DropReason",
+]
 
 
 class DropReason(enum.StrEnum):
@@ -29,6 +35,14 @@ DECISION_LOG_DROPPED = Counter(
 )
 for _reason in DropReason:
     DECISION_LOG_DROPPED.labels(_reason.value)
+
+SOURCE_EVENT_LOG_DROPPED = Counter(
+    "usm_source_event_log_dropped",
+    "Inbound source events not recorded for replay, by reason (buffer_full, redis_down).",
+    ["reason"],
+)
+for _reason in DropReason:
+    SOURCE_EVENT_LOG_DROPPED.labels(_reason.value)
 
 TABLE_ACTIVATIONS = Counter(
     "usm_table_activations",
