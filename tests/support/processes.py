@@ -263,6 +263,10 @@ class ServeProcess:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+                raise AssertionError(
+                    f"usm serve did not stop within {timeout:.0f}s of SIGTERM; its log, with "
+                    f"every thread's stack at the end:\n{self.log()[-12000:]}"
+                ) from None
         return proc.returncode
 
     def log(self) -> str:
