@@ -430,3 +430,36 @@ def test_usm_sources_sync_runs_from_the_command_line(running: Running) -> None:
     assert done.returncode == 0, done.stderr.decode() + done.stdout.decode()
     report = msgspec.json.decode(done.stdout)
     assert (report["source"], report["tickets"], report["actions"]) == ("glpi", 3, {"queued": 3})
+
+
+def jira_dc_page(tool: FakeTool, r: Received) -> Answer:
+    q = _query(r)
+    start, size = int(q["startAt"]), int(q["maxResults"])
+    issues = tool.tickets[start : start + size]
+    return _json(
+        {"startAt": start, "maxResults": size, "total": len(tool.tickets), "issues": issues}
+    )
+
+
+@pytest.mark.parametrize("running", [CONTRACTS[0]], ids=["jira"], indirect=True)
+def test_jira_data_center_is_searched_with_api_2_and_paged_with_start_at(running: Running) -> None:
+    source = running.source
+    assert source.writeback is not None
+    dc = msgspec.structs.replace(
+        source,
+        writeback=msgspec.structs.replace(
+            source.writeback, fields={**source.writeback.fields, "api": "2", "jql": "project = SD"}
+        ),
+    )
+    running.tool.search_path, running.tool.page = "/rest/api/2/search", jira_dc_page
+    since = (datetime.now(UTC) - timedelta(minutes=9, seconds=30)).replace(microsecond=0)
+    report = sync_source(running.conn, dc, running.loaded.scorer(), since, page_size=2)
+    assert (report.tickets, report.actions) == (3, {"queued": 3})
+    first, second = running.tool.searches
+    assert _query(first) == {
+        "jql": '(project = SD) AND updated >= "-10m" ORDER BY created ASC, key ASC',
+        "fields": "*all",
+        "maxResults": "2",
+        "startAt": "0",
+    }
+    assert _query(second)["startAt"] == "2"
