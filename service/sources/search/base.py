@@ -44,6 +44,13 @@ Fetch = Callable[[HttpRequest], bytes]
 class SearchFailed(OSError):
     """The tool refused a search request or answered something that is not a page."""
 
+    def __init__(self, message: str, status: int | None = None, answer: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status of a refusal."""
+        self.answer = answer
+        """The start of the refusal's body (tools name the error there)."""
+
 
 class ToolSearch(Protocol):
     """One tool's search for tickets updated since a moment."""
@@ -100,7 +107,10 @@ def fetch(timeout: float) -> Fetch:
             with _OPENER.open(req, timeout=timeout) as resp:
                 return bytes(resp.read(MAX_ANSWER))
         except urllib.error.HTTPError as exc:
-            raise SearchFailed(f"{request.method} {request.url} answered {exc.code}") from None
+            answer = exc.read(2000) if exc.fp is not None else b""
+            raise SearchFailed(
+                f"{request.method} {request.url} answered {exc.code}", exc.code, answer
+            ) from None
 
     return send
 

@@ -40,6 +40,10 @@ OPTIONS = {
 """Ticket search option ids read (GLPI's ``Ticket::rawSearchOptions``)."""
 
 
+RANGE_PAST_END = b"ERROR_RANGE_EXCEED_TOTAL"
+"""GLPI's refusal of a ``range`` starting past the last matching row."""
+
+
 def _glpi_date(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -122,7 +126,14 @@ class GlpiSearch:
             start = 0
             for _ in page_guard():
                 url = f"{api}/search/Ticket?{search_params(since, start, page_size)}"
-                found = get_json(fetch, HttpRequest(method="GET", url=url, headers=headers))
+                try:
+                    found = get_json(fetch, HttpRequest(method="GET", url=url, headers=headers))
+                except SearchFailed as exc:
+                    # Fewer tickets match than a page ago (one went to the trash): GLPI
+                    # refuses a range past the end; what was before it has been read.
+                    if start and exc.status == 400 and RANGE_PAST_END in exc.answer:
+                        return
+                    raise
                 rows = found.get("data") or []
                 for row in rows:
                     yield {"event": "update", "item": webhook_item(row)}

@@ -463,3 +463,22 @@ def test_jira_data_center_is_searched_with_api_2_and_paged_with_start_at(running
         "startAt": "0",
     }
     assert _query(second)["startAt"] == "2"
+
+
+@pytest.mark.parametrize("running", [CONTRACTS[3]], ids=["glpi"], indirect=True)
+def test_glpi_refusing_a_range_past_a_shrunk_end_ends_the_search(running: Running) -> None:
+    """A ticket went to the trash between two pages: GLPI answers 400 for the second page."""
+
+    def shrinking(tool: FakeTool, r: Received) -> Answer:
+        first = int(_query(r)["range"].split("-")[0])
+        if first == 0:
+            rows = tool.tickets[:2]
+            return _json({"totalcount": 3, "count": 2, "data": rows}, 206)
+        return _json(
+            ["ERROR_RANGE_EXCEED_TOTAL", "Provided range exceed total count of data: 2"], 400
+        )
+
+    running.tool.page = shrinking
+    report = running.sync(datetime.now(UTC) - timedelta(minutes=5))
+    assert (report.tickets, report.actions) == (2, {"queued": 2})
+    assert last_sync(running.conn, "glpi") is not None
