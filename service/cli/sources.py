@@ -77,7 +77,14 @@ def _sync(args: argparse.Namespace) -> int:
     since = args.since
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    report = sync_source(_conn(), source, store.scorer(now), since)
+    try:
+        report = sync_source(_conn(), source, store.scorer(now), since)
+    except (OSError, redis.RedisError) as exc:  # the tool or Redis: a message, not a traceback
+        sys.stderr.write(
+            f"usm sources sync {args.source}: {exc}; the last sync mark stays, so the next run "
+            "covers the same span\n"
+        )
+        return 1
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(report)).decode() + "\n")
     return 1 if report.refused else 0
 

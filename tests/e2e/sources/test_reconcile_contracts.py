@@ -482,3 +482,24 @@ def test_glpi_refusing_a_range_past_a_shrunk_end_ends_the_search(running: Runnin
     report = running.sync(datetime.now(UTC) - timedelta(minutes=5))
     assert (report.tickets, report.actions) == (2, {"queued": 2})
     assert last_sync(running.conn, "glpi") is not None
+
+
+@pytest.mark.parametrize("running", [CONTRACTS[0]], ids=["jira"], indirect=True)
+def test_a_refused_search_exits_1_with_the_reason_and_keeps_the_mark(running: Running) -> None:
+    running.tool.page = lambda _tool, _r: _json({"errorMessages": ["Unauthorized"]}, 401)
+    env = {**os.environ, "USM_TABLES": str(running.tables), **running.env}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_CLI, "sources", "sync", "jira"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr.decode()
+    assert done.stderr.decode() == (
+        f"usm sources sync jira: GET {running.receiver.url}/rest/api/3/search/jql?jql=updated+"
+        "%3E%3D+%22-1440m%22+ORDER+BY+created+ASC%2C+key+ASC&fields=%2Aall&maxResults=100 "
+        "answered 401; the last sync mark stays, so the next run covers the same span\n"
+    )
+    assert last_sync(running.conn, "jira") is None
