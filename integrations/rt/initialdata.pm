@@ -58,12 +58,19 @@
         LookupType  => 'RT::Queue-RT::Ticket',
         Description => 'Written by usm-dispatch: the priority the USM tables give (P1 ... P5)',
     },
+    {   Name        => 'USM Missed',
+        Type        => 'FreeformSingle',
+        LookupType  => 'RT::Queue-RT::Ticket',
+        Description => 'Written by usm-dispatch: the USM targets missed (response, resolve)',
+    },
 );
 
 # Global custom fields: apply them to every queue (ObjectId 0).
 @Final = (
     sub {
-        for my $name ( 'Impact', 'Urgency', 'Call type', 'Service', 'Category', 'USM Priority' ) {
+        for my $name ( 'Impact', 'Urgency', 'Call type', 'Service', 'Category', 'USM Priority',
+            'USM Missed' )
+        {
             my $cf = RT::CustomField->new( RT->SystemUser );
             $cf->LoadByName( Name => $name, LookupType => 'RT::Queue-RT::Ticket' );
             next unless $cf->id;
@@ -137,6 +144,11 @@ if ( defined $fields->{Due} ) {
 my $custom = $fields->{CustomFields} || {};
 for my $name ( sort keys %$custom ) {
     my $now = $mine->FirstCustomFieldValue($name);
+    unless ( defined $custom->{$name} && length $custom->{$name} ) {
+        # null: usm clears the field (say, no target is missed under a new decision)
+        $mine->DeleteCustomFieldValue( Field => $name, Value => $now ) if defined $now;
+        next;
+    }
     next if defined $now && $now eq $custom->{$name};
     my ( $ok, $msg ) = $mine->AddCustomFieldValue( Field => $name, Value => $custom->{$name} );
     RT->Logger->error("USM: cannot set $name: $msg") unless $ok;

@@ -34,7 +34,8 @@ from service.core.decision import Decision
 from service.core.mapping import map_event
 from service.core.sources import Source
 from service.core.tables import TableSet
-from service.errors import NotFound, SignatureRefused
+from service.dispatch.store import ItemStore
+from service.errors import NotFound, QueueUnavailable, SignatureRefused
 from service.files.store import TableStore
 from service.metrics.decisions import record_decision
 from service.metrics.sources import record_event
@@ -44,6 +45,7 @@ from service.sources.outbox import Outbox, Sender
 from service.sources.secrets import secrets_for
 from service.sources.signatures import HEADERS, Scheme, verify
 from service.sources.triggers import write_back
+from service.sources.watch import TargetWatch
 
 __all__ = ["SourcesController", "SourcesPlugin", "find_source"]
 
@@ -165,7 +167,8 @@ def _reason(exc: Exception) -> str:
 
 
 class SourcesPlugin(InitPluginProtocol):
-    """The source event route and, while the app runs, the write-back sender."""
+    """The source event route and, while the app runs, the write-back sender and the target
+    watch."""
 
     def __init__(self, settings: Settings, store: TableStore) -> None:
         self.settings = settings
@@ -179,7 +182,9 @@ class SourcesPlugin(InitPluginProtocol):
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        """Run the sender every ``USM_WRITEBACK_SECONDS`` while the app serves (needs Redis).
+        """Run the target watch and the sender every ``USM_WRITEBACK_SECONDS`` while the app
+        serves (needs Redis). The watch runs first, so a write-back it queues goes in the same
+        tick.
 
         A plain thread, not a task: delivery is blocking I/O (Redis, the tools' APIs), and a
         thread stops at its next tick without any cancellation reaching into a request.
@@ -190,10 +195,19 @@ class SourcesPlugin(InitPluginProtocol):
         conn = connect(self.settings.redis_url, timeout=5.0, connect_timeout=1.0)
         self.outbox = Outbox(conn, done_ttl=self.settings.result_ttl_seconds)
         app.state["outbox"] = self.outbox
-        sender = Sender(self.outbox, lambda: self.store.active(datetime.now(UTC)).tables)
+        items = ItemStore(conn)
+
+        def tables() -> TableSet:
+            return self.store.active(datetime.now(UTC)).tables
+
+        sender = Sender(self.outbox, tables, items=items)
+        watch = TargetWatch(conn, items, tables)
         stop = threading.Event()
         thread = threading.Thread(
-            target=self._send_until, args=(sender, stop), name="write-back sender", daemon=True
+            target=self._send_until,
+            args=(watch, sender, stop),
+            name="write-back sender",
+            daemon=True,
         )
         thread.start()
         try:
@@ -204,14 +218,15 @@ class SourcesPlugin(InitPluginProtocol):
             app.state["outbox"] = None
             conn.close()
 
-    def _send_until(self, sender: Sender, stop: threading.Event) -> None:
+    def _send_until(self, watch: TargetWatch, sender: Sender, stop: threading.Event) -> None:
         failing = False
         while not stop.is_set():
             busy = 0
             try:
+                watch.run_once()
                 busy = sender.run_once()
                 failing = False
-            except redis.RedisError as exc:
+            except (redis.RedisError, QueueUnavailable) as exc:
                 if not failing:  # once per outage, not once per tick
                     log.warning("write-back sender cannot reach Redis: %s", exc)
                 failing = True

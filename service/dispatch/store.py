@@ -279,6 +279,21 @@ class ItemStore:
         items = self.get_many([bytes(found).decode()])  # type: ignore[arg-type]
         return items[0] if items else None
 
+    def find_with_revision(self, source: str, external_id: str) -> tuple[Item, int] | None:
+        """Like :meth:`find`, with the revision of the item's call and decision (one read).
+
+        A caller that decides from the item can check later that the revision is still the
+        same, i.e. that the decision it read is still the item's.
+        """
+        with redis_errors():
+            found = self.conn.get(keys.idem_key(source, external_id))
+        if found is None:
+            return None
+        try:
+            return self._get_with_revision(bytes(found).decode())  # type: ignore[arg-type]
+        except NotFound:
+            return None
+
     def rescore(
         self,
         item_id: str,

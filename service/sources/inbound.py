@@ -26,10 +26,12 @@ from service.core.decision import Decision
 from service.core.mapping import SourceEvent, TicketState
 from service.core.scoring import Scorer
 from service.core.sources import Source
-from service.dispatch.items import ItemState
+from service.core.targets import Target
+from service.dispatch.items import Item, ItemState
 from service.dispatch.rescore import rescore_call
 from service.dispatch.store import ItemStore
 from service.errors import InvalidCall, InvalidEvent
+from service.sources.watch import carries_missed, item_missed, watch_targets
 from service.sources.writeback.base import adapter
 
 __all__ = ["Action", "SourceAnswer", "handle_event"]
@@ -82,11 +84,16 @@ def _score(scorer: Scorer, event: SourceEvent, call: Call, now: datetime) -> Dec
 
 
 def _answer(
-    source: Source, event: SourceEvent, action: Action, item_id: str | None, d: Decision | None
+    source: Source,
+    event: SourceEvent,
+    action: Action,
+    item_id: str | None,
+    d: Decision | None,
+    missed: tuple[Target, ...] | None = None,
 ) -> SourceAnswer:
     fields: dict[str, Any] = {}
     if d is not None and source.writeback is not None:
-        fields = adapter(source.writeback.adapter).answer(d, source.writeback)
+        fields = adapter(source.writeback.adapter).answer(d, source.writeback, missed)
     return SourceAnswer(
         source=source.name,
         ticket_id=event.ticket_id,
@@ -140,16 +147,34 @@ def handle_event(
             call, decision, source.name, event.ticket_id, {"ticket_id": event.ticket_id}, now
         )
         if not created:  # a concurrent event queued it first
-            return _answer(
-                source, event, Action.UNCHANGED, created_item.id, created_item.decision
+            return _judged(
+                source, event, Action.UNCHANGED, created_item, created_item.decision, store, now
             ), None
-        return _answer(source, event, Action.QUEUED, created_item.id, decision), call
+        return _judged(source, event, Action.QUEUED, created_item, decision, store, now), call
     if item.state in _ENDED:
         return _answer(source, event, Action.SCORED, item.id, decision), call
     changes = _changes(item.call, call)
     if not changes:
-        return _answer(source, event, Action.UNCHANGED, item.id, item.decision), None
+        return _judged(source, event, Action.UNCHANGED, item, item.decision, store, now), None
     decision = rescore_call(scorer, call, item.decision, now)
     what = ", ".join(f"{k}={v!r}" for k, v in changes.items())
     store.rescore(item.id, decision, now, call=call, reason=f"changed in {source.name}: {what}")
-    return _answer(source, event, Action.RESCORED, item.id, decision), call
+    return _judged(source, event, Action.RESCORED, item, decision, store, now), call
+
+
+def _judged(
+    source: Source,
+    event: SourceEvent,
+    action: Action,
+    item: Item,
+    decision: Decision,
+    store: ItemStore,
+    now: datetime,
+) -> SourceAnswer:
+    """The answer for a live item: its decision with the targets missed so far; the ticket is
+    noted for the target watch, which tells the tool when a target passes later."""
+    missed = None
+    if carries_missed(source):
+        missed = item_missed(item, decision, now)
+        watch_targets(store.conn, source, event.ticket_id, decision, now)
+    return _answer(source, event, action, item.id, decision, missed)

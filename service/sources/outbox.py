@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 import redis
@@ -27,9 +27,12 @@ import redis
 from service.core.decision import Decision
 from service.core.sources import Source
 from service.core.tables import TableSet
+from service.core.targets import Target, render_missed
+from service.dispatch.store import ItemStore
 from service.metrics.sources import WriteBackOutcome, record_writeback
 from service.sources import keys
 from service.sources.secrets import secrets_for
+from service.sources.watch import carries_missed, item_missed
 from service.sources.writeback.base import HttpRequest, adapter, capture, fill
 
 __all__ = [
@@ -92,9 +95,9 @@ return out
 DONE_SCRIPT = """
 -- The tool accepted revision R. Done unless a newer revision arrived meanwhile: then it is due now.
 -- KEYS: 1 entry hash, 2 due zset
--- ARGV: 1 member, 2 revision sent, 3 now (ms), 4 TTL (s) of a done entry
+-- ARGV: 1 member, 2 revision sent, 3 now (ms), 4 TTL (s) of a done entry, 5 missed targets sent
 -- Returns: 1 done, 0 a newer revision is pending.
-redis.call('HSET', KEYS[1], 'claimed_until', 0, 'sent_rev', ARGV[2])
+redis.call('HSET', KEYS[1], 'claimed_until', 0, 'sent_rev', ARGV[2], 'sent_missed', ARGV[5])
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[2] then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   return 0
@@ -193,12 +196,13 @@ class Outbox:
             for i in range(0, len(flat), 5)
         ]
 
-    def done(self, entry: Claimed, now: float) -> bool:
-        """Mark the entry's revision written; False when a newer one is pending."""
+    def done(self, entry: Claimed, now: float, missed: str = "") -> bool:
+        """Mark the entry's revision written (with the missed targets it showed, for the target
+        watch); False when a newer one is pending."""
         return bool(
             self._done(
                 keys=[keys.entry_key(entry.member), keys.DUE],
-                args=[entry.member, entry.rev, _ms(now), self.done_ttl],
+                args=[entry.member, entry.rev, _ms(now), self.done_ttl, missed],
             )
         )
 
@@ -278,6 +282,9 @@ class Sender:
     """The table set in force now (its sources give adapter, URL and retry settings)."""
     transport: Transport = send
     lease: float = 60.0
+    items: ItemStore | None = None
+    """The items, to work out the targets a decision has missed when it is sent (tools that
+    show them); None: that field is left alone."""
 
     def run_once(self, limit: int = 50) -> int:
         """Claim and deliver what is due; returns how many entries were attempted."""
@@ -296,7 +303,10 @@ class Sender:
         wb = source.writeback
         token = secrets_for(source.name).token
         try:
-            requests = adapter(wb.adapter).requests(entry.ticket_id, entry.decision, wb, token)
+            missed = self._missed(entry, source)
+            requests = adapter(wb.adapter).requests(
+                entry.ticket_id, entry.decision, wb, token, missed
+            )
             variables: dict[str, str] = {}
             for built in requests:
                 request = fill(built, variables)  # e.g. GLPI's session token from initSession
@@ -308,8 +318,18 @@ class Sender:
             self._failed(entry, source, str(exc))
             return
         now = time.time()
-        self.outbox.done(entry, now)
+        self.outbox.done(entry, now, render_missed(missed or ()))
         record_writeback(source.name, WriteBackOutcome.DONE, now - entry.decided_ms / 1000)
+
+    def _missed(self, entry: Claimed, source: Source) -> tuple[Target, ...] | None:
+        """The targets the decision has missed now, judged by the ticket's item (None: the tool
+        shows none, or the ticket has no item to judge by)."""
+        if self.items is None or not carries_missed(source):
+            return None
+        found = self.items.find(entry.source, entry.ticket_id)
+        if found is None:
+            return None
+        return item_missed(found, entry.decision, datetime.now(UTC))
 
     def _failed(self, entry: Claimed, source: Source | None, error: str) -> None:
         outcome = self.outbox.fail(entry, time.time(), source, error)

@@ -3,7 +3,8 @@
 Three moments: a new table set comes into force and re-scores open work
 (:func:`rescore_and_write_back`, the activation's re-score), someone re-scores an item over the
 API (:func:`write_back`), and a reconciliation (``usm sources sync``) scores tickets whose
-events were lost. Only sources with a write-back adapter are written to.
+events were lost. Only sources with a write-back adapter are written to. The fourth, a target
+that passes unmet, is the target watch's (:mod:`service.sources.watch`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from service.core.scoring import Scorer
 from service.core.tables import TableSet
 from service.dispatch.rescore import rescore_all
 from service.sources.outbox import Outbox
+from service.sources.watch import watch_targets
 
 __all__ = ["rescore_and_write_back", "write_back"]
 
@@ -25,10 +27,18 @@ __all__ = ["rescore_and_write_back", "write_back"]
 def write_back(
     outbox: Outbox, tables: TableSet, source: str, ticket_id: str, decision: Decision
 ) -> bool:
-    """Queue ``decision`` for the ticket when its source writes back; True when queued."""
-    if not any(s.name == source and s.writeback is not None for s in tables.sources.source):
+    """Queue ``decision`` for the ticket when its source writes back; True when queued.
+
+    The ticket is also noted for the target watch (:mod:`service.sources.watch`): the new
+    decision's targets still ahead are told to the tool when they pass unmet.
+    """
+    found = next((s for s in tables.sources.source if s.name == source), None)
+    if found is None or found.writeback is None:
         return False
-    return outbox.submit(source, ticket_id, decision, datetime.now(UTC)) > 0
+    now = datetime.now(UTC)
+    queued = outbox.submit(source, ticket_id, decision, now) > 0
+    watch_targets(outbox.conn, found, ticket_id, decision, now)
+    return queued
 
 
 def rescore_and_write_back(

@@ -9,11 +9,14 @@ cheap; rt-server stops on TERM (not INT); REST2 PUT dates are ``YYYY-MM-DD HH:MM
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +153,17 @@ Set($USMServiceUser, '{SERVICE_USER}');
     def client(self, user: str = "root", password: str = ROOT_PASSWORD) -> httpx.Client:
         """A REST2 client; root is the person working in RT, usm-svc the write-back account."""
         return httpx.Client(base_url=self.api, auth=(user, password), timeout=60)
+
+    def backdate(self, ticket_id: int, created: datetime) -> None:
+        """Set a ticket's creation time, as an import from another tool leaves it.
+
+        RT takes ``Created`` only from its importers, not over REST2, so the test writes it in
+        RT's database (SQLite, UTC); RT reads it afresh on the ticket's next load.
+        """
+        with contextlib.closing(sqlite3.connect(self.dir / "rt.sqlite", timeout=60)) as db:
+            at = created.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            db.execute("UPDATE Tickets SET Created = ? WHERE id = ?", (at, ticket_id))
+            db.commit()
 
     @staticmethod
     def ticket(client: httpx.Client, ticket_id: int) -> dict[str, Any]:

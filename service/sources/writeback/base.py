@@ -14,9 +14,22 @@ import msgspec
 from service.core.base import Base
 from service.core.decision import Decision
 from service.core.sources import ADAPTERS, WriteBackSettings
+from service.core.targets import Target, render_missed
 from service.errors import NotFound
 
-__all__ = ["HttpRequest", "WriteBack", "adapter", "capture", "fill", "tool_priority"]
+__all__ = [
+    "MISSED",
+    "HttpRequest",
+    "WriteBack",
+    "adapter",
+    "capture",
+    "fill",
+    "missed_field",
+    "tool_priority",
+]
+
+MISSED = "missed"
+"""The ``[source.writeback.fields]`` key naming the tool field that shows the missed targets."""
 
 
 class HttpRequest(Base):
@@ -37,20 +50,31 @@ class HttpRequest(Base):
 class WriteBack(Protocol):
     """Builds the requests that make the tool show ``decision`` on ticket ``ticket_id``."""
 
+    carries_missed: bool
+    """Whether the tool has a field for the missed targets (``fields.missed``)."""
+
     def requests(
         self,
         ticket_id: str,
         decision: Decision,
         settings: WriteBackSettings,
         token: str | None,
+        missed: tuple[Target, ...] | None = None,
     ) -> list[HttpRequest]:
         """The requests, in order. ``token`` is the source's API credential (never in tables).
 
-        Requests must be idempotent (PUT/PATCH of absolute values): the sender may repeat them.
+        ``missed``: the decision's targets missed so far (None: unknown, the field is left
+        alone). Requests must be idempotent (PUT/PATCH of absolute values): the sender may
+        repeat them.
         """
         ...
 
-    def answer(self, decision: Decision, settings: WriteBackSettings) -> dict[str, Any]:
+    def answer(
+        self,
+        decision: Decision,
+        settings: WriteBackSettings,
+        missed: tuple[Target, ...] | None = None,
+    ) -> dict[str, Any]:
         """The decision as the tool's own fields, returned in the inbound event's answer so the
         tool (an RT scrip, a Jira automation) can apply it in the same request."""
         ...
@@ -114,3 +138,14 @@ def fill(request: HttpRequest, variables: dict[str, str]) -> HttpRequest:
 def tool_priority(decision: Decision, settings: WriteBackSettings) -> str | None:
     """The tool's own priority value for the decision's priority, when the source maps them."""
     return settings.priority.get(decision.priority.name)
+
+
+def missed_field(
+    settings: WriteBackSettings, missed: tuple[Target, ...] | None
+) -> tuple[str, str] | None:
+    """``(tool field, text)`` for the missed targets, when the source names a field for them
+    and they are known; the text is ``""`` when none is missed (a re-score can clear it)."""
+    name = settings.fields.get(MISSED)
+    if not name or missed is None:
+        return None
+    return name, render_missed(missed)

@@ -31,6 +31,7 @@ import msgspec
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
+from service.core.targets import Target
 from service.sources.writeback.base import HttpRequest, tool_priority
 
 __all__ = ["ADAPTER", "SESSION", "Glpi", "glpi_datetime"]
@@ -47,7 +48,16 @@ def glpi_datetime(moment: datetime) -> str:
 class Glpi:
     """Builds initSession, the ticket update and killSession for one ticket id."""
 
-    def answer(self, decision: Decision, settings: WriteBackSettings) -> dict[str, Any]:
+    carries_missed = False
+    """GLPI has no free field without its Fields plugin; it marks late tickets itself from
+    ``time_to_own`` and ``time_to_resolve``, which usm writes."""
+
+    def answer(
+        self,
+        decision: Decision,
+        settings: WriteBackSettings,
+        missed: tuple[Target, ...] | None = None,
+    ) -> dict[str, Any]:
         """The ticket's fields (the ``input`` of GLPI's update)."""
         options = settings.fields
         fields: dict[str, Any] = {}
@@ -68,6 +78,7 @@ class Glpi:
         decision: Decision,
         settings: WriteBackSettings,
         token: str | None,
+        missed: tuple[Target, ...] | None = None,
     ) -> list[HttpRequest]:
         api = f"{settings.base_url.rstrip('/')}/apirest.php"
         app: dict[str, str] = {}
@@ -76,7 +87,7 @@ class Glpi:
             app_token, user_token = user_token.split(":", 1)
             app = {"App-Token": app_token}
         session = {**app, "Session-Token": "{" + SESSION + "}"}
-        body = msgspec.json.encode({"input": self.answer(decision, settings)})
+        body = msgspec.json.encode({"input": self.answer(decision, settings, missed)})
         return [
             HttpRequest(
                 method="GET",

@@ -26,8 +26,9 @@ import msgspec
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
+from service.core.targets import Target
 from service.sources.writeback.auth import basic, is_basic
-from service.sources.writeback.base import HttpRequest, tool_priority
+from service.sources.writeback.base import HttpRequest, missed_field, tool_priority
 
 __all__ = ["ADAPTER", "Jira", "jira_datetime"]
 
@@ -40,7 +41,14 @@ def jira_datetime(moment: datetime) -> str:
 class Jira:
     """Builds the issue edit for one issue key."""
 
-    def answer(self, decision: Decision, settings: WriteBackSettings) -> dict[str, Any]:
+    carries_missed = True
+
+    def answer(
+        self,
+        decision: Decision,
+        settings: WriteBackSettings,
+        missed: tuple[Target, ...] | None = None,
+    ) -> dict[str, Any]:
         """``{"fields": {...}}``: the body of Jira's "Edit issue", ready for an automation rule."""
         options = settings.fields
         fields: dict[str, Any] = {}
@@ -57,6 +65,9 @@ class Jira:
             fields[options["resolve_by"]] = jira_datetime(decision.resolve_by)
         if options.get("response_by"):
             fields[options["response_by"]] = jira_datetime(decision.response_by)
+        flag = missed_field(settings, missed)
+        if flag is not None:
+            fields[flag[0]] = flag[1] or None  # Jira clears a text field set to null
         return {"fields": fields}
 
     def requests(
@@ -65,13 +76,14 @@ class Jira:
         decision: Decision,
         settings: WriteBackSettings,
         token: str | None,
+        missed: tuple[Target, ...] | None = None,
     ) -> list[HttpRequest]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
             headers["Authorization"] = basic(token) if is_basic(token) else f"Bearer {token}"
         api = settings.fields.get("api", "3")
         url = f"{settings.base_url.rstrip('/')}/rest/api/{api}/issue/{quote(ticket_id, safe='')}"
-        body = msgspec.json.encode(self.answer(decision, settings))
+        body = msgspec.json.encode(self.answer(decision, settings, missed))
         return [HttpRequest(method="PUT", url=url, headers=headers, body=body)]
 
 

@@ -16,7 +16,8 @@ import msgspec
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.writeback.base import HttpRequest, tool_priority
+from service.core.targets import Target
+from service.sources.writeback.base import HttpRequest, missed_field, tool_priority
 
 __all__ = ["ADAPTER", "RequestTracker", "rt_date"]
 
@@ -38,17 +39,27 @@ def auth_header(token: str) -> str:
 class RequestTracker:
     """Builds the REST2 update for one ticket."""
 
-    def answer(self, decision: Decision, settings: WriteBackSettings) -> dict[str, Any]:
+    carries_missed = True
+
+    def answer(
+        self,
+        decision: Decision,
+        settings: WriteBackSettings,
+        missed: tuple[Target, ...] | None = None,
+    ) -> dict[str, Any]:
         """REST2's own field names: what the USM scrip applies to the ticket it is running for."""
         fields: dict[str, Any] = {"Due": rt_date(decision.resolve_by)}
         priority = tool_priority(decision, settings)
         if priority is not None:
             fields["Priority"] = int(priority) if priority.lstrip("-").isdigit() else priority
-        custom = {
+        custom: dict[str, str | None] = {
             settings.fields.get("usm_priority", DEFAULT_PRIORITY_FIELD): decision.priority.name
         }
         if "response_by" in settings.fields:
             custom[settings.fields["response_by"]] = rt_date(decision.response_by)
+        flag = missed_field(settings, missed)
+        if flag is not None:
+            custom[flag[0]] = flag[1] or None  # REST2 deletes a custom field's value on null
         fields["CustomFields"] = custom
         return fields
 
@@ -58,12 +69,13 @@ class RequestTracker:
         decision: Decision,
         settings: WriteBackSettings,
         token: str | None,
+        missed: tuple[Target, ...] | None = None,
     ) -> list[HttpRequest]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
             headers["Authorization"] = auth_header(token)
         url = f"{settings.base_url.rstrip('/')}/REST/2.0/ticket/{ticket_id}"
-        body = msgspec.json.encode(self.answer(decision, settings))
+        body = msgspec.json.encode(self.answer(decision, settings, missed))
         return [HttpRequest(method="PUT", url=url, headers=headers, body=body)]
 
 

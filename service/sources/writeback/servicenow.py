@@ -26,8 +26,9 @@ import msgspec
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
+from service.core.targets import Target
 from service.sources.writeback.auth import basic, is_basic
-from service.sources.writeback.base import HttpRequest, tool_priority
+from service.sources.writeback.base import HttpRequest, missed_field, tool_priority
 
 __all__ = ["ADAPTER", "ServiceNow", "glide_datetime"]
 
@@ -40,7 +41,14 @@ def glide_datetime(moment: datetime) -> str:
 class ServiceNow:
     """Builds the Table API update for one record."""
 
-    def answer(self, decision: Decision, settings: WriteBackSettings) -> dict[str, Any]:
+    carries_missed = True
+
+    def answer(
+        self,
+        decision: Decision,
+        settings: WriteBackSettings,
+        missed: tuple[Target, ...] | None = None,
+    ) -> dict[str, Any]:
         """The record's fields, for a business rule to set on ``current`` in its transaction."""
         options = settings.fields
         usm_priority = options.get("usm_priority", "u_usm_priority")
@@ -53,6 +61,9 @@ class ServiceNow:
             fields[due] = glide_datetime(decision.resolve_by)
         if options.get("response_by"):
             fields[options["response_by"]] = glide_datetime(decision.response_by)
+        flag = missed_field(settings, missed)
+        if flag is not None:
+            fields[flag[0]] = flag[1]
         return fields
 
     def requests(
@@ -61,6 +72,7 @@ class ServiceNow:
         decision: Decision,
         settings: WriteBackSettings,
         token: str | None,
+        missed: tuple[Target, ...] | None = None,
     ) -> list[HttpRequest]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
@@ -70,7 +82,7 @@ class ServiceNow:
             f"{settings.base_url.rstrip('/')}/api/now/table/{quote(table, safe='')}/"
             f"{quote(ticket_id, safe='')}"
         )
-        body = msgspec.json.encode(self.answer(decision, settings))
+        body = msgspec.json.encode(self.answer(decision, settings, missed))
         return [HttpRequest(method="PATCH", url=url, headers=headers, body=body)]
 
 

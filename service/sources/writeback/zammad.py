@@ -24,8 +24,9 @@ import msgspec
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
+from service.core.targets import Target
 from service.sources.writeback.auth import basic, is_basic
-from service.sources.writeback.base import HttpRequest, tool_priority
+from service.sources.writeback.base import HttpRequest, missed_field, tool_priority
 
 __all__ = ["ADAPTER", "Zammad", "zammad_datetime"]
 
@@ -38,7 +39,14 @@ def zammad_datetime(moment: datetime) -> str:
 class Zammad:
     """Builds the ticket update for one ticket id."""
 
-    def answer(self, decision: Decision, settings: WriteBackSettings) -> dict[str, Any]:
+    carries_missed = True
+
+    def answer(
+        self,
+        decision: Decision,
+        settings: WriteBackSettings,
+        missed: tuple[Target, ...] | None = None,
+    ) -> dict[str, Any]:
         """The ticket's attributes, as ``PUT /api/v1/tickets/{id}`` takes them."""
         options = settings.fields
         fields: dict[str, Any] = {}
@@ -55,6 +63,9 @@ class Zammad:
             fields[resolve_by] = zammad_datetime(decision.resolve_by)
         if options.get("response_by"):
             fields[options["response_by"]] = zammad_datetime(decision.response_by)
+        flag = missed_field(settings, missed)
+        if flag is not None:
+            fields[flag[0]] = flag[1]
         return fields
 
     def requests(
@@ -63,12 +74,13 @@ class Zammad:
         decision: Decision,
         settings: WriteBackSettings,
         token: str | None,
+        missed: tuple[Target, ...] | None = None,
     ) -> list[HttpRequest]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
             headers["Authorization"] = basic(token) if is_basic(token) else f"Token token={token}"
         url = f"{settings.base_url.rstrip('/')}/api/v1/tickets/{quote(ticket_id, safe='')}"
-        body = msgspec.json.encode(self.answer(decision, settings))
+        body = msgspec.json.encode(self.answer(decision, settings, missed))
         return [HttpRequest(method="PUT", url=url, headers=headers, body=body)]
 
 

@@ -157,6 +157,36 @@ def test_a_ticket_created_while_usm_was_down_is_prioritised_by_the_sync(stack: S
     assert "queued" not in msgspec.json.decode(again.stdout)["actions"]
 
 
+def test_a_response_target_that_passes_unmet_is_shown_in_rt(stack: Stack) -> None:
+    want = _expected(stack, "organisation", "immediate")
+    p = want["priority"]["name"]
+    window = datetime.fromisoformat(want["response_by"]) - datetime.fromisoformat(
+        want["reported_at"]
+    )
+    ticket = _create(stack, Impact="Organisation", Urgency="Work stopped")
+    wait_for(f"RT ticket {ticket} to show {p}", lambda: _shows(stack, ticket, p), WAIT)
+    # The ticket came from an import: created so long ago that its response target passes in
+    # 20 s. usm's API runs no workers here, so nobody takes the item up in time.
+    created = datetime.now(UTC).replace(microsecond=0) - window + timedelta(seconds=20)
+    stack.rt.backdate(ticket, created)
+    _update(stack, ticket, {"Subject": "USM e2e: response target"})
+    item = wait_for(
+        "the item re-scored from the creation time",
+        lambda: (i := _item(stack, ticket)) and i.decision.reported_at == created and i,
+        WAIT,
+    )
+    assert item.decision.response_by == created + window
+    missed = wait_for(
+        "RT to show the missed response target",
+        lambda: (t := _shown(stack, ticket))["cf"].get("USM Missed") == "response" and t,
+        WAIT + 20,
+    )
+    # The write-back carries the whole decision: priority, Due and the USM priority with it.
+    assert (missed["Priority"], missed["cf"]["USM Priority"]) == (RT_PRIORITY[p], p)
+    assert missed["Due"] == _rt_due(msgspec.json.encode(item.decision.resolve_by).decode()[1:-1])
+    assert _item(stack, ticket).state == "queued"  # type: ignore[union-attr]
+
+
 def test_zz_a_new_table_set_in_force_updates_open_rt_tickets(stack: Stack) -> None:
     # Named zz: it changes the set in force for the rest of this session's stack.
     ticket = _create(stack, Impact="Group", Urgency="Seriously impaired")

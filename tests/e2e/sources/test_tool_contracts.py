@@ -87,6 +87,10 @@ RESOLVE = {
 }
 """Resolve-by of each priority for a ticket reported 2026-03-02 09:00 UTC (2026.1 targets)."""
 
+MISSED = "response, resolve"
+"""What the tools' missed-targets field shows: the fixtures' tickets were reported in March 2026
+and never handed out, so both targets of every decision have passed."""
+
 
 def jira_write_back(p: str) -> list[Wire]:
     name = {"P1": "Highest", "P2": "High", "P3": "Medium"}[p]
@@ -96,6 +100,7 @@ def jira_write_back(p: str) -> list[Wire]:
             "priority": {"name": name},
             "duedate": RESOLVE[p].date().isoformat(),
             "customfield_10060": p,
+            "customfield_10061": MISSED,
         }
     }
     return [Wire("PUT", "/rest/api/3/issue/SD-7", {**JSON, "Authorization": auth}, body)]
@@ -104,7 +109,11 @@ def jira_write_back(p: str) -> list[Wire]:
 def servicenow_write_back(p: str) -> list[Wire]:
     path = "/api/now/table/incident/9d385017c611228701d22104cc95c371"
     auth = basic("svc_usm:table-api-password")
-    body = {"u_usm_priority": p, "due_date": RESOLVE[p].strftime("%Y-%m-%d %H:%M:%S")}
+    body = {
+        "u_usm_priority": p,
+        "due_date": RESOLVE[p].strftime("%Y-%m-%d %H:%M:%S"),
+        "u_usm_missed": MISSED,
+    }
     return [Wire("PATCH", path, {**JSON, "Authorization": auth}, body)]
 
 
@@ -113,6 +122,7 @@ def zammad_write_back(p: str) -> list[Wire]:
         "priority_id": {"P1": 3, "P2": 3, "P3": 2}[p],
         "usm_priority": p,
         "usm_resolve_by": RESOLVE[p].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "usm_missed": MISSED,
     }
     auth = {"Authorization": "Token token=zammad-access-token"}
     return [Wire("PUT", "/api/v1/tickets/81", {**JSON, **auth}, body)]
@@ -163,6 +173,7 @@ TOOLS = [
                 "priority": {"name": "High"},
                 "duedate": "2026-03-02",
                 "customfield_10060": "P2",
+                "customfield_10061": MISSED,
             }
         },
         write_back=jira_write_back,
@@ -185,7 +196,11 @@ TOOLS = [
         unmapped="incident_insert_unmapped_impact.json",
         ticket="9d385017c611228701d22104cc95c371",
         team="infrastructure",
-        fields_created={"u_usm_priority": "P2", "due_date": "2026-03-02 17:00:00"},
+        fields_created={
+            "u_usm_priority": "P2",
+            "due_date": "2026-03-02 17:00:00",
+            "u_usm_missed": MISSED,
+        },
         write_back=servicenow_write_back,
         unmapped_detail="unknown impact '4' - at tool field `impact`; mapped: 1, 2, 3",
         unmapped_field="impact",
@@ -208,6 +223,7 @@ TOOLS = [
             "priority_id": 3,
             "usm_priority": "P2",
             "usm_resolve_by": "2026-03-02T17:00:00Z",
+            "usm_missed": MISSED,
         },
         write_back=zammad_write_back,
         unmapped_detail="unknown urgency '4 urgent' - at tool field `ticket.priority.name`; "
@@ -392,6 +408,7 @@ def test_a_jira_automation_rule_gets_the_issue_edit_in_its_web_response(running:
             "priority": {"name": "Low"},
             "duedate": "2026-03-07",
             "customfield_10060": "P4",
+            "customfield_10061": MISSED,
         }
     }
     assert running.item(answer["item_id"])["queue"] == "usm.service_desk.P4"
@@ -441,6 +458,7 @@ def test_a_table_set_coming_into_force_rewrites_the_issue_it_reprioritises(
                     "priority": {"name": "Lowest"},
                     "duedate": "2026-03-22",
                     "customfield_10060": "P5",
+                    "customfield_10061": MISSED,
                 }
             },
         )
