@@ -5,17 +5,19 @@ dashboards and alert rules query them), recorded by a plain ASGI middleware inst
 builds a ``Request``, two label dicts and four ``labels()`` look-ups per request; in
 multiprocess mode (``usm serve``) that was the largest single cost of ``POST /v1/priority``
 around scoring (bench/http.py, cProfile). Here each label set's children are looked up once and
-kept, so a request costs four value updates.
+kept, and a request adds to in-process tallies (:mod:`service.metrics.tally`) that reach the
+multiprocess files in bulk, instead of five memory-mapped writes.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
+
+from service.metrics.tally import CounterTally, GaugeTally, HistogramTally
 
 __all__ = ["APP_NAME", "BUCKETS", "PREFIX", "HttpMetricsMiddleware"]
 
@@ -40,28 +42,33 @@ IN_PROGRESS = Gauge(
 )
 ERRORS = Counter(f"{PREFIX}_requests_error_total", "Total errors in requests", _LABELS)
 
-_done: dict[tuple[str, str, int], tuple[Any, Any, Any | None]] = {}
-_running: dict[tuple[str, str], Any] = {}
+_Finished = tuple[CounterTally, HistogramTally, CounterTally | None]
+_done: dict[tuple[str, str, int], _Finished] = {}
+_running: dict[tuple[str, str], GaugeTally] = {}
 
 
-def _finished(method: str, path: str, status: int) -> tuple[Any, Any, Any | None]:
-    """(requests, duration, errors or None) children for one label set, made once."""
+def _finished(method: str, path: str, status: int) -> _Finished:
+    """(requests, duration, errors or None) tallies for one label set, made once."""
     key = (method, path, status)
     children = _done.get(key)
     if children is None:
         values = (method, path, str(status), APP_NAME)
-        errors = ERRORS.labels(*values) if status >= 500 else None
-        children = (REQUESTS.labels(*values), DURATION.labels(*values), errors)
+        errors = CounterTally(ERRORS.labels(*values)) if status >= 500 else None
+        children = (
+            CounterTally(REQUESTS.labels(*values)),
+            HistogramTally(DURATION.labels(*values)),
+            errors,
+        )
         _done[key] = children
     return children
 
 
-def _in_progress(method: str, path: str) -> Any:
+def _in_progress(method: str, path: str) -> GaugeTally:
     key = (method, path)
     child = _running.get(key)
     if child is None:
         # litestar's middleware labels the in-progress gauge with the status it starts with.
-        child = _running[key] = IN_PROGRESS.labels(method, path, "200", APP_NAME)
+        child = _running[key] = GaugeTally(IN_PROGRESS.labels(method, path, "200", APP_NAME))
     return child
 
 

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from service.metrics.fastmerge import FileMerger, gauge_metrics
 from service.metrics.multiprocess import ENV, enabled
+from service.metrics.tally import flush
 
 __all__ = ["ScrapeRegistry", "render"]
 
@@ -65,6 +66,7 @@ class ScrapeRegistry(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Everything through prometheus-client (used by the worker exporter and tests)."""
+        flush()  # this process's tallies first: a scrape is exact for the process answering it
         yield from self._events.collect()
         for collector in self._extra:
             yield from collector.collect()
@@ -78,6 +80,7 @@ class ScrapeRegistry(Collector):
         """
         if self._merger is None or self._gauges is None:
             return render(self, accept)
+        flush()
         body = self._merger.render().encode() + generate_latest(self._gauges)
         return body, CONTENT_TYPE_PLAIN_0_0_4
 
