@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from service import __version__
@@ -17,8 +18,9 @@ from service.api.dispatch import DispatchPlugin
 from service.api.docs import assets_router, render_plugins
 from service.api.errors import exception_handlers
 from service.api.governance import GovernancePlugin
+from service.api.guard import RequestGuard
 from service.api.health import healthz, readyz
-from service.api.metrics import HTTP_METRICS, metrics, prime_metrics
+from service.api.metrics import metrics, prime_metrics
 from service.api.priority import PriorityController
 from service.api.sources import SourcesPlugin
 from service.api.tables import TablesController
@@ -68,7 +70,8 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         # Logging is set up once per process (service.logs), not in litestar's own format.
         logging_config=None,
-        middleware=[HTTP_METRICS, *security.middleware],
+        # HTTP metrics, intake rules, API key, rate limit: one layer (see service.api.guard).
+        middleware=[DefineMiddleware(RequestGuard, security=security)],
         stores=security.stores,
         on_startup=security.on_startup,
         on_shutdown=security.on_shutdown,

@@ -1,7 +1,9 @@
 """HTTP request metrics: ``usm_http_*`` per method, route template and status, kept cheap.
 
+Recorded by :class:`service.api.guard.RequestGuard` for every routed request.
+
 The series are those of litestar's Prometheus middleware (same names, labels and buckets; the
-dashboards and alert rules query them), recorded by a plain ASGI middleware instead. Litestar's
+dashboards and alert rules query them), recorded by our own request layer instead. Litestar's
 builds a ``Request``, two label dicts and four ``labels()`` look-ups per request; in
 multiprocess mode (``usm serve``) that was the largest single cost of ``POST /v1/priority``
 around scoring (bench/http.py, cProfile). Here each label set's children are looked up once and
@@ -11,15 +13,11 @@ multiprocess files in bulk, instead of five memory-mapped writes.
 
 from __future__ import annotations
 
-import time
-
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
 from service.metrics.tally import CounterTally, GaugeTally, HistogramTally
 
-__all__ = ["APP_NAME", "BUCKETS", "PREFIX", "HttpMetricsMiddleware"]
+__all__ = ["APP_NAME", "BUCKETS", "EXCLUDED", "PREFIX", "RouteMetrics", "route_metrics"]
 
 PREFIX = "usm_http"
 APP_NAME = "usm"
@@ -43,71 +41,51 @@ IN_PROGRESS = Gauge(
 ERRORS = Counter(f"{PREFIX}_requests_error_total", "Total errors in requests", _LABELS)
 
 _Finished = tuple[CounterTally, HistogramTally, CounterTally | None]
-_done: dict[tuple[str, str, int], _Finished] = {}
-_running: dict[tuple[str, str], GaugeTally] = {}
 
 
-def _finished(method: str, path: str, status: int) -> _Finished:
-    """(requests, duration, errors or None) tallies for one label set, made once."""
-    key = (method, path, status)
-    children = _done.get(key)
-    if children is None:
-        values = (method, path, str(status), APP_NAME)
+class RouteMetrics:
+    """The series of one method and route template: in progress, and per status the count, the
+    duration and the 5xx count. Recorded from the event loop only (one writer, see
+    :mod:`service.metrics.tally`)."""
+
+    __slots__ = ("_by_status", "method", "path", "running")
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method
+        self.path = path
+        # litestar's middleware labels the in-progress gauge with the status it starts with.
+        self.running = GaugeTally(IN_PROGRESS.labels(method, path, "200", APP_NAME))
+        """Requests of this route in progress: the caller adds 1 when one starts."""
+        self._by_status: dict[int, _Finished] = {}
+
+    def finished(self, status: int, seconds: float) -> None:
+        """One request answered ``status`` after ``seconds``; no longer in progress."""
+        children = self._by_status.get(status)
+        if children is None:
+            children = self._by_status[status] = self._children(status)
+        requests, duration, errors = children
+        requests.total += 1
+        duration.observe(seconds)
+        if errors is not None:
+            errors.total += 1
+        self.running.value -= 1
+
+    def _children(self, status: int) -> _Finished:
+        values = (self.method, self.path, str(status), APP_NAME)
         errors = CounterTally(ERRORS.labels(*values)) if status >= 500 else None
-        children = (
+        return (
             CounterTally(REQUESTS.labels(*values)),
             HistogramTally(DURATION.labels(*values)),
             errors,
         )
-        _done[key] = children
-    return children
 
 
-def _in_progress(method: str, path: str) -> GaugeTally:
-    key = (method, path)
-    child = _running.get(key)
-    if child is None:
-        # litestar's middleware labels the in-progress gauge with the status it starts with.
-        child = _running[key] = GaugeTally(IN_PROGRESS.labels(method, path, "200", APP_NAME))
-    return child
+_routes: dict[tuple[str, str], RouteMetrics] = {}
 
 
-class HttpMetricsMiddleware:
-    """Counts every HTTP request by method, route template and status; times it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path_template") or scope["path"]  # type: ignore[assignment]
-        if scope["type"] != ScopeType.HTTP or path in EXCLUDED:
-            await self.app(scope, receive, send)
-            return
-        method: str = scope["method"]  # type: ignore[typeddict-item]
-        started = time.perf_counter()
-        status = 200
-        ended = 0.0
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, ended
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                ended = time.perf_counter()
-            await send(message)
-
-        running = _in_progress(method, path)
-        running.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception as exc:
-            # Answered by litestar's exception handling outside this middleware.
-            status = int(getattr(exc, "status_code", 500))
-            raise
-        finally:
-            running.dec()
-            requests, duration, errors = _finished(method, path, status)
-            if errors is not None:
-                errors.inc()
-            requests.inc()
-            duration.observe((ended or time.perf_counter()) - started)
+def route_metrics(method: str, path: str) -> RouteMetrics:
+    """The metrics of ``method path`` (a route template), made on first use."""
+    metrics = _routes.get((method, path))
+    if metrics is None:
+        metrics = _routes[(method, path)] = RouteMetrics(method, path)
+    return metrics

@@ -1,4 +1,4 @@
-"""``GET /metrics`` and the HTTP request metrics (:mod:`service.api.http_metrics`).
+"""``GET /metrics``; the HTTP request metrics are :mod:`service.api.http_metrics`.
 
 The endpoint is ours rather than litestar's ``PrometheusController`` because a scrape must also
 run the scrape-time collectors (table set in force, queue state read from Redis), which that
@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from litestar import Request, get
 from litestar.datastructures import State
-from litestar.middleware import DefineMiddleware
 from litestar.response import Response
 from prometheus_client.registry import Collector
 
-from service.api.http_metrics import HttpMetricsMiddleware
 from service.files.store import TableStore
 from service.metrics.instruments import initialise
 from service.metrics.registry import ScrapeRegistry
@@ -21,10 +19,7 @@ from service.metrics.sources import initialise_sources
 from service.metrics.tables import TableCollector, queues
 from service.settings import Settings
 
-__all__ = ["HTTP_METRICS", "metrics", "prime_metrics", "scrape_collectors"]
-
-HTTP_METRICS = DefineMiddleware(HttpMetricsMiddleware)
-"""Request count, latency, in-progress and 5xx counters as ``usm_http_*{method,path,...}``."""
+__all__ = ["metrics", "prime_metrics", "scrape_collectors"]
 
 
 def prime_metrics(store: TableStore) -> None:

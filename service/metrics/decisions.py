@@ -4,11 +4,12 @@ A batch of 10,000 calls is tallied by (call type, priority) in one C-level pass,
 distinct combination increments its counter child once. Children are cached, so the labels lookup
 (a lock and a tuple build inside prometheus-client) happens once per combination per process, and
 counted in process (:mod:`service.metrics.tally`): a single call costs no memory-mapped write in
-multiprocess mode.
+multiprocess mode. Handlers running in threads record too, so recording holds :data:`_lock`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter as Tally
 from collections.abc import Sequence
 from operator import attrgetter
@@ -22,6 +23,8 @@ __all__ = ["record_decision", "record_decisions"]
 _children: dict[tuple[str, str, str], CounterTally] = {}
 _key = attrgetter("call_type", "priority.name")
 _scoring: HistogramTally | None = None
+_lock = threading.Lock()
+"""One writer at a time for the tallies (see service.metrics.tally)."""
 
 
 def _child(call_type: str, priority: str, version: str) -> CounterTally:
@@ -41,8 +44,9 @@ def _observe(seconds: float) -> None:
 
 def record_decision(decision: Decision, seconds: float) -> None:
     """Count one decision and the time it took to score."""
-    _observe(seconds)
-    _child(decision.call_type, decision.priority.name, decision.table_version).inc()
+    with _lock:
+        _observe(seconds)
+        _child(decision.call_type, decision.priority.name, decision.table_version).inc()
 
 
 def record_decisions(decisions: Sequence[Decision], seconds: float) -> None:
@@ -52,10 +56,10 @@ def record_decisions(decisions: Sequence[Decision], seconds: float) -> None:
         decisions: The batch's decisions; an empty batch only records the time.
         seconds: Time spent scoring the whole batch.
     """
-    _observe(seconds)
-    if not decisions:
-        return
-    version = decisions[0].table_version
     # One C-level pass: attrgetter builds the (call type, priority) key, Counter tallies it.
-    for (call_type, priority), n in Tally(map(_key, decisions)).items():
-        _child(call_type, priority, version).inc(n)
+    tally = Tally(map(_key, decisions))
+    version = decisions[0].table_version if decisions else ""
+    with _lock:
+        _observe(seconds)
+        for (call_type, priority), n in tally.items():
+            _child(call_type, priority, version).inc(n)

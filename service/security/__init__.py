@@ -13,22 +13,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar
-from litestar.middleware.base import DefineMiddleware
 from litestar.stores.base import Store
 
 from service.errors import UsmError
 from service.security.hostile import HOSTILE_HANDLERS
-from service.security.intake import IntakeMiddleware
+from service.security.intake import Intake
 from service.security.keys import KeyConfigError, KeyRing, Principal, hash_key, new_key
-from service.security.middleware import ApiKeyMiddleware
+from service.security.middleware import ApiKeyCheck
 from service.security.openapi import document_security
-from service.security.ratelimit import RateLimitStore, parse_rate, rate_limit_config
+from service.security.ratelimit import (
+    KeyRateLimiter,
+    RateLimitStore,
+    parse_rate,
+    rate_limit_config,
+)
 from service.security.scopes import Scope, required_scope
 from service.settings import Settings
 
 __all__ = [
+    "ApiKeyCheck",
     "InsecureBind",
+    "Intake",
     "KeyConfigError",
+    "KeyRateLimiter",
     "KeyRing",
     "Principal",
     "Scope",
@@ -110,13 +117,18 @@ def preflight(settings: Settings) -> KeyRing:
 
 @dataclass
 class Security:
-    """What litestar needs: middleware (in order), stores and lifecycle hooks."""
+    """What the API runs per request (in this order: intake, key check, rate limit), and what
+    litestar needs: stores and lifecycle hooks. ``service.api.guard`` runs the three checks in
+    one ASGI layer, together with the HTTP metrics."""
 
     ring: KeyRing
     """The configured keys (empty: open, loopback-only mode)."""
-    middleware: list[DefineMiddleware | IntakeMiddleware] = field(default_factory=list)
-    """Intake (JSON bodies; loopback Host/Origin without keys), then authentication, then the
-    per-key rate limit (it needs to know the key's name)."""
+    intake: Intake
+    """JSON bodies; loopback Host/Origin without keys."""
+    auth: ApiKeyCheck
+    """The key and the route's scope."""
+    limiter: KeyRateLimiter | None = None
+    """The per-key rate limit, when on (it needs to know the key's name)."""
     stores: dict[str, Store] = field(default_factory=dict)
     """``rate_limit``: the Redis-backed counter store, when limits are on."""
     on_startup: list[Callable[[Litestar], Any]] = field(default_factory=list)
@@ -144,13 +156,16 @@ def build_security(settings: Settings, ring: KeyRing | None = None) -> Security:
     if ring is None:
         ring = KeyRing.configured(settings.api_keys_file, settings.api_keys)
     check_bind(settings.host, ring)
-    security = Security(ring=ring, on_startup=[document_security])
-    security.middleware.append(IntakeMiddleware(keyless=ring.empty))
-    security.middleware.append(DefineMiddleware(ApiKeyMiddleware, ring=ring))
+    security = Security(
+        ring=ring,
+        intake=Intake(keyless=ring.empty),
+        auth=ApiKeyCheck(ring),
+        on_startup=[document_security],
+    )
     rate = parse_rate(settings.rate_limit)
     if rate is not None and not ring.empty:
         store = RateLimitStore.for_url(settings.redis_url)
         security.stores["rate_limit"] = store
-        security.middleware.append(rate_limit_config(rate).middleware)
+        security.limiter = KeyRateLimiter(rate_limit_config(rate), store)
         security.on_shutdown.append(store.close)
     return security

@@ -20,19 +20,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, PermissionDeniedException
-from litestar.middleware.base import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
+from litestar.types import Receive, ReceiveMessage, Scope
 
 __all__ = [
     "BOM",
     "JSON_MEDIA_TYPE",
-    "IntakeMiddleware",
+    "Intake",
     "MisdirectedRequest",
     "UnsupportedMediaType",
     "is_json_media_type",
     "loopback_host",
+    "without_bom",
 ]
 
 BOM = b"\xef\xbb\xbf"
@@ -56,7 +55,21 @@ class MisdirectedRequest(HTTPException):
     status_code = 421
 
 
+_judged: dict[str, bool] = {}
+"""Content types seen -> whether they are JSON: clients send the same one or two every time."""
+
+
 def is_json_media_type(content_type: str) -> bool:
+    """True for ``application/json`` and ``application/<x>+json``, UTF-8 or without charset."""
+    known = _judged.get(content_type)
+    if known is None:
+        known = _is_json_media_type(content_type)
+        if len(_judged) < 256:  # bounded: any client may send any string
+            _judged[content_type] = known
+    return known
+
+
+def _is_json_media_type(content_type: str) -> bool:
     """True for ``application/json`` and ``application/<x>+json``, UTF-8 or without charset."""
     media, *params = (part.strip().lower() for part in content_type.split(";"))
     kind, _, subtype = media.partition("/")
@@ -91,40 +104,56 @@ def _takes_json(scope: Scope) -> bool:
     return getattr(handler, "parsed_data_field", None) is not None
 
 
-def _has_body(headers: dict[str, str]) -> bool:
-    length = headers.get("content-length", "")
-    return (length.strip() not in ("", "0")) or "transfer-encoding" in headers
+class Intake:
+    """Refuses non-JSON bodies (415) and, without keys, foreign Host (421) or Origin (403).
 
-
-class IntakeMiddleware(ASGIMiddleware):
-    """Refuses non-JSON bodies (415) and, without keys, foreign Host (421) or Origin (403)."""
-
-    scopes = (ScopeType.HTTP,)
+    Called by the API's one request layer (``service.api.guard``) for every HTTP request, after
+    routing. It decodes only the few headers it reads.
+    """
 
     def __init__(self, keyless: bool) -> None:
         self.keyless = keyless
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    def check(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
+        """Refuse a request that breaks a rule; True when its body is JSON to read without a BOM.
+
+        Args:
+            scope: The routed request.
+            headers: ``dict(scope["headers"])`` (the last of repeated headers counts).
+
+        Raises:
+            UnsupportedMediaType: a body for a JSON route, not declared as UTF-8 JSON (415).
+            MisdirectedRequest: keyless mode, a Host that is not loopback (421).
+            PermissionDeniedException: keyless mode, an Origin that is not loopback (403).
+        """
         if self.keyless:
-            self._check_loopback(headers)
-        if _takes_json(scope) and _has_body(headers):
-            content_type = headers.get("content-type", "")
-            if not is_json_media_type(content_type):
-                given = f"'{content_type}'" if content_type else "none"
-                raise UnsupportedMediaType(
-                    detail=(
-                        f"content type {given} is not JSON - send "
-                        f"`Content-Type: {JSON_MEDIA_TYPE}` (UTF-8); allowed: "
-                        f"{JSON_MEDIA_TYPE}, application/<type>+json"
-                    )
+            host, origin = headers.get(b"host"), headers.get(b"origin")
+            self._check_loopback(
+                None if host is None else host.decode("latin-1"),
+                None if origin is None else origin.decode("latin-1"),
+            )
+        if not _takes_json(scope):
+            return False
+        length = headers.get(b"content-length")
+        has_body = (length is not None and length.strip() not in (b"", b"0")) or (
+            b"transfer-encoding" in headers
+        )
+        if not has_body:
+            return False
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if not is_json_media_type(content_type):
+            given = f"'{content_type}'" if content_type else "none"
+            raise UnsupportedMediaType(
+                detail=(
+                    f"content type {given} is not JSON - send "
+                    f"`Content-Type: {JSON_MEDIA_TYPE}` (UTF-8); allowed: "
+                    f"{JSON_MEDIA_TYPE}, application/<type>+json"
                 )
-            receive = _without_bom(receive)
-        await next_app(scope, receive, send)
+            )
+        return True
 
     @staticmethod
-    def _check_loopback(headers: dict[str, str]) -> None:
-        host = headers.get("host")
+    def _check_loopback(host: str | None, origin: str | None) -> None:
         if host is not None and not loopback_host(host):
             raise MisdirectedRequest(
                 detail=(
@@ -132,7 +161,6 @@ class IntakeMiddleware(ASGIMiddleware):
                     f"to {_LOOPBACK_NAMES}"
                 )
             )
-        origin = headers.get("origin")
         if origin is not None and not loopback_host(urlsplit(origin).netloc or origin):
             raise PermissionDeniedException(
                 detail=(
@@ -142,7 +170,7 @@ class IntakeMiddleware(ASGIMiddleware):
             )
 
 
-def _without_bom(receive: Receive) -> Receive:
+def without_bom(receive: Receive) -> Receive:
     """``receive`` with a UTF-8 byte-order mark dropped from the start of the body."""
     first = True
 

@@ -41,6 +41,9 @@ KEY_PREFIX = "usm_"
 HASH_PREFIX = "sha256:"
 """Names the hash algorithm inside a stored hash, leaving room for another one later."""
 
+VERIFIED_KEYS = 1024
+"""Keys a :class:`KeyRing` remembers as verified (far more than any deployment configures)."""
+
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """What a key's name may look like: it shows up in logs, headers and Redis keys."""
 KeyName = Annotated[str, msgspec.Meta(pattern=KEY_NAME.pattern)]
@@ -152,6 +155,7 @@ class KeyRing:
             hashes.add(key.hash)
             digest = bytes.fromhex(key.hash.removeprefix(HASH_PREFIX))
             self._entries.append((digest, Principal(key.name, frozenset(key.scopes))))
+        self._verified: dict[str, Principal] = {}
 
     @classmethod
     def configured(cls, keys_file: str | None, keys_env: str | None) -> KeyRing:
@@ -176,11 +180,21 @@ class KeyRing:
         """The holder of ``presented``, or None.
 
         Every entry is compared with :func:`hmac.compare_digest` and the loop never stops early,
-        so the time taken does not tell how many keys exist before the matching one.
+        so the time taken does not tell how many keys exist before the matching one. A key found
+        is remembered (up to :data:`VERIFIED_KEYS` of them), so its holder's next requests skip
+        the hash: only a caller who already has a valid key can tell a remembered one by its
+        speed, and unknown keys are never kept (sending many cannot fill memory).
         """
+        known = self._verified.get(presented)
+        if known is not None:
+            return known
         digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         found: Principal | None = None
         for stored, principal in self._entries:
             if hmac.compare_digest(stored, digest):
                 found = principal
+        if found is not None:
+            if len(self._verified) >= VERIFIED_KEYS:
+                self._verified.clear()
+            self._verified[presented] = found
         return found

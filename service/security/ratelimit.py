@@ -3,9 +3,9 @@
 litestar's stock ``RateLimitMiddleware`` keeps a JSON list of every timestamp in the window and
 does a GET then a SET under a process-wide lock: two round trips per request, serialised across
 all requests of the process, and racy between replicas. The config stays litestar's (limit,
-header names, the ``rate_limit`` store name); ``middleware_class`` is swapped for a plain ASGI
-middleware counting with an atomic ``INCRBY`` (:data:`HIT_SCRIPT`) per API key name. A batch
-counts each of its calls (:func:`charge_calls`).
+header names, the ``rate_limit`` store name); the counting is :class:`KeyRateLimiter`, called
+from the API's one request layer, with an atomic ``INCRBY`` (:data:`HIT_SCRIPT`) per API key
+name. A batch counts each of its calls (:func:`charge_calls`).
 
 Even one round trip per request halved the throughput of ``POST /v1/priority`` (bench/security.py),
 so a key far below its limit is counted in process and synced to Redis at most every
@@ -34,7 +34,7 @@ from litestar.middleware.rate_limit import DURATION_VALUES, DurationUnit, RateLi
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 from redis.exceptions import RedisError
 
 from service.connection import connect_async
@@ -42,8 +42,10 @@ from service.dispatch.keys import PREFIX
 from service.security.keys import LOCAL, Principal
 
 __all__ = [
+    "ALLOWANCE",
     "HIT_SCRIPT",
-    "KeyRateLimitMiddleware",
+    "Allowance",
+    "KeyRateLimiter",
     "RateLimitStore",
     "charge_calls",
     "parse_rate",
@@ -255,32 +257,65 @@ class RateLimitStore(Store):
 
 
 ALLOWANCE = "usm.rate_limit"
-"""Key in the request's scope state of the caller's :class:`_Allowance` (limited requests only)."""
+"""Key in the request's scope state of the caller's :class:`Allowance` (limited requests only)."""
 
 
-@dataclass
-class _Allowance:
-    """What the middleware knew about a limited request, so a handler can charge more calls."""
+class Allowance:
+    """Where a limited request stands: its rate-limit headers, and more calls to charge."""
 
-    store: RateLimitStore
-    key: str
-    window: int
-    limit: int
-    unit: str
-    name: str
-    headers: dict[str, str]
-    """The rate-limit headers of the answer; a charge updates ``remaining`` in place."""
-    remaining_header: str
+    __slots__ = ("counter", "limiter", "name", "refused", "remaining", "reset")
+
+    def __init__(
+        self, limiter: KeyRateLimiter, counter: str, name: str, remaining: int, reset: int
+    ) -> None:
+        self.limiter = limiter
+        self.counter = counter
+        self.name = name
+        self.remaining = remaining
+        """Requests left in the window; a charge lowers it."""
+        self.reset = reset
+        """Seconds until the window resets, rounded up."""
+        self.refused = False
+        """True once a charge raised its 429: that answer carries the headers itself."""
+
+    def headers(self) -> dict[str, str]:
+        """The four rate-limit headers (litestar's names, from the config)."""
+        limiter = self.limiter
+        config = limiter.config
+        return {
+            config.rate_limit_policy_header_key: limiter.policy,
+            config.rate_limit_limit_header_key: str(limiter.max_requests),
+            config.rate_limit_remaining_header_key: str(self.remaining),
+            config.rate_limit_reset_header_key: str(self.reset),
+        }
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as raw ASGI headers, for the answer's ``http.response.start``."""
+        names = self.limiter.raw_names
+        return [
+            (names[0], self.limiter.raw_policy),
+            (names[1], self.limiter.raw_limit),
+            (names[2], str(self.remaining).encode()),
+            (names[3], str(self.reset).encode()),
+        ]
 
     async def charge(self, calls: int) -> None:
-        count, reset = await self.store.hit(self.key, self.window, self.limit, calls)
-        self.headers[self.remaining_header] = str(max(self.limit - count, 0))
-        if count > self.limit:
+        """Count ``calls`` more (a batch's other calls).
+
+        Raises:
+            TooManyRequestsException: the key is now over its limit (429 with ``Retry-After``).
+        """
+        limiter = self.limiter
+        limit = limiter.max_requests
+        count, reset = await limiter.store.hit(self.counter, limiter.window, limit, calls)
+        self.remaining = max(limit - count, 0)
+        if count > limit:
+            self.refused = True
             retry = str(max(int(reset + 0.999), 1))
             raise TooManyRequestsException(
-                f"rate limit of {self.limit} requests per {self.unit} exceeded for API key "
+                f"rate limit of {limit} requests per {limiter.unit} exceeded for API key "
                 f"'{self.name}': a batch counts each of its calls ({calls + 1} here)",
-                headers={**self.headers, "Retry-After": retry},
+                headers={**self.headers(), "Retry-After": retry},
             )
 
 
@@ -296,90 +331,78 @@ async def charge_calls(request: Any, calls: int) -> None:
         await allowance.charge(calls)
 
 
-class KeyRateLimitMiddleware:
+class KeyRateLimiter:
     """Per-key limit counted with one atomic hit; 429 carries ``Retry-After``.
 
-    A plain ASGI middleware built from litestar's ``RateLimitConfig`` (limit, header names, store
-    name). It reads the key's name from ``scope["user"]`` (set by the authentication middleware
-    before it) and adds its headers to the raw header list: litestar's ``RateLimitMiddleware``
-    builds a ``Request`` and a ``MutableScopeHeaders`` per request, which cost more than the
-    counting itself (bench/http.py, cProfile).
+    Built from litestar's ``RateLimitConfig`` (limit, header names) and the
+    :class:`RateLimitStore`; called by the API's one request layer (``service.api.guard``) once
+    the key is known. litestar's ``RateLimitMiddleware`` builds a ``Request`` and a
+    ``MutableScopeHeaders`` per request, which cost more than the counting itself
+    (bench/http.py, cProfile).
     """
 
-    def __init__(self, app: ASGIApp, config: RateLimitConfig) -> None:
-        self.app = app
+    COUNTER = "KeyRateLimitMiddleware"
+    """First part of each key's counter name (``usm:ratelimit:KeyRateLimitMiddleware::<name>``),
+    the name of the middleware class this once was: counters survive upgrades."""
+
+    def __init__(self, config: RateLimitConfig, store: RateLimitStore) -> None:
         self.config = config
+        self.store = store
         self.unit, self.max_requests = config.rate_limit
         self.window = DURATION_VALUES[self.unit]
-        self._store: RateLimitStore | None = None
+        self.policy = f"{self.max_requests}; w={self.window}"
+        self.raw_policy = self.policy.encode()
+        self.raw_limit = str(self.max_requests).encode()
+        self.raw_names = tuple(
+            name.lower().encode("latin-1")
+            for name in (
+                config.rate_limit_policy_header_key,
+                config.rate_limit_limit_header_key,
+                config.rate_limit_remaining_header_key,
+                config.rate_limit_reset_header_key,
+            )
+        )
+        self._counters: dict[str, str] = {}
 
-    def _store_of(self, scope: Scope) -> RateLimitStore:
-        if self._store is None:
-            store = self.config.get_store_from_app(scope["litestar_app"])
-            assert isinstance(store, RateLimitStore)
-            self._store = store
-        return self._store
+    def limits(self, user: object) -> bool:
+        """Whether requests of ``user`` (``scope["user"]``) are limited.
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        user = scope.get("user")
-        # Only requests made with a real key are limited: open routes (probes, metrics) never,
-        # and the keyless loopback mode (LOCAL) is a developer's own machine.
-        if not isinstance(user, Principal) or user is LOCAL:
-            await self.app(scope, receive, send)
-            return
-        store = self._store_of(scope)
-        key = f"{type(self).__name__}::{user.name}"  # litestar's key: counters survive upgrades
-        count, reset = await store.hit(key, self.window, self.max_requests)
-        config = self.config
-        remaining = config.rate_limit_remaining_header_key
-        headers = {
-            config.rate_limit_policy_header_key: f"{self.max_requests}; w={self.window}",
-            config.rate_limit_limit_header_key: str(self.max_requests),
-            remaining: str(max(self.max_requests - count, 0)),
-            config.rate_limit_reset_header_key: str(max(int(reset + 0.999), 1)),
-        }
+        Only requests made with a real key are: open routes (probes, metrics) never, and the
+        keyless loopback mode (LOCAL) is a developer's own machine.
+        """
+        return isinstance(user, Principal) and user is not LOCAL
+
+    async def admit(self, scope: Scope, user: Principal) -> Allowance | None:
+        """Count this request of ``user``; what its answer's rate-limit headers come from
+        (None when the config sends none).
+
+        Raises:
+            TooManyRequestsException: the key is over its limit (429 with ``Retry-After``).
+        """
+        counter = self._counters.get(user.name)
+        if counter is None:  # one string per key name, not one per request
+            counter = self._counters[user.name] = f"{self.COUNTER}::{user.name}"
+        count, reset = await self.store.hit(counter, self.window, self.max_requests)
+        allowance = Allowance(
+            self, counter, user.name, max(self.max_requests - count, 0), max(int(reset + 0.999), 1)
+        )
         if count > self.max_requests:
+            headers = allowance.headers()
             raise TooManyRequestsException(
                 f"rate limit of {self.max_requests} requests per {self.unit} exceeded "
                 f"for API key '{user.name}'",
-                headers={"Retry-After": headers[config.rate_limit_reset_header_key]} | headers,
+                headers={"Retry-After": str(allowance.reset)} | headers,
             )
         state: dict[str, Any] = cast(dict[str, Any], scope).setdefault("state", {})
-        state[ALLOWANCE] = _Allowance(
-            store, key, self.window, self.max_requests, self.unit, user.name, headers, remaining
-        )
-        if config.set_rate_limit_headers:
-            send = _with_headers(send, headers)
-        await self.app(scope, receive, send)
-
-
-def _with_headers(send: Send, extra: dict[str, str]) -> Send:
-    """``send`` adding ``extra`` to the response's headers, unless the response has them."""
-
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            raw = list(message.get("headers") or ())
-            present = {name.lower() for name, _ in raw}
-            for name, value in extra.items():
-                encoded = name.lower().encode("latin-1")
-                if encoded not in present:
-                    raw.append((encoded, value.encode("latin-1")))
-            message["headers"] = raw
-        await send(message)
-
-    return wrapped
+        state[ALLOWANCE] = allowance
+        return allowance if self.config.set_rate_limit_headers else None
 
 
 def rate_limit_config(rate: tuple[DurationUnit, int]) -> RateLimitConfig:
-    """litestar's config for ``rate`` per key, using :class:`KeyRateLimitMiddleware`.
+    """litestar's config for ``rate`` per key: its limit, header names and store name.
 
-    Who is limited and by which name is the middleware's own rule (a real key, by its name), so
-    the config's ``identifier_for_request`` and ``check_throttle_handler`` are not used.
+    Who is limited and by which name is :class:`KeyRateLimiter`'s own rule (a real key, by its
+    name), so the config's ``identifier_for_request``, ``check_throttle_handler`` and
+    ``middleware_class`` are not used.
     """
-    return RateLimitConfig(
-        rate_limit=rate,
-        # Not a RateLimitMiddleware subclass (see KeyRateLimitMiddleware); litestar only calls
-        # middleware_class(app=..., config=...), which it provides.
-        middleware_class=KeyRateLimitMiddleware,  # type: ignore[arg-type]
-        store="rate_limit",
-    )
+    return RateLimitConfig(rate_limit=rate, store="rate_limit")

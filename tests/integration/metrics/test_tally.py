@@ -64,9 +64,10 @@ def test_multiprocess_counts_reach_the_files_while_running_and_at_exit(tmp_path:
         from service.metrics import tally
         from service.metrics.decisions import record_decision
         from service.core.decision import Decision
-        from service.api.http_metrics import _finished
-        requests, duration, _ = _finished("POST", "/v1/priority", 200)
-        requests.inc(); duration.observe(0.003)
+        from service.api.http_metrics import route_metrics
+        route = route_metrics("POST", "/v1/priority")
+        route.running.value += 1
+        route.finished(200, 0.003)
         scrape = [sys.executable, "-c",
             "from prometheus_client import generate_latest\\n"
             "from service.metrics.registry import ScrapeRegistry\\n"
@@ -78,7 +79,8 @@ def test_multiprocess_counts_reach_the_files_while_running_and_at_exit(tmp_path:
                 break
             assert time.monotonic() < deadline, text
             time.sleep(tally.FLUSH_SECONDS / 4)
-        requests.inc(); duration.observe(0.003)
+        route.running.value += 1
+        route.finished(200, 0.003)
         """
     )
     parent = python(
