@@ -66,15 +66,24 @@ end
 
 ENQUEUE_SCRIPT = """
 -- Create an item and queue it, unless (source, external id) already names a live item.
+-- With ARGV[5] the id of an ended item (its ticket was re-opened), that item is replaced: the
+-- new one takes over (source, external id), unless the old one is no longer ended or another
+-- item already took over (two re-opening events at once give one new item).
 -- KEYS: 1 idempotency key, 2 job hash, 3 queue list, 4 due zset, 5 RQ's queue set, 6 history,
 --       7 wake list of the team
 -- ARGV: 1 item id, 2 queue key (member of RQ's queue set), 3 response target (epoch s),
---       4 history event (JSON), 5.. job hash field/value pairs
+--       4 history event (JSON), 5 id of the ended item replaced ('' for none),
+--       6.. job hash field/value pairs
 -- Returns: {1, id} when created, {0, existing id} when the item already exists.
 local existing = redis.call('GET', KEYS[1])
-if existing and redis.call('EXISTS', JOB .. existing) == 1 then return {0, existing} end
+if existing and redis.call('EXISTS', JOB .. existing) == 1 then
+  local state = redis.call('HGET', JOB .. existing, 'usm_state')
+  if existing ~= ARGV[5] or (state ~= 'completed' and state ~= 'cancelled') then
+    return {0, existing}
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('RPUSH', KEYS[3], ARGV[1])
 track(string.sub(ARGV[2], #QUEUE + 1), 'B', ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])

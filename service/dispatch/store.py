@@ -99,8 +99,16 @@ class ItemStore:
         external_id: str,
         payload: dict[str, Any] | None,
         now: datetime,
+        replaces: str | None = None,
+        detail: str = "",
     ) -> tuple[Item, bool]:
-        """Store and queue an item; ``(item, created)``. A retry returns the existing item."""
+        """Store and queue an item; ``(item, created)``. A retry returns the existing item.
+
+        ``replaces``: the id of the ended (completed or cancelled) item that (source, external
+        id) names, when the ticket was re-opened: the new item takes its place; if that item is
+        live again or already replaced, the one in its place is returned, not created.
+        ``detail`` goes into the ``enqueued`` history event.
+        """
         body = _ENC.encode(payload)
         limit = self.config.max_payload_bytes
         if len(body) > limit:
@@ -143,7 +151,7 @@ class ItemStore:
             usm_idem=idem,
         )
         flat: list[Any] = [x for kv in fields.items() for x in kv]
-        event = encode_event("enqueued", ItemState.QUEUED, at, decision=decision)
+        event = encode_event("enqueued", ItemState.QUEUED, at, detail=detail, decision=decision)
         with redis_errors():
             created, got = self.scripts.enqueue(
                 keys=[
@@ -155,7 +163,14 @@ class ItemStore:
                     keys.history_key(item_id),
                     keys.wake_key(decision.team),
                 ],
-                args=[item_id, keys.queue_key(queue), fields["usm_response_by"], event, *flat],
+                args=[
+                    item_id,
+                    keys.queue_key(queue),
+                    fields["usm_response_by"],
+                    event,
+                    replaces or "",
+                    *flat,
+                ],
             )
         if not created:
             return self.get(got.decode()), False
@@ -178,6 +193,7 @@ class ItemStore:
                     at=ms_to_datetime(at),
                     event="enqueued",
                     state=ItemState.QUEUED,
+                    detail=detail,
                     decision=decision,
                 )
             ],

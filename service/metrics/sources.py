@@ -25,7 +25,16 @@ __all__ = [
 REFUSALS = ("malformed", "signature", "unknown_source", "unmapped", "unavailable", "error")
 """Why an event was refused: bounded, so a label never grows with input."""
 
-ACTIONS = ("queued", "rescored", "unchanged", "scored", "completed", "cancelled", "ignored")
+ACTIONS = (
+    "queued",
+    "rescored",
+    "unchanged",
+    "scored",
+    "reopened",
+    "completed",
+    "cancelled",
+    "ignored",
+)
 """What an accepted event did (``service.sources.inbound.Action``)."""
 
 UNKNOWN = "(unknown)"
@@ -48,7 +57,7 @@ class WriteBackOutcome(enum.StrEnum):
 SOURCE_EVENTS = Counter(
     "usm_source_events",
     "Inbound ticketing-tool events accepted, by source and action "
-    "(queued, rescored, unchanged, scored, completed, cancelled, ignored).",
+    "(queued, rescored, unchanged, scored, reopened, completed, cancelled, ignored).",
     ["source", "action"],
 )
 SOURCE_EVENTS_REFUSED = Counter(

@@ -3,12 +3,17 @@
 The HTTP route (``service/api/sources.py``) authenticates and decodes; this module decides, with
 the item store and the scorer passed in. Rules, in order:
 
-1. resolved in the tool: its live item is completed; closed: cancelled; no live item: nothing;
+1. resolved in the tool: its live item is completed; closed: cancelled; no live item: nothing.
+   Either way usm remembers that the tool ended the ticket (for rule 5);
 2. otherwise the call is scored; a scoring refusal names the tool's field (422);
 3. no item yet: queued when the source says so (idempotent on the ticket id, so a retried or
    doubled webhook gives one item), else only scored;
 4. an item already: re-scored and moved only when a mapped field changed; otherwise the item's
-   current decision is the answer, so a repeated event changes nothing.
+   current decision is the answer, so a repeated event changes nothing;
+5. an ended item, and the tool had ended the ticket: the ticket was re-opened, and a new item
+   takes the old one's place (:func:`_reopen`). An item that ended in usm while the ticket
+   stayed open in the tool (a worker completed it, someone cancelled it over the API) is not
+   re-queued by the ticket's next comment: the event is only scored.
 
 The answer carries the decision and, when the source has a write-back adapter, the same
 decision in the tool's own fields, for the tool to apply within the same request.
@@ -19,6 +24,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from service.core.base import Base
 from service.core.calls import Call
@@ -31,10 +38,14 @@ from service.dispatch.items import Item, ItemState
 from service.dispatch.rescore import rescore_call
 from service.dispatch.store import ItemStore
 from service.errors import InvalidCall, InvalidEvent
+from service.sources import keys
 from service.sources.watch import carries_missed, item_missed, watch_targets
 from service.sources.writeback.base import adapter
 
-__all__ = ["Action", "SourceAnswer", "handle_event"]
+__all__ = ["REOPENED_FROM", "Action", "SourceAnswer", "handle_event"]
+
+REOPENED_FROM = "reopened_from"
+"""Payload key of an item made for a re-opened ticket: the id of the item it replaced."""
 
 _ENDED = (ItemState.COMPLETED, ItemState.CANCELLED)
 
@@ -49,7 +60,9 @@ class Action(enum.StrEnum):
     UNCHANGED = "unchanged"
     """Nothing usm reads changed; the answer is the item's current decision."""
     SCORED = "scored"
-    """Scored only: the source does not queue, or the ticket's item has already ended."""
+    """Scored only: the source does not queue, or the ticket's item ended in usm."""
+    REOPENED = "reopened"
+    """The tool re-opened a ticket it had resolved or closed: a new item, queued."""
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     IGNORED = "ignored"
@@ -129,6 +142,8 @@ def handle_event(
     """
     if event.call is None:  # resolved or closed
         item = store.find(source.name, event.ticket_id) if store is not None else None
+        if store is not None and item is not None:
+            store.conn.set(_ended_key(source, event), event.state.value, ex=_ended_ttl(store))
         if store is None or item is None or item.state in _ENDED:
             return _answer(source, event, Action.IGNORED, item.id if item else None, None), None
         resolved = event.state is TicketState.RESOLVED
@@ -142,6 +157,9 @@ def handle_event(
         # A source that never queues holds no items: no Redis round trip per event.
         return _answer(source, event, Action.SCORED, None, decision), call
     item = store.find(source.name, event.ticket_id)
+    if item is not None and item.payload and item.payload.get(REOPENED_FROM):
+        # Its targets count from the re-opening, whatever creation time the tool sends.
+        call = msgspec.structs.replace(call, reported_at=item.call.reported_at)
     if item is None:
         created_item, created = store.enqueue(
             call, decision, source.name, event.ticket_id, {"ticket_id": event.ticket_id}, now
@@ -152,7 +170,9 @@ def handle_event(
             ), None
         return _judged(source, event, Action.QUEUED, created_item, decision, store, now), call
     if item.state in _ENDED:
-        return _answer(source, event, Action.SCORED, item.id, decision), call
+        if store.conn.get(_ended_key(source, event)) is None:
+            return _answer(source, event, Action.SCORED, item.id, decision), call
+        return _reopen(source, event, scorer, store, item, call, now)
     changes = _changes(item.call, call)
     if not changes:
         return _judged(source, event, Action.UNCHANGED, item, item.decision, store, now), None
@@ -160,6 +180,44 @@ def handle_event(
     what = ", ".join(f"{k}={v!r}" for k, v in changes.items())
     store.rescore(item.id, decision, now, call=call, reason=f"changed in {source.name}: {what}")
     return _judged(source, event, Action.RESCORED, item, decision, store, now), call
+
+
+def _ended_key(source: Source, event: SourceEvent) -> str:
+    return keys.ended_key(keys.ref(source.name, event.ticket_id))
+
+
+def _ended_ttl(store: ItemStore) -> int:
+    """As long as an ended item is kept: once it expired, a re-opened ticket is simply new."""
+    return max(store.config.result_ttl, 1)
+
+
+def _reopen(
+    source: Source,
+    event: SourceEvent,
+    scorer: Scorer,
+    store: ItemStore,
+    ended: Item,
+    call: Call,
+    now: datetime,
+) -> tuple[SourceAnswer, Call | None]:
+    """A new item for a re-opened ticket, in the ended item's place.
+
+    A new item rather than the old one revived: the old one's completion stays true (counted,
+    in its team's finished registry, with its history), and the re-opened work is new work for
+    the team, whose targets count from the re-opening (the tool's creation time would make it
+    late at once). The new item's history and payload name the old one.
+    """
+    call = msgspec.structs.replace(call, reported_at=now)
+    decision = _score(scorer, event, call, now)
+    detail = f"re-opened in {source.name} (ticket {event.ticket_id}); previous item {ended.id}"
+    payload = {"ticket_id": event.ticket_id, REOPENED_FROM: ended.id}
+    item, created = store.enqueue(
+        call, decision, source.name, event.ticket_id, payload, now, replaces=ended.id, detail=detail
+    )
+    store.conn.delete(_ended_key(source, event))
+    if not created:  # a concurrent event re-opened it first
+        return _judged(source, event, Action.UNCHANGED, item, item.decision, store, now), None
+    return _judged(source, event, Action.REOPENED, item, decision, store, now), call
 
 
 def _judged(

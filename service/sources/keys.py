@@ -6,18 +6,31 @@ Layout (``<ref>`` is ``<source>:<ticket id>``)::
     usm:wb:due       zset   <ref> -> when to (re)try, ms; a claimed entry sits at its lease end
     usm:wb:dead      zset   <ref> -> when it was dead-lettered, ms
     usm:wb:targets   zset   <ref> -> when its item's next target falls due, ms (the watch)
+    usm:src:ended:<ref>  str  the tool resolved or closed the ticket (its state); gone when it
+                              is re-opened, expires with the ended item
 """
 
 from __future__ import annotations
 
 from service.dispatch.keys import PREFIX
 
-__all__ = ["DEAD", "DUE", "ENTRY_PREFIX", "TARGETS", "entry_key", "ref", "split_ref"]
+__all__ = [
+    "DEAD",
+    "DUE",
+    "ENDED_PREFIX",
+    "ENTRY_PREFIX",
+    "TARGETS",
+    "ended_key",
+    "entry_key",
+    "ref",
+    "split_ref",
+]
 
 ENTRY_PREFIX = f"{PREFIX}:wb:"
 DUE = f"{PREFIX}:wb:due"
 DEAD = f"{PREFIX}:wb:dead"
 TARGETS = f"{PREFIX}:wb:targets"
+ENDED_PREFIX = f"{PREFIX}:src:ended:"
 
 
 def ref(source: str, ticket_id: str) -> str:
@@ -33,3 +46,7 @@ def split_ref(member: str) -> tuple[str, str]:
 
 def entry_key(member: str) -> str:
     return ENTRY_PREFIX + member
+
+
+def ended_key(member: str) -> str:
+    return ENDED_PREFIX + member

@@ -119,6 +119,36 @@ def test_resolving_in_rt_completes_the_item(stack: Stack) -> None:
     wait_for("the item to be completed", completed, WAIT)
 
 
+def test_a_ticket_reopened_in_rt_after_it_was_resolved_is_queued_again(stack: Stack) -> None:
+    want = _expected(stack, "department", "low")
+    p = want["priority"]["name"]
+    ticket = _create(stack, Impact="Department", Urgency="Can wait")
+    first = wait_for("the ticket's item", lambda: _item(stack, ticket), WAIT)
+    _update(stack, ticket, {"Status": "resolved"})
+    wait_for(
+        "the item to be completed",
+        lambda: ItemStore(stack.redis).get(first.id).state == "completed",
+        WAIT,
+    )
+    _update(stack, ticket, {"Status": "open"})
+    item = wait_for(
+        "a new item for the re-opened ticket",
+        lambda: (i := _item(stack, ticket)) and i.id != first.id and i,
+        WAIT,
+    )
+    assert (item.state, item.queue) == ("queued", f"usm.{want['team']}.{p}")
+    assert item.payload == {"ticket_id": str(ticket), "reopened_from": first.id}
+    # RT shows the new item's decision: its Due counts from the re-opening.
+    due = _rt_due(msgspec.json.encode(item.decision.resolve_by).decode()[1:-1])
+    shown = wait_for(
+        "RT to show the new Due",
+        lambda: (t := _shows(stack, ticket, p)) and t["Due"] == due and t,
+        WAIT,
+    )
+    assert shown["Priority"] == RT_PRIORITY[p]
+    assert ItemStore(stack.redis).get(first.id).state == "completed"
+
+
 def test_a_ticket_created_while_usm_was_down_is_prioritised_by_the_sync(stack: Stack) -> None:
     stack.api.stop()
     try:

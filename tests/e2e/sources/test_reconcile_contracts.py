@@ -303,7 +303,8 @@ class Running:
     def deliver(self) -> list[Wire]:
         """One round of the write-back sender, as ``usm api`` runs it; what the tool received."""
         before = len(self.receiver.requests())
-        Sender(Outbox(self.conn), lambda: self.loaded.tables).run_once()
+        items = ItemStore(self.conn)
+        Sender(Outbox(self.conn), lambda: self.loaded.tables, items=items).run_once()
         return [wire(r) for r in self.receiver.requests()[before:]]
 
 

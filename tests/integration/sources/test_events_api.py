@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,49 @@ def test_resolving_in_the_tool_completes_and_closing_cancels(client: TestClient[
     assert client.get(f"/v1/items/{a}").json()["state"] == "completed"
     assert client.get(f"/v1/items/{b}").json()["state"] == "cancelled"
     assert _post(client, one).json()["action"] == "ignored"  # repeated: nothing left to end
+
+
+def test_a_ticket_reopened_in_the_tool_is_queued_again_as_a_new_item(
+    client: TestClient[Any],
+) -> None:
+    body = _ticket()
+    first = _post(client, body).json()
+    body["event"], body["ticket"]["status"] = "update", "resolved"
+    assert _post(client, body).json()["action"] == "completed"
+    body["ticket"]["status"] = "open"
+    before = datetime.now(UTC)
+    reopened = _post(client, body).json()
+    assert reopened["action"] == "reopened"
+    assert reopened["item_id"] != first["item_id"]
+    # The re-opened work's targets count from the re-opening, not from RT's creation time.
+    assert datetime.fromisoformat(reopened["decision"]["reported_at"]) >= before
+    item = client.get(f"/v1/items/{reopened['item_id']}").json()
+    assert (item["state"], item["queue"]) == ("queued", "usm.service_desk.P3")
+    assert item["payload"]["reopened_from"] == first["item_id"]
+    assert item["history"][0]["detail"] == (
+        f"re-opened in rt (ticket {body['ticket']['id']}); previous item {first['item_id']}"
+    )
+    assert reopened["fields"]["Due"] == (
+        datetime.fromisoformat(reopened["decision"]["resolve_by"]).strftime("%Y-%m-%d %H:%M:%S")
+    )
+    # The old item's completion stands; the ticket's next events concern the new item.
+    assert client.get(f"/v1/items/{first['item_id']}").json()["state"] == "completed"
+    again = _post(client, body).json()
+    assert (again["action"], again["item_id"]) == ("unchanged", reopened["item_id"])
+    assert again["decision"] == reopened["decision"]
+
+
+def test_an_item_ended_in_usm_is_not_requeued_by_the_tickets_next_event(
+    client: TestClient[Any],
+) -> None:
+    body = _ticket()
+    first = _post(client, body).json()
+    cancelled = client.delete(f"/v1/items/{first['item_id']}")
+    assert cancelled.status_code == 200, cancelled.text
+    body["event"] = "update"  # a comment on the ticket, still open in RT
+    answer = _post(client, body).json()
+    assert (answer["action"], answer["item_id"]) == ("scored", first["item_id"])
+    assert client.get(f"/v1/items/{first['item_id']}").json()["state"] == "cancelled"
 
 
 def test_an_unknown_source_is_404_naming_the_configured_ones(client: TestClient[Any]) -> None:
