@@ -10,7 +10,7 @@ import redis
 import redis.asyncio
 from prometheus_client import REGISTRY
 
-from service.governance.event_log import EventLog, read_events
+from service.governance.event_log import FLUSH_CHUNK, EventLog, read_events
 from service.governance.keys import SOURCE_EVENTS
 from tests.support.redis_server import RedisServer
 
@@ -108,3 +108,15 @@ def test_reading_skips_entries_that_do_not_decode(redis_client: redis.Redis) -> 
     )
     redis_client.xadd(SOURCE_EVENTS, {"source": "jira", "payload": _body(2), "at": AT.isoformat()})
     assert [e.payload["issue"]["key"] for e in read_events(redis_client, 10)] == ["SD-2"]
+
+
+def test_more_events_than_one_script_call_takes_are_all_written_in_order(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    log = EventLog()
+    count = FLUSH_CHUNK * 2 + 7
+    for n in range(count):
+        log.append("jira", _body(n), AT)
+    assert _flush(log, redis_url) == count
+    keys = [e.payload["issue"]["key"] for e in read_events(redis_client, count)]
+    assert keys == [f"SD-{n}" for n in range(count)]
