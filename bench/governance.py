@@ -4,7 +4,7 @@ Starts a throw-away redis-server and two ``usm api`` processes on the same table
 every decision to the stream (``REDIS_URL`` set) and one with ``USM_DECISION_LOG_MAXLEN=0``, then
 loads them in turns (off, on, off, on, ...) and prints medians side by side: requests per second,
 requests per server CPU-second, and the ratio on/off. Then the flush's client-side CPU per
-decision, in process.
+decision, and per recorded source event (the source event log), in process.
 
     .venv/bin/python -m bench.governance [--rounds 5] [--seconds 3]
 """
@@ -29,7 +29,7 @@ import httpx
 
 from bench._common import TABLES, call_body
 from bench._load import load, tool_name
-from bench.http import free_port, tree_cpu
+from bench.http import free_port, source_body, tree_cpu
 
 __all__ = ["main"]
 
@@ -112,6 +112,31 @@ def _flush_cost(url: str, n: int = 20_000) -> float:
     return asyncio.run(run())
 
 
+def _event_flush_cost(url: str, n: int = 20_000) -> float:
+    """Client CPU microseconds per source event for recording and flushing ``n`` RT events."""
+    import redis.asyncio
+
+    from service.governance.event_log import EventLog
+
+    body = source_body()  # what the bench's source endpoint receives
+
+    async def run() -> float:
+        client = redis.asyncio.Redis.from_url(url)
+        log = EventLog(maxlen=10_000, buffer=n)
+        now = datetime.now(UTC)
+        started = time.process_time()
+        for _ in range(n):
+            log.append("rt", body, now)
+            if log.pending() >= 1000:
+                await log.flush(client)
+        await log.flush(client)
+        spent = time.process_time() - started
+        await client.aclose()
+        return spent / n * 1e6
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -139,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                     rps[name].append(r.rps)
                     per_cpu[name].append(r.requests / max(tree_cpu(pid) - before, 1e-9))
         flush_us = _flush_cost(url)
+        event_us = _event_flush_cost(url)
     m = {k: statistics.median(v) for k, v in rps.items()}
     c = {k: statistics.median(v) for k, v in per_cpu.items()}
     print(f"POST /v1/priority, {args.rounds} interleaved rounds of {args.seconds:g} s ({tool})")
@@ -147,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:<14}{m[k]:>10.0f}{c[k]:>12.0f}")
     print(f"ratio on/off: req/s {m['on'] / m['off']:.3f}, req/CPU-s {c['on'] / c['off']:.3f}")
     print(f"flush, client CPU per decision: {flush_us:.2f} us")
+    print(f"source event log, client CPU per recorded event: {event_us:.2f} us")
     return 0
 
 
