@@ -22,9 +22,18 @@ import msgspec
 from service.core.decision import Decision
 from service.core.sources import ADAPTERS, WriteBackSettings
 from service.errors import NotFound
-from service.sources.writeback.base import HttpRequest
+from service.sources.writeback.base import HttpRequest, adapter
 
-__all__ = ["MAX_PAGES", "PAGE_SIZE", "Fetch", "SearchFailed", "ToolSearch", "fetch", "finder"]
+__all__ = [
+    "MAX_PAGES",
+    "PAGE_SIZE",
+    "Fetch",
+    "SearchFailed",
+    "ToolSearch",
+    "api_headers",
+    "fetch",
+    "finder",
+]
 
 PAGE_SIZE = 100
 """Tickets asked for per page (every tool here allows at least 100)."""
@@ -128,3 +137,12 @@ def page_guard() -> Iterator[int]:
     """Page numbers 0, 1, ... up to :data:`MAX_PAGES`; raises :class:`SearchFailed` beyond."""
     yield from range(MAX_PAGES)
     raise SearchFailed(f"the search did not end after {MAX_PAGES} pages")
+
+
+def api_headers(settings: WriteBackSettings, token: str | None) -> dict[str, str]:
+    """``Accept: application/json`` and the source's credential, sent the way its write-back
+    adapter sends it."""
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = adapter(settings.adapter).authorization(token)
+    return headers

@@ -21,6 +21,7 @@ from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
 from service.sources.search.base import PAGE_SIZE, Fetch, SearchFailed, get_json, page_guard
 from service.sources.writeback.base import HttpRequest, tool_priority
+from service.sources.writeback.glpi import GlpiSession
 
 __all__ = ["OPTIONS", "SEARCH", "GlpiSearch", "search_params"]
 
@@ -103,25 +104,12 @@ class GlpiSearch:
         now: datetime,
         page_size: int = PAGE_SIZE,
     ) -> Iterator[Any]:
-        api = f"{settings.base_url.rstrip('/')}/apirest.php"
-        app: dict[str, str] = {}
-        user_token = token or ""
-        if ":" in user_token:
-            app_token, user_token = user_token.split(":", 1)
-            app = {"App-Token": app_token}
-        login = HttpRequest(
-            method="GET",
-            url=f"{api}/initSession",
-            headers={**app, "Authorization": f"user_token {user_token}"},
-        )
-        session = get_json(fetch, login)
+        glpi = GlpiSession(settings.base_url, token)
+        api = glpi.api
+        session = get_json(fetch, glpi.login())
         if not isinstance(session, dict) or not session.get("session_token"):
             raise SearchFailed(f"GET {api}/initSession answered no session_token")
-        headers = {
-            **app,
-            "Session-Token": str(session["session_token"]),
-            "Accept": "application/json",
-        }
+        headers = {**glpi.headers(str(session["session_token"])), "Accept": "application/json"}
         try:
             start = 0
             for _ in page_guard():

@@ -22,8 +22,14 @@ from typing import Any
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import PAGE_SIZE, Fetch, SearchFailed, get_json, page_guard
-from service.sources.writeback.auth import basic, is_basic
+from service.sources.search.base import (
+    PAGE_SIZE,
+    Fetch,
+    SearchFailed,
+    api_headers,
+    get_json,
+    page_guard,
+)
 from service.sources.writeback.base import HttpRequest, tool_priority
 
 __all__ = ["SEARCH", "JiraSearch", "jql"]
@@ -51,9 +57,7 @@ class JiraSearch:
         now: datetime,
         page_size: int = PAGE_SIZE,
     ) -> Iterator[Any]:
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = basic(token) if is_basic(token) else f"Bearer {token}"
+        headers = api_headers(settings, token)
         api = settings.fields.get("api", "3")
         query = {"jql": jql(settings, since, now), "fields": "*all", "maxResults": page_size}
         base = settings.base_url.rstrip("/")

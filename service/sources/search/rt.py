@@ -15,9 +15,9 @@ from typing import Any
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import PAGE_SIZE, Fetch, get_json, page_guard
+from service.sources.search.base import PAGE_SIZE, Fetch, api_headers, get_json, page_guard
 from service.sources.writeback.base import HttpRequest
-from service.sources.writeback.rt import DEFAULT_PRIORITY_FIELD, auth_header, rt_date
+from service.sources.writeback.rt import DEFAULT_PRIORITY_FIELD, rt_date
 
 __all__ = ["SEARCH", "RtSearch", "scrip_payload"]
 
@@ -55,9 +55,7 @@ class RtSearch:
         now: datetime,
         page_size: int = PAGE_SIZE,
     ) -> Iterator[Any]:
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = auth_header(token)
+        headers = api_headers(settings, token)
         base = settings.base_url.rstrip("/") + "/REST/2.0"
         query = f"LastUpdated > '{rt_date(since)}'"
         for n in page_guard():

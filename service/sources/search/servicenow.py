@@ -22,8 +22,7 @@ from typing import Any
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import PAGE_SIZE, Fetch, get_json, page_guard
-from service.sources.writeback.auth import basic, is_basic
+from service.sources.search.base import PAGE_SIZE, Fetch, api_headers, get_json, page_guard
 from service.sources.writeback.base import HttpRequest
 
 __all__ = ["CODES", "DATES", "REFERENCES", "SEARCH", "ServiceNowSearch", "encoded_query"]
@@ -70,9 +69,7 @@ class ServiceNowSearch:
         now: datetime,
         page_size: int = PAGE_SIZE,
     ) -> Iterator[Any]:
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = basic(token) if is_basic(token) else f"Bearer {token}"
+        headers = api_headers(settings, token)
         table = settings.fields.get("table", "incident")
         usm = settings.fields.get("usm_priority", "u_usm_priority")
         wanted = ["sys_id", *CODES, *REFERENCES, *DATES, *([usm] if usm else [])]

@@ -19,8 +19,14 @@ from typing import Any
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import PAGE_SIZE, Fetch, SearchFailed, get_json, page_guard
-from service.sources.writeback.auth import basic, is_basic
+from service.sources.search.base import (
+    PAGE_SIZE,
+    Fetch,
+    SearchFailed,
+    api_headers,
+    get_json,
+    page_guard,
+)
 from service.sources.writeback.base import HttpRequest
 
 __all__ = ["ASSOCIATIONS", "SEARCH", "ZammadSearch", "search_query"]
@@ -58,9 +64,7 @@ class ZammadSearch:
         now: datetime,
         page_size: int = PAGE_SIZE,
     ) -> Iterator[Any]:
-        headers = {"Accept": "application/json"}
-        if token:
-            headers["Authorization"] = basic(token) if is_basic(token) else f"Token token={token}"
+        headers = api_headers(settings, token)
         url = f"{settings.base_url.rstrip('/')}/api/v1/tickets/search"
         for n in page_guard():
             params = urllib.parse.urlencode(

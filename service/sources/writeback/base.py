@@ -79,6 +79,11 @@ class WriteBack(Protocol):
         tool (an RT scrip, a Jira automation) can apply it in the same request."""
         ...
 
+    def authorization(self, token: str) -> str:
+        """The ``Authorization`` header value for the source's API credential (also used by
+        the reconciliation's searches: one place per tool says how its API takes a token)."""
+        ...
+
 
 def adapter(name: str) -> WriteBack:
     """The adapter called ``name``: ``service.sources.writeback.<name>.ADAPTER``.

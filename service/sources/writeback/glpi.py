@@ -23,54 +23,62 @@ user's token, or ``<app_token>:<user_token>`` when the API client requires an Ap
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import quote
-
 import msgspec
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
 from service.core.targets import Target
-from service.sources.writeback.base import HttpRequest, tool_priority
+from service.sources.writeback.base import HttpRequest
+from service.sources.writeback.common import ToolAdapter, number, segment
 
-__all__ = ["ADAPTER", "SESSION", "Glpi", "glpi_datetime"]
+__all__ = ["ADAPTER", "SESSION", "Glpi", "GlpiSession", "credentials"]
 
 SESSION = "session_token"
 """The key of initSession's answer, captured and sent on as ``Session-Token``."""
 
 
-def glpi_datetime(moment: datetime) -> str:
-    """``2026-03-02 13:00:00``: a GLPI datetime field as its API takes it (UTC)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+def credentials(token: str | None) -> tuple[dict[str, str], str]:
+    """``(App-Token header or none, Authorization of initSession)`` of the source's token."""
+    user_token = token or ""
+    if ":" in user_token:
+        app_token, user_token = user_token.split(":", 1)
+        return {"App-Token": app_token}, f"user_token {user_token}"
+    return {}, f"user_token {user_token}"
 
 
-class Glpi:
-    """Builds initSession, the ticket update and killSession for one ticket id."""
+class GlpiSession:
+    """The legacy API's session: where it lives, how to open it, what later requests carry.
 
+    ``token`` is the API user's token, or ``<app_token>:<user_token>`` when the API client
+    requires an App-Token (sent on every request)."""
+
+    def __init__(self, base_url: str, token: str | None) -> None:
+        self.api = f"{base_url.rstrip('/')}/apirest.php"
+        self.app, self.authorization = credentials(token)
+
+    def login(self, **capture: str) -> HttpRequest:
+        """``initSession``; its answer's ``session_token`` opens the session."""
+        headers = {**self.app, "Authorization": self.authorization}
+        return HttpRequest(
+            method="GET", url=f"{self.api}/initSession", headers=headers, capture=capture
+        )
+
+    def headers(self, session_token: str) -> dict[str, str]:
+        """What every request in the session carries."""
+        return {**self.app, "Session-Token": session_token}
+
+
+class Glpi(ToolAdapter):
+    """Builds initSession, the ticket update and killSession for one ticket id; the ticket's
+    fields (the ``input`` of GLPI's update) are the event's answer."""
+
+    defaults = {"priority": "priority", "due": "time_to_resolve"}
     carries_missed = False
     """GLPI has no free field without its Fields plugin; it marks late tickets itself from
     ``time_to_own`` and ``time_to_resolve``, which usm writes."""
 
-    def answer(
-        self,
-        decision: Decision,
-        settings: WriteBackSettings,
-        missed: tuple[Target, ...] | None = None,
-    ) -> dict[str, Any]:
-        """The ticket's fields (the ``input`` of GLPI's update)."""
-        options = settings.fields
-        fields: dict[str, Any] = {}
-        priority_field = options.get("priority", "priority")
-        priority = tool_priority(decision, settings)
-        if priority_field and priority is not None:
-            fields[priority_field] = int(priority) if priority.isdigit() else priority
-        due = options.get("due", "time_to_resolve")
-        if due:
-            fields[due] = glpi_datetime(decision.resolve_by)
-        if options.get("response_by"):
-            fields[options["response_by"]] = glpi_datetime(decision.response_by)
-        return fields
+    def priority(self, value: str, field: str) -> int | str:
+        return number(value)
 
     def requests(
         self,
@@ -80,29 +88,22 @@ class Glpi:
         token: str | None,
         missed: tuple[Target, ...] | None = None,
     ) -> list[HttpRequest]:
-        api = f"{settings.base_url.rstrip('/')}/apirest.php"
-        app: dict[str, str] = {}
-        user_token = token or ""
-        if ":" in user_token:
-            app_token, user_token = user_token.split(":", 1)
-            app = {"App-Token": app_token}
-        session = {**app, "Session-Token": "{" + SESSION + "}"}
+        glpi = GlpiSession(settings.base_url, token)
+        session = glpi.headers("{" + SESSION + "}")  # filled in from initSession's answer
         body = msgspec.json.encode({"input": self.answer(decision, settings, missed)})
         return [
-            HttpRequest(
-                method="GET",
-                url=f"{api}/initSession",
-                headers={**app, "Authorization": f"user_token {user_token}"},
-                capture={SESSION: SESSION},
-            ),
+            glpi.login(**{SESSION: SESSION}),
             HttpRequest(
                 method="PUT",
-                url=f"{api}/Ticket/{quote(ticket_id, safe='')}",
+                url=f"{glpi.api}/Ticket/{segment(ticket_id)}",
                 headers={**session, "Content-Type": "application/json"},
                 body=body,
             ),
-            HttpRequest(method="GET", url=f"{api}/killSession", headers=session),
+            HttpRequest(method="GET", url=f"{glpi.api}/killSession", headers=session),
         ]
+
+    def authorization(self, token: str) -> str:
+        return credentials(token)[1]
 
 
 ADAPTER = Glpi()

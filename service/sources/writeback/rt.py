@@ -8,38 +8,29 @@ RT's REST2 accepts dates on PUT only as ``YYYY-MM-DD HH:MM:SS`` in UTC (an ISO 8
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-
-import msgspec
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
 from service.core.targets import Target
-from service.sources.writeback.base import HttpRequest, missed_field, tool_priority
+from service.sources.writeback.base import tool_priority
+from service.sources.writeback.common import ToolAdapter, number, segment
 
-__all__ = ["ADAPTER", "RequestTracker", "rt_date"]
+__all__ = ["ADAPTER", "RequestTracker", "auth_header", "rt_date"]
 
 DEFAULT_PRIORITY_FIELD = "USM Priority"
 
 
-def rt_date(moment: datetime) -> str:
-    """``2026-12-24 17:00:00``: the only date form RT's REST2 PUT reads reliably (UTC)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def auth_header(token: str) -> str:
-    """Basic auth for ``user:password``, else RT's ``token`` scheme."""
-    if ":" in token:
-        return "Basic " + base64.b64encode(token.encode()).decode()
-    return f"token {token}"
-
-
-class RequestTracker:
+class RequestTracker(ToolAdapter):
     """Builds the REST2 update for one ticket."""
 
-    carries_missed = True
+    api_token = "token {}"
+    defaults = {"usm_priority": DEFAULT_PRIORITY_FIELD}
+    cleared = None  # REST2 deletes a custom field's value on null
+
+    def path(self, ticket_id: str, settings: WriteBackSettings) -> str:
+        return f"/REST/2.0/ticket/{segment(ticket_id)}"
 
     def answer(
         self,
@@ -47,36 +38,24 @@ class RequestTracker:
         settings: WriteBackSettings,
         missed: tuple[Target, ...] | None = None,
     ) -> dict[str, Any]:
-        """REST2's own field names: what the USM scrip applies to the ticket it is running for."""
-        fields: dict[str, Any] = {"Due": rt_date(decision.resolve_by)}
+        """REST2's own field names (what the USM scrip applies to the ticket it runs for): Due
+        and Priority are the ticket's, the named fields are custom fields."""
+        fields: dict[str, Any] = {"Due": self.when(decision.resolve_by)}
         priority = tool_priority(decision, settings)
         if priority is not None:
-            fields["Priority"] = int(priority) if priority.lstrip("-").isdigit() else priority
-        custom: dict[str, str | None] = {
-            settings.fields.get("usm_priority", DEFAULT_PRIORITY_FIELD): decision.priority.name
-        }
-        if "response_by" in settings.fields:
-            custom[settings.fields["response_by"]] = rt_date(decision.response_by)
-        flag = missed_field(settings, missed)
-        if flag is not None:
-            custom[flag[0]] = flag[1] or None  # REST2 deletes a custom field's value on null
-        fields["CustomFields"] = custom
+            fields["Priority"] = number(priority)
+        fields["CustomFields"] = self.fields(decision, settings, missed)
         return fields
-
-    def requests(
-        self,
-        ticket_id: str,
-        decision: Decision,
-        settings: WriteBackSettings,
-        token: str | None,
-        missed: tuple[Target, ...] | None = None,
-    ) -> list[HttpRequest]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if token:
-            headers["Authorization"] = auth_header(token)
-        url = f"{settings.base_url.rstrip('/')}/REST/2.0/ticket/{ticket_id}"
-        body = msgspec.json.encode(self.answer(decision, settings, missed))
-        return [HttpRequest(method="PUT", url=url, headers=headers, body=body)]
 
 
 ADAPTER = RequestTracker()
+
+
+def rt_date(moment: datetime) -> str:
+    """``2026-12-24 17:00:00``: the only date form RT's REST2 PUT reads reliably (UTC)."""
+    return ADAPTER.when(moment)
+
+
+def auth_header(token: str) -> str:
+    """Basic auth for ``user:password``, else RT's ``token`` scheme."""
+    return ADAPTER.authorization(token)

@@ -197,7 +197,7 @@ class TestGlpi:
         assert "App-Token" not in update.headers
 
 
-@pytest.mark.parametrize("name", ["jira", "servicenow", "zammad", "glpi"])
+@pytest.mark.parametrize("name", ["rt", "jira", "servicenow", "zammad", "glpi"])
 def test_ticket_ids_cannot_escape_the_path(name: str) -> None:
     s = settings(name, "https://tool.example.com")
     urls = [r.url for r in adapter(name).requests("../../admin?x=1", DECISION, s, "t")]
