@@ -10,6 +10,7 @@ from collections.abc import Sequence
 __all__ = [
     "InvalidCall",
     "InvalidEvent",
+    "InvalidHeader",
     "InvalidTables",
     "ItemConflict",
     "NoTableInForce",
@@ -103,6 +104,17 @@ class ItemConflict(UsmError):
     def __init__(self, message: str, field: str | None = None) -> None:
         self.field = field
         super().__init__(f"{message} - at `$.{field}`" if field else message)
+
+
+class InvalidHeader(UsmError):
+    """A request header holds a value the route cannot use; names the header and what it may be."""
+
+    status_code = 422
+
+    def __init__(self, header: str, reason: str, allowed: str) -> None:
+        self.header = header
+        self.allowed = allowed
+        super().__init__(f"{reason} - in header `{header}`; allowed: {allowed}")
 
 
 class NotFound(UsmError):

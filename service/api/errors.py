@@ -31,7 +31,14 @@ from litestar.utils.scope.state import ScopeState
 from service.api.priority import MAX_BATCH, BatchRequest
 from service.connection import unavailable
 from service.core.calls import Call
-from service.errors import InvalidCall, InvalidEvent, ItemConflict, QueueUnavailable, UsmError
+from service.errors import (
+    InvalidCall,
+    InvalidEvent,
+    InvalidHeader,
+    ItemConflict,
+    QueueUnavailable,
+    UsmError,
+)
 from service.files.store import TableStore
 
 __all__ = ["exception_handlers", "problem"]
@@ -108,6 +115,21 @@ def _body_allowed(request: Request[Any, Any, Any], at: str, msg: str) -> list[st
     return []
 
 
+def _parameter(request: Request[Any, Any, Any], key: str) -> tuple[str, str]:
+    """A handler parameter's name on the wire (a header's ``Idempotency-Key``, where litestar
+    reports the Python name) and the bounds its declaration sets, in words ('' when none)."""
+    handler = request.scope.get("route_handler")
+    params = getattr(getattr(handler, "parsed_fn_signature", None), "parameters", {})
+    kwarg = getattr(params.get(key), "kwarg_definition", None)
+    name = getattr(kwarg, "name", None) or key
+    low, high = getattr(kwarg, "min_length", None), getattr(kwarg, "max_length", None)
+    pattern = getattr(kwarg, "pattern", None)
+    if low is None and high is None:
+        return name, ""
+    bounds = f"{low or 0} to {high} characters" if high is not None else f"{low}+ characters"
+    return name, f"{bounds} matching `{pattern}`" if pattern else bounds
+
+
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     messages: list[str] = []
     field: str | None = None
@@ -117,6 +139,8 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
         if not (isinstance(item, dict) and item.get("message")):
             continue
         source, key, msg = item.get("source"), item.get("key"), str(item["message"])
+        # litestar's own parameter checks give a ParamType (whose str() is "ParamType.HEADER").
+        source = getattr(source, "value", source)
         if source == "body":
             at = "$" if key in (None, "data") else f"$.{key}"
             field = field or at
@@ -127,8 +151,13 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
                 allowed = _body_allowed(request, at, msg)
             msg = f"{msg} - at `{at}`"
         elif key:
-            field = field or f"{source}.{key}"
-            msg = f"{msg} - in {source} parameter `{key}`"
+            name, bounds = _parameter(request, str(key))
+            field = field or (
+                f"{source}.{name.lower()}" if source == "header" else f"{source}.{key}"
+            )
+            msg = f"{msg} - in {source} parameter `{name if source == 'header' else key}`"
+            if bounds and not allowed:
+                allowed = [bounds]
         messages.append(msg)
     detail = "; ".join(messages) or str(exc.detail)
     if field and not allowed:
@@ -143,6 +172,8 @@ def _usm(request: Request[Any, Any, Any], exc: UsmError) -> Response[Any]:
         return problem(exc.status_code, str(exc), f"$.{exc.field}", exc.allowed)
     if isinstance(exc, ItemConflict) and exc.field:
         return problem(exc.status_code, str(exc), f"$.{exc.field}")
+    if isinstance(exc, InvalidHeader):
+        return problem(exc.status_code, str(exc), f"header.{exc.header.lower()}", [exc.allowed])
     if isinstance(exc, InvalidEvent):
         # The field is the tool's own path: the person fixing it works in the tool.
         return problem(exc.status_code, str(exc), exc.path, exc.mapped)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
-from litestar.datastructures import State
+from litestar import Controller, Request, get, post
+from litestar.datastructures import ResponseHeader, State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Response
 
 from service.api.queues import active_tables, item_store, problems
@@ -18,13 +18,14 @@ from service.core.base import Base, ShortText
 from service.core.tables import TableSet, Team
 from service.dispatch import keys
 from service.dispatch.items import Item, ItemState, now_ms
-from service.dispatch.leases import Leased, pop
+from service.dispatch.leases import ClaimRecord, KeyReused, Leased, pop
 from service.dispatch.stats import WorkerStat, read_queue_stats, read_worker_stats
 from service.dispatch.store import ItemStore, hand_out_order, redis_errors
-from service.errors import ItemConflict, NotFound
+from service.errors import InvalidHeader, ItemConflict, NotFound
 from service.metrics.instruments import ITEM_WAIT, ItemEvent, record
 
 __all__ = [
+    "IDEMPOTENCY_KEY",
     "ClaimRequest",
     "QueueView",
     "TeamQueue",
@@ -77,6 +78,26 @@ class ClaimRequest(Base):
         ),
     ] = "anonymous"
     note: ShortText = ""
+
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_KEY_ALLOWED = "1 to 255 visible ASCII characters, e.g. a UUID"
+
+ClaimKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=IDEMPOTENCY_KEY,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
+        required=False,
+        description="A token the caller makes up per claim (a UUID): a re-send of the claim "
+        "with it (after a timeout or a 503) answers with the lease the first copy took, while "
+        "its holder still has it, instead of leasing another item. Without it, every claim "
+        f"leases another item. {_KEY_ALLOWED}.",
+    ),
+]
 
 
 def known_team(tables: TableSet, name: str) -> Team:
@@ -152,44 +173,75 @@ class TeamsController(Controller):
         summary="Claim the next item (pull mode)",
         responses={
             204: ResponseSpec(data_container=None, description="Nothing waits (or `rq suspend`)."),
-            **problems(400, 404, 409, 503),
+            **problems(400, 404, 409, 422, 503),
         },
+        response_headers=[
+            ResponseHeader(
+                name=REPLAYED_HEADER,
+                documentation_only=True,
+                description=f"`true` when the answer is the lease an earlier claim with the same "
+                f"`{IDEMPOTENCY_KEY}` took.",
+            ),
+        ],
     )
     def claim(
-        self, team: FromPath[str], state: State, data: JSONBody[ClaimRequest | None] = None
+        self,
+        team: FromPath[str],
+        state: State,
+        request: Request[Any, Any, Any],
+        idempotency_key: ClaimKey = None,
+        data: JSONBody[ClaimRequest | None] = None,
     ) -> Response[Item | None]:
         """The highest-priority waiting item, leased to the caller; 204 when none waits.
 
         Finish it with ``POST /v1/items/{id}/complete`` or give it back with ``/release``,
         sending ``{"holder": <lease.holder of this answer>}``; if the lease
         (USM_CLAIM_LEASE_SECONDS) runs out first, it returns to the front of its queue.
+        Send an ``Idempotency-Key`` to retry safely: a claim that timed out may still have
+        leased an item, and its re-send answers with that lease (``Idempotent-Replayed: true``).
         """
         tables, store = _parts(state)
         spec = known_team(tables, team)
         if spec.mode != "pull":
             raise ItemConflict(f"team '{team}' is in push mode: its workers handle its items")
+        name = data.holder if data else "anonymous"
         # The tag tells two claims by one name apart: a lease that lapsed and was claimed
         # again (even by the same person) cannot be ended with the old holder.
-        holder = f"{data.holder if data else 'anonymous'}#{os.urandom(4).hex()}"
+        holder = f"{name}#{os.urandom(4).hex()}"
         lease_ms = int(store.config.claim_lease_seconds * 1000)
-        with redis_errors():
-            got = pop(
-                store.conn,
-                team_queue_names(tables, [team]),
-                [keys.wake_key(team)],
-                holder,
-                now_ms(),
-                lease_ms,
-                ItemState.CLAIMED,
-                honour_suspension=True,
-            )
+        claim_record = None
+        if idempotency_key is not None:
+            # Per API key: two callers that pick the same token never share a lease.
+            caller = str(getattr(request.scope.get("user"), "name", ""))
+            claim_record = ClaimRecord(keys.claim_key(caller, team, idempotency_key), name)
+        try:
+            with redis_errors():
+                got = pop(
+                    store.conn,
+                    team_queue_names(tables, [team]),
+                    [keys.wake_key(team)],
+                    holder,
+                    now_ms(),
+                    lease_ms,
+                    ItemState.CLAIMED,
+                    honour_suspension=True,
+                    record=claim_record,
+                )
+        except KeyReused:
+            raise InvalidHeader(
+                IDEMPOTENCY_KEY,
+                f"this key was sent with a claim by another holder than '{name}'",
+                _KEY_ALLOWED + ", new for every claim",
+            ) from None
         if not isinstance(got, Leased):
             return Response(None, status_code=204)
+        item: Item = store.get(got.id)
+        if got.replayed:
+            return Response(item, status_code=200, headers={REPLAYED_HEADER: "true"})
         record(ItemEvent.STARTED, got.team, got.priority)
         ITEM_WAIT.labels(got.team, got.priority).observe(
             max(0.0, (now_ms() - got.queued_ms) / 1000)
         )
-        item: Item = store.get(got.id)
         return Response(item, status_code=200)
 
 

@@ -18,6 +18,7 @@ Layout (``<q>`` is an RQ queue name ``usm.<team>.<priority>``)::
     usm:due:<q>            zset   item id -> response target (epoch s), for the overdue count
     usm:history:<id>       list   events: state changes and decisions (deleted once folded)
     usm:idem:<digest>      str    (source, external id) -> item id
+    usm:claim:<digest>     hash   a claim's Idempotency-Key -> item, holder, requester (lease TTL)
     usm:rebuild:pending    set    queues a mass re-score changed and whose order is not rebuilt yet
     usm:rebuild:in:<q>     set    items a mass re-score moved into <q>, to place by seniority
     usm:rebuild:lock:<q>   str    token of the rebuild of <q> under way (writers then log adds)
@@ -36,6 +37,7 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.worker import Worker
 
 __all__ = [
+    "CLAIM_PREFIX",
     "DUE_PREFIX",
     "FAILED_PREFIX",
     "FINISHED_PREFIX",
@@ -54,6 +56,7 @@ __all__ = [
     "SUSPENDED",
     "WAKE_PREFIX",
     "WORKERS_PREFIX",
+    "claim_key",
     "due_key",
     "failed_key",
     "finished_key",
@@ -89,6 +92,7 @@ WAKE_PREFIX = f"{PREFIX}:wake:"
 DUE_PREFIX = f"{PREFIX}:due:"
 HISTORY_PREFIX = f"{PREFIX}:history:"
 IDEM_PREFIX = f"{PREFIX}:idem:"
+CLAIM_PREFIX = f"{PREFIX}:claim:"
 REBUILD_PENDING = f"{PREFIX}:rebuild:pending"
 REBUILD_IN_PREFIX = f"{PREFIX}:rebuild:in:"
 REBUILD_LOCK_PREFIX = f"{PREFIX}:rebuild:lock:"
@@ -171,3 +175,10 @@ def idem_key(source: str, external_id: str) -> str:
     """Key of the idempotency record; hashed so any external id gives a short, safe key."""
     digest = hashlib.sha256(f"{source}\n{external_id}".encode()).hexdigest()[:40]
     return IDEM_PREFIX + digest
+
+
+def claim_key(caller: str, team: str, token: str) -> str:
+    """Key of a claim's ``Idempotency-Key`` record, per caller (API key name) and team: two
+    callers that happen to pick the same token never share a lease."""
+    digest = hashlib.sha256(f"{caller}\n{team}\n{token}".encode()).hexdigest()[:40]
+    return CLAIM_PREFIX + digest

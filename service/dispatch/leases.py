@@ -24,6 +24,8 @@ from service.dispatch.scripts import scripts_for
 from service.errors import ReplicasUnconfirmed
 
 __all__ = [
+    "ClaimRecord",
+    "KeyReused",
     "Leased",
     "Outcome",
     "Reaped",
@@ -60,6 +62,25 @@ class Leased:
     external_id: str
     queue: str
     lease_until_ms: int
+    replayed: bool = False
+    """A re-sent claim: the lease its first copy took (see :class:`ClaimRecord`)."""
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """Where a claim's ``Idempotency-Key`` is recorded (:func:`keys.claim_key`), and who sent it.
+
+    The hand-out records item and holder under ``key`` in the same Lua step, for as long as the
+    lease lasts; a re-send with the same key gets that lease back while its holder still has it.
+    """
+
+    key: str
+    requester: str
+    """The holder name the claim was sent with: a re-send under another name is refused."""
+
+
+class KeyReused(Exception):
+    """The claim's ``Idempotency-Key`` names a claim sent under another holder name."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +115,7 @@ def pop(
     state: ItemState = ItemState.STARTED,
     worker_key: str | None = None,
     honour_suspension: bool = True,
+    record: ClaimRecord | None = None,
 ) -> Leased | str | None:
     """Lease the next item: the head of the first non-empty queue in ``queue_names``.
 
@@ -105,15 +127,27 @@ def pop(
         state: ``started`` (a worker) or ``claimed`` (a person).
         worker_key: RQ worker hash to mark busy (workers only).
         honour_suspension: return ``"suspended"`` while `rq suspend` is in force.
+        record: a claim's idempotency record: a re-send gets the lease it names back
+            (``replayed``), even while suspended.
 
     Returns:
         The leased item, ``"suspended"``, or None when every queue is empty.
+
+    Raises:
+        KeyReused: ``record`` names a claim sent by another requester.
     """
     deadline = now_ms + lease_ms
     qkeys = [keys.queue_key(n) for n in queue_names]
     try:
         got = scripts_for(conn).pop(
-            keys=[keys.INFLIGHT, keys.SUSPENDED, worker_key or keys.INFLIGHT, *qkeys, *wake_keys],
+            keys=[
+                keys.INFLIGHT,
+                keys.SUSPENDED,
+                worker_key or keys.INFLIGHT,
+                record.key if record else keys.INFLIGHT,
+                *qkeys,
+                *wake_keys,
+            ],
             args=[
                 now_ms,
                 deadline,
@@ -123,6 +157,7 @@ def pop(
                 "1" if honour_suspension else "0",
                 rq_time(now_ms),
                 "1" if worker_key else "0",
+                record.requester if record else "",
             ],
         )
     except ReplicasUnconfirmed as exc:
@@ -130,9 +165,13 @@ def pop(
         raise
     if got is None:
         return None
+    if got == b"reused":
+        raise KeyReused(record.requester if record else "")
     if isinstance(got, bytes):
         return got.decode()
-    (item_id, team, priority, queued_ms, deliveries, call, decision, payload, source, ext, q) = got
+    (item_id, team, priority, queued_ms, deliveries, call, decision, payload, source, ext, q) = got[
+        :11
+    ]
     return Leased(
         id=item_id.decode(),
         team=_text(team),
@@ -145,7 +184,8 @@ def pop(
         source=_text(source),
         external_id=_text(ext),
         queue=_text(q),
-        lease_until_ms=deadline,
+        lease_until_ms=int(got[11] or deadline),
+        replayed=got[12] == b"1",
     )
 
 

@@ -97,16 +97,38 @@ return {1, ARGV[1]}
 POP_SCRIPT = """
 -- Take the head of the highest non-empty level and lease it, in one step: there is no moment
 -- when the item is in neither a queue nor the in-flight set, so a crash cannot lose it.
+-- A claim sent with an Idempotency-Key names a record (KEYS[4]): the hand-out writes it in the
+-- same step (item, holder, requester; it lives as long as the lease), and a re-send of that
+-- claim (the first copy timed out, then ran when Redis resumed) gets the lease the record names
+-- while its holder still has it, instead of a second item.
 -- KEYS: 1 in-flight zset, 2 RQ suspension flag, 3 RQ worker hash (any key for claims),
---       4..3+n queue lists in hand-out order, then the wake lists to clear when all are empty
+--       4 claim record (any key without one), 5..4+n queue lists in hand-out order, then the
+--       wake lists to clear when all are empty
 -- ARGV: 1 now (ms), 2 lease deadline (ms), 3 holder name, 4 new state (started|claimed),
 --       5 n, 6 honour suspension ('1'|'0'), 7 start time in RQ's format, 8 '1' when KEYS[3]
---       is a worker's hash to mark busy
--- Returns: 'suspended', false when empty, or {id, team, priority, queued_ms, deliveries,
---          call, decision, payload, source, external_id, queue}
+--       is a worker's hash to mark busy, 9 requester of a recorded claim ('' without a record)
+-- Returns: 'suspended', 'reused' (the record names another requester), false when empty, or
+--          {id, team, priority, queued_ms, deliveries, call, decision, payload, source,
+--          external_id, queue, lease deadline (ms), '1' for a re-sent claim | '0'}
+local function answer(id, lease, replayed)
+  local row = redis.call('HMGET', JOB .. id, 'usm_team', 'usm_priority', 'usm_queued_ms',
+    'usm_deliveries', 'usm_call', 'usm_decision', 'usm_payload', 'usm_source',
+    'usm_external_id', 'usm_queue')
+  return {id, row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+    lease, replayed}
+end
+if ARGV[9] ~= '' then
+  local r = redis.call('HMGET', KEYS[4], 'item', 'holder', 'requester')
+  if r[1] then
+    if r[3] ~= ARGV[9] then return 'reused' end
+    local h = redis.call('HMGET', JOB .. r[1], 'usm_state', 'usm_holder', 'usm_lease_ms')
+    if h[1] == ARGV[4] and h[2] == r[2] then return answer(r[1], h[3], '1') end
+    -- That lease ended (given back, completed, taken back): this is a claim of its own.
+  end
+end
 if ARGV[6] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 'suspended' end
 local n = tonumber(ARGV[5])
-for i = 4, 3 + n do
+for i = 5, 4 + n do
   while true do
     local id = redis.call('LPOP', KEYS[i])
     if not id then break end
@@ -129,14 +151,16 @@ for i = 4, 3 + n do
         'usm_started_ms', ARGV[1])
       redis.call('HINCRBY', job, 'usm_deliveries', 1)
       event(id, ARGV[1], ARGV[4], ARGV[4], '', ARGV[3])
-      return {id, unpack(redis.call('HMGET', job, 'usm_team', 'usm_priority', 'usm_queued_ms',
-        'usm_deliveries', 'usm_call', 'usm_decision', 'usm_payload', 'usm_source',
-        'usm_external_id', 'usm_queue'))}
+      if ARGV[9] ~= '' then
+        redis.call('HSET', KEYS[4], 'item', id, 'holder', ARGV[3], 'requester', ARGV[9])
+        redis.call('PEXPIREAT', KEYS[4], ARGV[2])
+      end
+      return answer(id, ARGV[2], '0')
     end
   end
 end
 -- Nothing to hand out: drop the wake tokens, each stood for an item this call would have seen.
-for i = 4 + n, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 5 + n, #KEYS do redis.call('DEL', KEYS[i]) end
 return false
 """
 

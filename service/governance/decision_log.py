@@ -168,6 +168,7 @@ class DecisionLog:
 
     async def run(self, client: redis.asyncio.Redis, interval: float = 0.2) -> None:
         """Flush every ``interval`` seconds until cancelled, then flush what is left."""
+        task = asyncio.current_task()
         try:
             while True:
                 await asyncio.sleep(interval)
@@ -175,6 +176,11 @@ class DecisionLog:
                     await self.flush(client)
                 except Exception:
                     log.exception("decision log flush failed")
+                # A cancel that landed inside a Redis command can come out of the client's
+                # read-timeout handling (itself a cancel) as a plain return; the shutdown that
+                # sent it waits for this task, so a cancel asked for ends the loop regardless.
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
         finally:
             if self._buf:
                 await asyncio.shield(self._final_flush(client))

@@ -236,6 +236,60 @@ def test_only_the_current_holder_may_complete_or_release_a_claim(
     assert "it is completed" in r.json()["detail"]
 
 
+def test_a_claim_sent_again_with_its_idempotency_key_answers_with_the_same_lease(
+    client: TestClient[Any],
+) -> None:
+    first = _item(client, "RFC5", type="change", impact="department", urgency="normal")
+    second = _item(client, "RFC6", type="change", impact="department", urgency="normal")
+    claim, key = "/v1/teams/change_advisory/claim", {"Idempotency-Key": "c-3b9e41"}
+    one = client.post(claim, json={"holder": "ann"}, headers=key)
+    assert one.status_code == 200 and "idempotent-replayed" not in one.headers
+    two = client.post(claim, json={"holder": "ann"}, headers=key)
+    assert (two.status_code, two.headers["idempotent-replayed"]) == (200, "true")
+    assert two.json()["id"] == one.json()["id"] == first["id"]
+    assert two.json()["lease"] == one.json()["lease"]
+    assert client.get(f"/v1/items/{second['id']}").json()["state"] == "queued"
+    assert [h["event"] for h in two.json()["history"]] == ["enqueued", "claimed"]
+    # Another holder name with the same key is another request: refused, nothing leased.
+    r = client.post(claim, json={"holder": "bob"}, headers=key)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "header.idempotency-key"
+    assert r.json()["detail"] == (
+        "this key was sent with a claim by another holder than 'bob' - in header "
+        "`Idempotency-Key`; allowed: 1 to 255 visible ASCII characters, e.g. a UUID, new for "
+        "every claim"
+    )
+    assert client.get(f"/v1/items/{second['id']}").json()["state"] == "queued"
+    # Once that lease ended the key names nothing held: the re-send is a claim of its own.
+    holder = one.json()["lease"]["holder"]
+    assert client.post(f"/v1/items/{first['id']}/release", json={"holder": holder}).is_success
+    three = client.post(claim, json={"holder": "ann"}, headers=key)
+    assert three.status_code == 200 and "idempotent-replayed" not in three.headers
+    assert three.json()["id"] == first["id"] and three.json()["lease"]["holder"] != holder
+    # Without a key every claim is a new one: the next item.
+    four = client.post(claim, json={"holder": "ann"})
+    assert four.json()["id"] == second["id"]
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 256, "two words", "caf\u00e9"])
+def test_a_claim_idempotency_key_that_is_not_a_token_is_refused_naming_the_header(
+    client: TestClient[Any], bad: str
+) -> None:
+    rfc = _item(client, f"RFC-bad-{len(bad)}-{bad[:3]}", type="change", urgency="normal")
+    r = client.post(
+        "/v1/teams/change_advisory/claim",
+        json={"holder": "ann"},
+        headers=[(b"Idempotency-Key", bad.encode())],
+    )
+    assert r.status_code == 400, r.text
+    problem = r.json()
+    assert problem["field"] == "header.idempotency-key"
+    assert problem["detail"].endswith(
+        " - in header parameter `Idempotency-Key`; allowed: 1 to 255 characters matching `^[!-~]+$`"
+    )
+    assert client.get(f"/v1/items/{rfc['id']}").json()["state"] == "queued"
+
+
 def test_a_claim_whose_lease_expires_goes_back_to_the_queue(
     short_claims: TestClient[Any],
 ) -> None:

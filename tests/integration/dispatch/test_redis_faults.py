@@ -174,6 +174,8 @@ def test_a_claim_that_timed_out_is_not_sent_again_so_the_next_item_stays_queued(
     pull = {"type": "change", "impact": "user", "urgency": "low"}
     with TestClient(create_app(settings), base_url=LOOPBACK, raise_server_exceptions=False) as c:
         team = "change_advisory"  # pull mode; changes route to it
+        # The claim script is loaded, so the frozen EVALSHA runs on resume (not NOSCRIPT).
+        assert c.post(f"/v1/teams/{team}/claim", json={"holder": "alice"}).status_code == 204
         ids = []
         for n in range(2):
             body = {**pull, "source": "faults", "external_id": f"c{n}"}
@@ -186,6 +188,53 @@ def test_a_claim_that_timed_out_is_not_sent_again_so_the_next_item_stays_queued(
         assert r.status_code == 503, r.text
         second = c.get(f"/v1/items/{ids[1]}").json()
         assert second["state"] == "queued", "a re-sent claim took the second item"
+
+
+def test_a_claim_retried_with_its_idempotency_key_gets_the_lease_the_timed_out_copy_took(
+    server: RedisServer, admin: redis.Redis, single_set_tables: Path
+) -> None:
+    """Issue 12, #4: the claim script that timed out still runs when Redis resumes and leases
+    the head item; the caller's retry (same ``Idempotency-Key``) must get that very lease, not
+    a second item while the head sits claimed and invisible for the claim lease."""
+    settings = Settings(
+        redis_url=server.url,
+        tables=str(single_set_tables),
+        redis_timeout_seconds=TIMEOUT,
+        redis_wait_timeout_seconds=0.5,
+    )
+    pull = {"type": "change", "impact": "user", "urgency": "low"}
+    team, key = "change_advisory", {"Idempotency-Key": "claim-7f3a"}
+    with TestClient(create_app(settings), base_url=LOOPBACK, raise_server_exceptions=False) as c:
+        claim = f"/v1/teams/{team}/claim"
+        # Redis has the claim script already (as in production): the frozen EVALSHA runs on
+        # resume instead of failing with NOSCRIPT.
+        assert c.post(claim, json={"holder": "alice"}).status_code == 204
+        ids = []
+        for n in range(2):
+            r = c.post("/v1/items", json={**pull, "source": "faults", "external_id": f"k{n}"})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        r, _ = _frozen_for_seven_seconds(
+            server, lambda: c.post(claim, json={"holder": "alice"}, headers=key)
+        )
+        assert r.status_code == 503, r.text
+        # The copy sent before the timeout runs once Redis resumes: the head item is leased.
+        wait_for(
+            "the timed-out claim to run",
+            lambda: admin.hget(f"rq:job:{ids[0]}", "usm_state") == b"claimed",
+        )
+        retry = c.post(claim, json={"holder": "alice"}, headers=key)
+        assert retry.status_code == 200, retry.text
+        got = retry.json()
+        assert got["id"] == ids[0], "the retry leased a second item"
+        assert retry.headers["idempotent-replayed"] == "true"
+        head = c.get(f"/v1/items/{ids[0]}").json()
+        assert head["lease"]["holder"] == got["lease"]["holder"]
+        assert c.get(f"/v1/items/{ids[1]}").json()["state"] == "queued"
+        # The lease the retry returned is the caller's: it can finish the head item.
+        done = c.post(f"/v1/items/{ids[0]}/complete", json={"holder": got["lease"]["holder"]})
+        assert done.status_code == 200, done.text
+        assert [h["event"] for h in done.json()["history"]] == ["enqueued", "claimed", "completed"]
 
 
 def test_a_create_that_timed_out_is_not_sent_again(

@@ -180,3 +180,37 @@ def test_replay_from_an_unreachable_log_exits_1_naming_it(
     url = f"redis://127.0.0.1:{free_port()}/0"
     assert main(["tables", "replay", "--from-log", url, "--new", str(TABLES)]) == 1
     assert capsys.readouterr().err.startswith(f"error: decision log at {url}: ")
+
+
+def test_run_ends_when_cancelled_even_if_the_cancel_is_swallowed_inside_a_flush(
+    redis_url: str,
+) -> None:
+    """A cancel that lands inside a Redis command can come out of the client as a plain
+    return (its read timeout is itself a cancel); the app's shutdown still waits for this task,
+    so ``run`` must end rather than go back to sleep for ever (a test client hung on it)."""
+
+    class SwallowingFlush(DecisionLog):
+        in_flush = asyncio.Event()
+
+        async def flush(self, client: redis.asyncio.Redis) -> int:
+            self.in_flush.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                return 0  # swallowed, as a client's timeout handling can
+            return 0
+
+    async def go() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=1)
+        log = SwallowingFlush(maxlen=10)
+        task = asyncio.create_task(log.run(client, interval=0.01))
+        try:
+            await asyncio.wait_for(log.in_flush.wait(), 60)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=30)
+            assert task in done, "the decision log went on after it was cancelled"
+        finally:
+            task.cancel()
+            await client.aclose()
+
+    asyncio.run(go())
