@@ -73,7 +73,11 @@ def _authenticate(source: Source, request: Request[Any, Any, Any], body: bytes) 
         raise SignatureRefused(
             f"source '{source.name}' has no secret configured on the usm side", HEADERS[scheme]
         )
-    verify(scheme, secret, request.headers, body)
+    # The raw headers as a plain dict (ASGI names are lower case; the first of repeated names
+    # counts, as in litestar's header map, whose building cost more than checking a token).
+    raw = list(request.scope["headers"])
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(raw)}
+    verify(scheme, secret, headers, body)
 
 
 class SourcesController(Controller):

@@ -71,7 +71,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is None:
         lower = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lower), None)
+        value = headers.get(lower)  # ASGI's own names are lower case
+        if value is None:
+            value = next((v for k, v in headers.items() if k.lower() == lower), None)
     return value.strip() if value is not None else None
 
 
