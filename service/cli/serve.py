@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -158,11 +159,26 @@ class WorkerPool:
             self._watch.join()
 
 
+def _rq_command() -> str:
+    """How to call the ``rq`` installed beside this Python, as a person can paste it.
+
+    Plain ``rq`` only when the shell finds that very one: ``scripts/dev serve`` runs from
+    ``.venv`` without putting it on ``PATH``, and another ``rq`` (or none) may be there instead.
+    """
+    beside = Path(sys.executable).parent / "rq"
+    found = shutil.which("rq")
+    if found is not None and Path(found).resolve() == beside.resolve():
+        return "rq"
+    return shlex.quote(str(beside))
+
+
 def _banner(settings: Settings, data: Path, embedded: bool, pool: WorkerPool | None) -> None:
     """Where everything is: one line each, so a person finds the API, Redis and the data."""
     log.info("API: http://%s:%d (docs at /schema)", settings.host, settings.port)
     url, where = settings.redis_url, "embedded" if embedded else "REDIS_URL"
-    log.info("Redis: %s (%s; see the queues with: rq info --url %s)", url, where, url)
+    log.info(
+        "Redis: %s (%s; see the queues with: %s info --url %s)", url, where, _rq_command(), url
+    )
     log.info("data dir: %s", data.resolve())
     if pool is None:
         log.info("workers: none (--no-workers)")

@@ -5,7 +5,9 @@ from a request can forge a line."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -52,6 +54,16 @@ def test_every_process_writes_one_readable_format_and_says_each_thing_once(
         lambda: serve.log().count(": table set 2026.1 in force; teams") == PUSH_TEAMS,
         60,
     )
+    # The banner's rq command runs as printed, in a shell that has only the usual PATH (the
+    # environment's bin is not on it after `scripts/dev serve`), and sees this service's queues.
+    shown = re.search(r"see the queues with: (.+ info --url \S+)\)$", serve.log(), re.M)
+    assert shown, serve.log()
+    rq = subprocess.run(
+        ["bash", "-c", shown[1]], capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path, env={"PATH": os.defpath, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert rq.returncode == 0, rq.stdout + rq.stderr
+    assert "service_desk" in rq.stdout, rq.stdout
     assert serve.stop() == 0
     log = serve.log()
     lines = log.splitlines()

@@ -106,3 +106,16 @@ def test_scripts_dev_usm_runs_the_environments_usm_from_any_directory(tmp_path: 
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok 2026.1 ")
+
+
+def test_scripts_dev_rq_runs_the_environments_rq_as_the_readme_shows(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # README: `scripts/dev rq info --url ...`; RQ's `rq` is in .venv only, like `usm`.
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "dev"), "rq", "info", "--url", redis_url],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+        env={**os.environ, "USM_VENV": sys.prefix, "PATH": os.defpath},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 queues, 0 jobs total" in result.stdout, result.stdout
