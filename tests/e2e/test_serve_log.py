@@ -27,6 +27,21 @@ PUSH_TEAMS = 4
 STARTED = re.compile(r" INFO usm\.worker: worker \S+: teams \[", re.M)
 
 
+def json_starts(log: str) -> list[str]:
+    """The JSON records of workers saying they started (a line still being written is skipped)."""
+    records = []
+    for line in log.splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return [
+        r["message"]
+        for r in records
+        if r.get("logger") == "usm.worker" and ": teams [" in r.get("message", "")
+    ]
+
+
 def test_every_process_writes_one_readable_format_and_says_each_thing_once(
     tmp_path: Path, serve_factory: ServeFactory
 ) -> None:
@@ -108,6 +123,9 @@ def test_json_lines_on_request_with_the_key_name_never_the_key(
     assert scored.status_code == 200
     refused = httpx.post(f"{serve.url}/v1/priority", json={}, headers={"X-API-Key": "wrong"})
     assert refused.status_code == 401
+    # The workers' lines are asserted below: /readyz speaks for the API only, and on a loaded
+    # machine a stop can come before a worker has started (and so before it wrote anything).
+    wait_for("every worker to start", lambda: len(json_starts(serve.log())) == PUSH_TEAMS, 60)
     assert serve.stop() == 0
     log = serve.log()
     records = [json.loads(line) for line in log.splitlines()]
