@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,30 @@ from tests.support.tables import single_set_tables as copy_single_set
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ROOT / "tables"
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """Undo what ``usm``'s ``main()`` run in-process does to logging (``service.logs.setup``).
+
+    It points the root logger at the ``sys.stderr`` of that moment, which under ``capsys`` is a
+    capture closed when the test ends: the next test's records then fail with "I/O operation on
+    closed file". It also sets ``USM_LOG_LEVEL``/``USM_LOG_FORMAT``, which later processes inherit.
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    env = {k: os.environ.get(k) for k in ("USM_LOG_LEVEL", "USM_LOG_FORMAT")}
+    yield
+    for handler in root.handlers[:]:
+        # pytest's own handlers are subclasses; setup() installs a plain StreamHandler.
+        if type(handler) is logging.StreamHandler and handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
