@@ -10,10 +10,11 @@ client's lifespan) from ending cleanly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable
 from typing import TypeVar, TypeVarTuple
+
+from service.tasks import finish
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -23,13 +24,7 @@ async def run_to_end(fn: Callable[[*Ts], T], *args: *Ts) -> T:
     """Run ``fn(*args)`` in a thread; when cancelled, wait for it to return before raising.
 
     The cancel still ends the task: the caller sees ``CancelledError`` once the thread is done,
-    never while it runs.
+    never while it runs, however often the cancel comes (see :mod:`service.tasks`).
     """
     future = asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        # The thread's own outcome does not matter any more: only that it is over.
-        with contextlib.suppress(BaseException):
-            await future
-        raise
+    return await finish(future)

@@ -29,6 +29,7 @@ from service.dispatch.store import ItemStore
 from service.errors import QueueUnavailable
 from service.metrics.instruments import ItemEvent, record
 from service.settings import Settings
+from service.tasks import stop_all
 from service.threads import run_to_end
 
 __all__ = ["DispatchPlugin"]
@@ -81,9 +82,7 @@ class DispatchPlugin(InitPluginProtocol):
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_all([task])
             app.state["items"] = None
             conn.close()
 

@@ -30,6 +30,7 @@ from service.governance.config import GovernanceConfig
 from service.governance.decision_log import DecisionLog
 from service.governance.event_log import EventLog
 from service.governance.reload import TableReloader
+from service.tasks import stop_all
 
 __all__ = ["GovernancePlugin"]
 
@@ -94,9 +95,7 @@ class GovernancePlugin(InitPluginProtocol):
         finally:
             if on_usr1:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await stop_all(self._tasks)
             self._tasks.clear()
             if aclient is not None:
                 await aclient.aclose()

@@ -34,6 +34,7 @@ from service.metrics.governance import (
     DECISION_LOG_WRITTEN,
     DropReason,
 )
+from service.tasks import finish
 
 __all__ = ["APPEND_SCRIPT", "FLUSH_CHUNK", "DecisionLog", "LoggedDecision", "read_log"]
 
@@ -183,7 +184,8 @@ class DecisionLog:
                     raise asyncio.CancelledError
         finally:
             if self._buf:
-                await asyncio.shield(self._final_flush(client))
+                # Held to its end (bounded by its own timeout) even if cancelled again meanwhile.
+                await finish(asyncio.ensure_future(self._final_flush(client)))
 
     async def _final_flush(self, client: redis.asyncio.Redis) -> None:
         try:
