@@ -49,7 +49,8 @@ def test_usm_api_answers_then_exits_zero_on_a_stop_signal(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
+        # Generous: granian starts a worker process, and the machine may be loaded.
+        deadline = time.monotonic() + 120
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -60,12 +61,12 @@ def test_usm_api_answers_then_exits_zero_on_a_stop_signal(
                 pytest.fail(f"usm api --server {server} did not start:\n{log.read_text()}")
             time.sleep(0.1)
         call = {"type": "incident", "impact": "user", "urgency": "high"}
-        scored = httpx.post(f"http://127.0.0.1:{port}/v1/priority", json=call, timeout=5)
+        scored = httpx.post(f"http://127.0.0.1:{port}/v1/priority", json=call, timeout=30)
         assert scored.status_code == 200
 
         proc.send_signal(sig)
 
-        assert proc.wait(timeout=20) == 0, log.read_text()
+        assert proc.wait(timeout=60) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
