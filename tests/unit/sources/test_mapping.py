@@ -176,8 +176,48 @@ def test_a_plain_field_path_answers_exactly_as_jmespath(expression: str, payload
     assert compiled(expression).search(payload) == jmespath.search(expression, payload)
 
 
-def test_other_expressions_keep_the_jmespath_interpreter() -> None:
-    from service.core.mapping import FieldPath, compiled
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "event == 'create'",
+        "'create' == event",
+        "event != 'create'",
+        "a.b == `1`",
+        "a.b != `true`",
+        "a.b == `null`",
+        'a == `{"b": 1}`',
+    ],
+)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"event": "create"},
+        {"event": "update"},
+        {"event": None},
+        {"a": {"b": 1}},
+        {"a": {"b": 1.0}},
+        {"a": {"b": True}},
+        {"a": {"b": 0}},
+        {"a": {"b": False}},
+        {"a": "text"},
+        [1, 2],
+        None,
+        {},
+    ],
+)
+def test_a_field_compared_with_a_literal_answers_exactly_as_jmespath(
+    expression: str, payload: Any
+) -> None:
+    import jmespath
 
-    for expression in ("fields.labels[0]", "event == 'create'", "a || b", "*.x"):
-        assert not isinstance(compiled(expression), FieldPath)
+    from service.core.mapping import FieldEquals, compiled
+
+    assert isinstance(compiled(expression), FieldEquals)
+    assert compiled(expression).search(payload) == jmespath.search(expression, payload)
+
+
+def test_other_expressions_keep_the_jmespath_interpreter() -> None:
+    from service.core.mapping import FieldEquals, FieldPath, compiled
+
+    for expression in ("fields.labels[0]", "a || b", "*.x", "a == b", "a < `1`", "a[0] == 'x'"):
+        assert not isinstance(compiled(expression), FieldPath | FieldEquals)
