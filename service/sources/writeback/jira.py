@@ -10,7 +10,9 @@ already holds is a no-op, so the request can be repeated. Settings (``[source.wr
 - ``due``: the date field receiving the resolve-by date (``YYYY-MM-DD``, UTC); default the system
   ``duedate``; ``""``: not written;
 - ``resolve_by`` / ``response_by``: date-time custom fields receiving the targets, written as
-  Jira writes date-times (``2026-03-02T13:00:00.000+0000``).
+  Jira writes date-times (``2026-03-02T13:00:00.000+0000``);
+- ``missed``: a text custom field receiving the targets missed (``response, resolve``), set to
+  ``null`` (cleared) when none is.
 
 Credentials: ``email:api_token`` (Cloud) is basic auth; any other token is a Data Center personal
 access token, sent as ``Authorization: Bearer <token>``.

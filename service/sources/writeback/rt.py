@@ -3,7 +3,9 @@
 RT's REST2 accepts dates on PUT only as ``YYYY-MM-DD HH:MM:SS`` in UTC (an ISO 8601 string with a
 ``T`` or an offset is silently misread), so targets are written that way. Credentials: a token
 ``user:password`` is sent as HTTP basic auth, any other token as ``Authorization: token <t>``
-(RT's auth tokens).
+(RT's auth tokens). The custom fields are the ones ``[source.writeback.fields]`` names
+(:mod:`~service.sources.writeback.common`): ``usm_priority`` (default ``USM Priority``),
+``response_by``, and ``missed`` (the targets missed; ``null`` deletes the value when none is).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ alone. Settings (``[source.writeback.fields]``):
 - ``priority``: a field receiving the tool priority from ``[source.writeback.priority]``
   (e.g. ``priority`` when the lookup rules are switched off); default none;
 - ``due``: the date-time field receiving the resolve-by target, default ``due_date``; ``""``: none;
-- ``response_by``: a date-time field receiving the response target; default none.
+- ``response_by``: a date-time field receiving the response target; default none;
+- ``missed``: a string field receiving the targets missed (``response, resolve``; ``""``: none).
 
 Date-times go as ``yyyy-MM-dd HH:mm:ss``, the Table API's own form, in UTC: the integration user's
 time zone must be UTC (docs/integrations/servicenow.md). Credentials: ``user:password`` is basic

@@ -8,7 +8,9 @@ Zammad's priorities are records (``1 low``, ``2 normal``, ``3 high``), set by id
 - ``usm_priority``: the text ticket attribute receiving our priority name, default
   ``usm_priority`` (docs/integrations/zammad.md adds it in the object manager); ``""``: none;
 - ``resolve_by`` / ``response_by``: date-time ticket attributes receiving the targets (RFC 3339,
-  UTC); default ``usm_resolve_by`` and none.
+  UTC); default ``usm_resolve_by`` and none;
+- ``missed``: a text ticket attribute receiving the targets missed (``response, resolve``;
+  ``""``: none); default none.
 
 Credentials: an access token goes as ``Authorization: Token token=<token>`` (Zammad's API docs,
 "Authentication"); ``user:password`` is basic auth.
