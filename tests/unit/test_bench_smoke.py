@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from bench import governance, security
 from bench._common import batch_body, default_scorer, make_calls
 from bench.score import ceiling_batch, ceiling_table, core_batch, run
 from service.api.priority import BatchResponse
@@ -60,3 +61,18 @@ def test_bench_run_reports_both_rates_and_their_ratio() -> None:
     assert result["ceiling"] > 0
     assert result["product"] > 0
     assert result["ratio"] == result["product"] / result["ceiling"]
+
+
+def test_bench_governance_fails_when_the_log_slows_scoring_or_the_flush_costs_too_much() -> None:
+    ok = governance.verdicts(governance.TARGET_RATIO, governance.TARGET_FLUSH_US)
+    assert [met for _, met in ok] == [True, True]
+    slow = governance.verdicts(governance.TARGET_RATIO - 0.01, governance.TARGET_FLUSH_US + 0.01)
+    assert [met for _, met in slow] == [False, False]
+    assert slow[0][0] == f"log on/off per CPU-s 0.940 (target >= {governance.TARGET_RATIO})"
+
+
+def test_bench_security_fails_when_keys_and_the_rate_limit_cost_more_than_the_target() -> None:
+    assert security.verdict({"open": 1000.0, "keys": 950.0, "keys+limit": 850.0})[1]
+    text, met = security.verdict({"open": 1000.0, "keys": 950.0, "keys+limit": 770.0})
+    assert not met
+    assert text == f"keys+limit / open per CPU-s 0.77 (target >= {security.TARGET_RATIO})"
