@@ -6,19 +6,22 @@
 - Data Center (``api = "2"``): ``GET /rest/api/2/search`` with ``startAt``/``maxResults``
   answers ``{"startAt": 0, "maxResults": 100, "total": 7, "issues": [...]}``.
 
-The JQL is ``updated >= "-<N>m"``: relative minutes mean the same whatever time zone the service
-account has (an absolute JQL date is read in the user's zone). ``[source.writeback.fields]
-jql`` narrows it (``project = SD``, as the webhook's own JQL filter). Ordered by creation and key,
-which never change. Each issue becomes the admin webhook's payload (``jira:issue_updated``).
+The JQL is ``updated >= "2026/03/02 09:58"``: an absolute moment, so the set of matching issues
+can only grow while the sync pages (a relative ``-12m`` would slide forward between pages and drop
+issues from under the paging). Jira reads a JQL date in the searching user's time zone, so the
+sync first asks ``GET /rest/api/<api>/myself`` for the service account's ``timeZone`` and writes
+the moment in it, floored to the minute. ``[source.writeback.fields] jql`` narrows the search
+(``project = SD``, as the webhook's own JQL filter). Ordered by creation and key, which never
+change. Each issue becomes the admin webhook's payload (``jira:issue_updated``).
 """
 
 from __future__ import annotations
 
-import math
 import urllib.parse
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
@@ -32,17 +35,27 @@ from service.sources.search.base import (
 )
 from service.sources.writeback.base import HttpRequest, tool_priority
 
-__all__ = ["SEARCH", "JiraSearch", "jql"]
+__all__ = ["SEARCH", "JiraSearch", "jql", "user_zone"]
 
 
-def jql(settings: WriteBackSettings, since: datetime, now: datetime) -> str:
-    """``(<filter>) AND updated >= "-<N>m" ORDER BY created ASC, key ASC``."""
-    minutes = max(1, math.ceil((now - since).total_seconds() / 60))
-    clause = f'updated >= "-{minutes}m"'
+def jql(settings: WriteBackSettings, since: datetime, zone: tzinfo) -> str:
+    """``(<filter>) AND updated >= "<since in zone>" ORDER BY created ASC, key ASC``."""
+    moment = since.astimezone(zone).strftime("%Y/%m/%d %H:%M")  # floored to the minute
+    clause = f'updated >= "{moment}"'
     extra = settings.fields.get("jql")
     if extra:
         clause = f"({extra}) AND {clause}"
     return f"{clause} ORDER BY created ASC, key ASC"
+
+
+def user_zone(me: Any) -> tzinfo:
+    """The time zone of ``GET /myself``'s answer (``"timeZone": "Europe/Amsterdam"``); UTC when
+    it names none or one this machine does not know."""
+    name = me.get("timeZone") if isinstance(me, dict) else None
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 class JiraSearch:
@@ -59,8 +72,10 @@ class JiraSearch:
     ) -> Iterator[Any]:
         headers = api_headers(settings, token)
         api = settings.fields.get("api", "3")
-        query = {"jql": jql(settings, since, now), "fields": "*all", "maxResults": page_size}
         base = settings.base_url.rstrip("/")
+        me = HttpRequest(method="GET", url=f"{base}/rest/api/{api}/myself", headers=headers)
+        zone = user_zone(get_json(fetch, me))
+        query = {"jql": jql(settings, since, zone), "fields": "*all", "maxResults": page_size}
         cloud = api != "2"
         path = f"{base}/rest/api/{api}/search/jql" if cloud else f"{base}/rest/api/{api}/search"
         page_token: str | None = None

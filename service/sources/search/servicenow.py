@@ -1,10 +1,14 @@
 """ServiceNow (Table API): ``GET /api/now/table/incident?sysparm_query=sys_updated_on>=...``.
 
-The encoded query is ``sys_updated_on>=javascript:gs.minutesAgoStart(<N>)^ORDERBYsys_id``:
-relative minutes, evaluated on the instance, mean the same in any user time zone; ``sys_id``
-never changes, so offset paging (``sysparm_offset``/``sysparm_limit``) cannot skip a record that
-another record's update moved. ``[source.writeback.fields] query`` adds an encoded query of your
-own (``assignment_group.name=Service Desk``); ``table`` is the table (default ``incident``).
+The encoded query is
+``sys_updated_on>=javascript:gs.dateGenerate('2026-03-02','08:58:00')^ORDERBYsys_id``: an
+absolute moment, so the matching records can only grow while the sync pages (a relative
+``minutesAgoStart`` would slide between pages and drop records from under the offset), in UTC,
+the integration user's time zone (docs/integrations/servicenow.md; ``dateGenerate`` reads the
+user's zone). ``sys_id`` never changes, so offset paging (``sysparm_offset``/``sysparm_limit``)
+cannot skip a record that another record's update moved. ``[source.writeback.fields] query``
+adds an encoded query of your own (``assignment_group.name=Service Desk``); ``table`` is the
+table (default ``incident``).
 
 ``sysparm_display_value=all`` gives each field as ``{"value": ..., "display_value": ...}``: codes
 (impact, urgency, state, ...) are taken as values, references (business service, CI) as display
@@ -14,10 +18,9 @@ docs/integrations/servicenow.md posts.
 
 from __future__ import annotations
 
-import math
 import urllib.parse
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from service.core.decision import Decision
@@ -44,9 +47,9 @@ DATES = ("opened_at", "sys_updated_on")
 """GlideDateTime fields it sends as RFC 3339 (UTC)."""
 
 
-def encoded_query(settings: WriteBackSettings, since: datetime, now: datetime) -> str:
-    minutes = max(1, math.ceil((now - since).total_seconds() / 60))
-    query = f"sys_updated_on>=javascript:gs.minutesAgoStart({minutes})"
+def encoded_query(settings: WriteBackSettings, since: datetime) -> str:
+    day, time = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S").split(" ")
+    query = f"sys_updated_on>=javascript:gs.dateGenerate('{day}','{time}')"
     extra = settings.fields.get("query")
     if extra:
         query = f"{extra}^{query}"
@@ -78,7 +81,7 @@ class ServiceNowSearch:
         for _ in page_guard():
             params = urllib.parse.urlencode(
                 {
-                    "sysparm_query": encoded_query(settings, since, now),
+                    "sysparm_query": encoded_query(settings, since),
                     "sysparm_fields": ",".join(wanted),
                     "sysparm_display_value": "all",
                     "sysparm_exclude_reference_link": "true",

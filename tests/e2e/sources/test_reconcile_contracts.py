@@ -48,6 +48,8 @@ from tests.support.processes import ROOT, RUN_CLI
 from tests.support.tool_receiver import Answer, Received, ToolReceiver
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sources"
+SINCE = datetime(2026, 3, 2, 8, 58, 30, tzinfo=UTC)
+"""Where the syncs start: the fixtures' tickets changed after it."""
 
 
 def _query(received: Received) -> dict[str, str]:
@@ -74,6 +76,8 @@ class FakeTool:
             return Answer(200, json.dumps({"session_token": SESSION}).encode())
         if path.endswith("/killSession"):
             return Answer(200, b"[]")
+        if path.endswith("/myself"):  # Jira: the service account, for its time zone
+            return _json({"accountId": "5b10ac8d82e05b22cc7d4ef6", "timeZone": "Europe/Amsterdam"})
         if received.method == "GET" and path == self.search_path:
             self.searches.append(received)
             return self.page(self, received)
@@ -203,7 +207,8 @@ CONTRACTS = [
         write=jira_write,
         search_path="/rest/api/3/search/jql",
         first_search=lambda _since: {
-            "jql": 'updated >= "-10m" ORDER BY created ASC, key ASC',
+            # 08:58:30 UTC is 09:58:30 in Amsterdam in March, the service account's zone.
+            "jql": 'updated >= "2026/03/02 09:58" ORDER BY created ASC, key ASC',
             "fields": "*all",
             "maxResults": "2",
         },
@@ -223,7 +228,9 @@ CONTRACTS = [
         write=servicenow_write,
         search_path="/api/now/table/incident",
         first_search=lambda _since: {
-            "sysparm_query": "sys_updated_on>=javascript:gs.minutesAgoStart(10)^ORDERBYsys_id",
+            "sysparm_query": (
+                "sys_updated_on>=javascript:gs.dateGenerate('2026-03-02','08:58:30')^ORDERBYsys_id"
+            ),
             "sysparm_fields": SN_FIELDS,
             "sysparm_display_value": "all",
             "sysparm_exclude_reference_link": "true",
@@ -346,15 +353,14 @@ def test_tickets_missed_while_usm_was_down_are_queued_and_written_back_once(
     running: Running,
 ) -> None:
     c = running.contract
-    since = (datetime.now(UTC) - timedelta(minutes=9, seconds=30)).replace(microsecond=0)
-    report = running.sync(since)
+    report = running.sync(SINCE)
     assert (report.tickets, report.actions, report.refused) == (3, {"queued": 3}, [])
     assert report.written_back == 3
 
     # The exact search requests: the first page, then the tool's way to the second.
     first, second = running.tool.searches
     assert (first.method, _path(first)) == ("GET", c.search_path)
-    assert _query(first) == c.first_search(since)
+    assert _query(first) == c.first_search(SINCE)
     assert {k: first.headers.get(k) for k in c.auth} == c.auth
     assert _query(second)[c.next_page[0]] == c.next_page[1]
 
@@ -373,7 +379,7 @@ def test_tickets_missed_while_usm_was_down_are_queued_and_written_back_once(
     assert c.write_back("P2") in chunks
 
     # A second sync finds every ticket in place and showing its priority: nothing changes.
-    again = running.sync(since)
+    again = running.sync(SINCE)
     assert (again.tickets, again.actions, again.written_back) == (3, {"unchanged": 3}, 0)
     assert running.deliver() == []
     assert [getattr(store.find(c.source, t), "id", None) for t in c.ids] == items
@@ -453,12 +459,11 @@ def test_jira_data_center_is_searched_with_api_2_and_paged_with_start_at(running
         ),
     )
     running.tool.search_path, running.tool.page = "/rest/api/2/search", jira_dc_page
-    since = (datetime.now(UTC) - timedelta(minutes=9, seconds=30)).replace(microsecond=0)
-    report = sync_source(running.conn, dc, running.loaded.scorer(), since, page_size=2)
+    report = sync_source(running.conn, dc, running.loaded.scorer(), SINCE, page_size=2)
     assert (report.tickets, report.actions) == (3, {"queued": 3})
     first, second = running.tool.searches
     assert _query(first) == {
-        "jql": '(project = SD) AND updated >= "-10m" ORDER BY created ASC, key ASC',
+        "jql": '(project = SD) AND updated >= "2026/03/02 09:58" ORDER BY created ASC, key ASC',
         "fields": "*all",
         "maxResults": "2",
         "startAt": "0",
@@ -490,7 +495,7 @@ def test_a_refused_search_exits_1_with_the_reason_and_keeps_the_mark(running: Ru
     running.tool.page = lambda _tool, _r: _json({"errorMessages": ["Unauthorized"]}, 401)
     env = {**os.environ, "USM_TABLES": str(running.tables), **running.env}
     done = subprocess.run(
-        [sys.executable, "-c", RUN_CLI, "sources", "sync", "jira"],
+        [sys.executable, "-c", RUN_CLI, "sources", "sync", "jira", "--since", SINCE.isoformat()],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -500,7 +505,8 @@ def test_a_refused_search_exits_1_with_the_reason_and_keeps_the_mark(running: Ru
     assert done.returncode == 1, done.stderr.decode()
     assert done.stderr.decode() == (
         f"usm sources sync jira: GET {running.receiver.url}/rest/api/3/search/jql?jql=updated+"
-        "%3E%3D+%22-1440m%22+ORDER+BY+created+ASC%2C+key+ASC&fields=%2Aall&maxResults=100 "
+        "%3E%3D+%222026%2F03%2F02+09%3A58%22+ORDER+BY+created+ASC%2C+key+ASC&fields=%2Aall"
+        "&maxResults=100 "
         "answered 401; the last sync mark stays, so the next run covers the same span\n"
     )
     assert last_sync(running.conn, "jira") is None
