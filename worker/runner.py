@@ -40,11 +40,13 @@ from service.dispatch.leases import (
     SUSPENDED,
     Leased,
     Outcome,
+    Take,
     expire_registries,
     extend,
     finish,
-    pop,
+    finish_and_take,
     reap,
+    take_next,
 )
 from service.dispatch.store import hand_out_order
 from service.metrics.instruments import ITEM_HANDLING, ITEM_WAIT, ItemEvent, record
@@ -80,6 +82,13 @@ def _unavailable(exc: redis.RedisError) -> bool:
 def worker_teams(tables: TableSet) -> list[str]:
     """Teams that get workers: every team in push mode."""
     return [t.name for t in tables.teams.team if t.mode == "push"]
+
+
+class _NotTaken:
+    """Nothing was taken with the last finish: the loop asks for the next item itself."""
+
+
+_NOT_TAKEN = _NotTaken()
 
 
 class Worker:
@@ -132,6 +141,7 @@ class Worker:
         self.current: Leased | None = None
         self.handled = 0
         self._signals = 0
+        self._max_items: int | None = None
         self._beat_stop = threading.Event()
         # prepare_for_work=False: RQ would talk to Redis here (CLIENT SETNAME); a worker must
         # start even while Redis is away, and wait for it in run().
@@ -208,25 +218,39 @@ class Worker:
 
     # -- main loop --------------------------------------------------------------------------
 
+    def _take(self) -> Take:
+        """What this worker's hand-outs look for, under the table set in force."""
+        return Take(
+            self.queue_names,
+            self.wake_keys,
+            self.name,
+            int(self.config.lease_seconds * 1000),
+            ItemState.STARTED,
+            worker_key=self.rq_key,
+            with_history=True,
+        )
+
     def _loop(self, burst: bool, max_items: int | None) -> None:
+        self._max_items = max_items
         backoff = 0.1
         suspended = False
-        while not self.stop_event.is_set():
-            if max_items is not None and self.handled >= max_items:
+        # Marked busy by the pop that found an item, the worker stays so while items keep
+        # coming; the first pop that finds none marks it idle (for `rq info`).
+        busy = False
+        # What the call that finished the last item took next (it leases the next item in the
+        # same call), or _NOT_TAKEN. An item taken is in hand: it is handled even when a stop
+        # was asked for meanwhile, as the item in hand always is.
+        ahead: Leased | str | _NotTaken | None = _NOT_TAKEN
+        while isinstance(ahead, Leased) or not self.stop_event.is_set():
+            in_hand = isinstance(ahead, Leased)
+            if not in_hand and max_items is not None and self.handled >= max_items:
                 return
             try:
-                self._refresh()
-                now = now_ms()
-                got = pop(
-                    self.conn,
-                    self.queue_names,
-                    self.wake_keys,
-                    self.name,
-                    now,
-                    int(self.config.lease_seconds * 1000),
-                    ItemState.STARTED,
-                    worker_key=self.rq_key,
-                )
+                if isinstance(ahead, _NotTaken):
+                    self._refresh()
+                    got = take_next(self.conn, self._take(), now_ms(), mark_idle=busy)
+                else:
+                    got, ahead = ahead, _NOT_TAKEN
                 if got == SUSPENDED:
                     if burst:
                         log.info("worker %s: suspended in burst mode, exiting", self.name)
@@ -240,6 +264,7 @@ class Worker:
                 if suspended:
                     self._rq.set_state("idle")
                     suspended = False
+                busy = got is not None
                 if got is None:
                     if burst:
                         return
@@ -247,7 +272,7 @@ class Worker:
                     continue
                 backoff = 0.1
                 assert isinstance(got, Leased)
-                self._handle(got)
+                ahead = self._handle(got)
             except redis.RedisError as exc:
                 if not _unavailable(exc):
                     raise
@@ -312,7 +337,9 @@ class Worker:
             self.queue_names,
         )
 
-    def _handle(self, leased: Leased) -> None:
+    def _handle(self, leased: Leased) -> Leased | str | _NotTaken | None:
+        """Run the item's handler and end its lease. When the worker goes on, the same call
+        leases the next item, returned here (else ``_NOT_TAKEN``)."""
         self.current = leased
         team, priority = leased.team, leased.priority
         record(ItemEvent.STARTED, team, priority)
@@ -343,9 +370,32 @@ class Worker:
         finally:
             self.current = None
         elapsed = time.perf_counter() - started
-        if not self._finish(leased, outcome, detail):
+        taken: Leased | str | _NotTaken | None = _NOT_TAKEN
+        done: bool | None = None
+        more = self._max_items is None or self.handled + 1 < self._max_items
+        if more and not self.stop_event.is_set() and outcome is not Outcome.RELEASED:
+            try:
+                self._refresh()
+                done, taken = finish_and_take(
+                    self.conn,
+                    leased,
+                    outcome,
+                    now_ms(),
+                    self._ttl(outcome),
+                    detail,
+                    self._take(),
+                )
+            except redis.RedisError as exc:
+                if not _unavailable(exc):
+                    raise
+                # Never sent twice: if it ran, the plain finish below finds the lease ended
+                # (and an item it took returns to its queue when that lease runs out).
+                log.warning("item %s: redis unavailable (%s); finishing alone", leased.id, exc)
+        if done is None:
+            done = self._finish(leased, outcome, detail)
+        if not done:
             log.warning("item %s: lease lost before it finished (%s)", leased.id, outcome.value)
-            return
+            return taken
         self.handled += 1
         if outcome is Outcome.COMPLETED:
             record(ItemEvent.COMPLETED, team, priority)
@@ -353,16 +403,29 @@ class Worker:
         elif outcome is Outcome.DEAD:
             record(ItemEvent.FAILED, team, priority)
             record(ItemEvent.DEAD_LETTERED, team, priority)
+        return taken
+
+    def _ttl(self, outcome: Outcome) -> int:
+        """How long an ended item is kept."""
+        return self.config.failure_ttl if outcome is Outcome.DEAD else self.config.result_ttl
 
     def _finish(self, leased: Leased, outcome: Outcome, detail: str) -> bool:
         """Finish the lease, retrying while Redis is away (until the lease would lapse)."""
-        ttl = self.config.failure_ttl if outcome is Outcome.DEAD else self.config.result_ttl
+        ttl = self._ttl(outcome)
         give_up = time.monotonic() + self.config.lease_seconds
         delay = 0.05
         while True:
             try:
                 return finish(
-                    self.conn, leased.id, self.name, outcome, now_ms(), ttl, detail, self.rq_key
+                    self.conn,
+                    leased.id,
+                    self.name,
+                    outcome,
+                    now_ms(),
+                    ttl,
+                    detail,
+                    self.rq_key,
+                    leased=leased,
                 )
             except redis.RedisError as exc:
                 if not _unavailable(exc):

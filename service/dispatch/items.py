@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "new_item_id",
     "now_ms",
     "pack",
+    "pack_parts",
     "pack_record",
     "unpack_call",
     "unpack_decision",
@@ -259,6 +261,34 @@ _RECORD = msgspec.json.Decoder(_Record)
 def pack_record(raw: dict[bytes, bytes], history: list[bytes]) -> bytes:
     """The ``usm_record`` of an item stored as ``raw`` (its job hash) and ``history``."""
     return pack(_unfolded(raw, history))
+
+
+def pack_parts(
+    *,
+    team: str,
+    priority: str,
+    source: str,
+    external_id: str,
+    deliveries: int,
+    call: bytes,
+    decision: bytes,
+    history: Sequence[bytes],
+) -> bytes:
+    """The ``usm_record`` of an item from its parts as stored (call and decision packed or
+    JSON, history entries as :func:`encode_event` writes them): what :func:`pack_record` makes
+    of the same item's hash."""
+    return pack(
+        _Record(
+            team=team,
+            priority=priority,
+            source=source,
+            external_id=external_id,
+            deliveries=deliveries,
+            call=unpack_call(call),
+            decision=unpack_decision(decision),
+            history=[decode_event(h) for h in history],
+        )
+    )
 
 
 def _text(raw: dict[bytes, bytes], field: str, default: str = "") -> str:

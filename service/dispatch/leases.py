@@ -13,13 +13,14 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from typing import Any
 
 import redis
 from rq.utils import utcformat
 
 from service.dispatch import keys
 from service.dispatch.archive import fold
-from service.dispatch.items import ItemState, ms_to_datetime
+from service.dispatch.items import ItemState, encode_event, ms_to_datetime, pack_parts
 from service.dispatch.scripts import scripts_for
 from service.errors import ReplicasUnconfirmed
 
@@ -29,12 +30,15 @@ __all__ = [
     "Leased",
     "Outcome",
     "Reaped",
+    "Take",
     "expire_registries",
     "extend",
     "finish",
+    "finish_and_take",
     "pop",
     "reap",
     "rq_time",
+    "take_next",
 ]
 
 
@@ -64,6 +68,9 @@ class Leased:
     lease_until_ms: int
     replayed: bool = False
     """A re-sent claim: the lease its first copy took (see :class:`ClaimRecord`)."""
+    history: tuple[bytes, ...] | None = None
+    """The item's history as the hand-out left it, when asked for (``with_history``): the
+    worker folds the item with it as it completes it, in the same call (see :func:`finish`)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,81 @@ def _text(value: bytes | None) -> str:
     return value.decode() if value is not None else ""
 
 
+@dataclass(frozen=True)
+class Take:
+    """What a hand-out looks for: the levels to take from, for whom, under which lease."""
+
+    queue_names: Sequence[str]
+    """RQ queue names in hand-out order (highest priority first)."""
+    wake_keys: Sequence[str]
+    """The teams' wake lists, cleared when every queue is empty."""
+    holder: str
+    """The lease holder (a worker's name, or a person's name plus a random tag for a claim);
+    only this holder may extend or end the lease."""
+    lease_ms: int
+    state: ItemState = ItemState.STARTED
+    """``started`` (a worker) or ``claimed`` (a person)."""
+    worker_key: str | None = None
+    """RQ worker hash to mark busy (workers only)."""
+    honour_suspension: bool = True
+    """Return ``"suspended"`` while `rq suspend` is in force."""
+    with_history: bool = False
+    """Return the item's history too (:attr:`Leased.history`), to fold it on completion."""
+    record: ClaimRecord | None = None
+    """A claim's idempotency record: a re-send gets the lease it names back (``replayed``),
+    even while suspended."""
+
+    def keys(self) -> list[str]:
+        """POP_SCRIPT's keys from its fifth on: the queue lists, then the wake lists."""
+        return [*(keys.queue_key(n) for n in self.queue_names), *self.wake_keys]
+
+    def args(self, now_ms: int, mark_idle: bool) -> list[Any]:
+        """POP_SCRIPT's arguments."""
+        return [
+            now_ms,
+            now_ms + self.lease_ms,
+            self.holder,
+            self.state.value,
+            len(self.queue_names),
+            "1" if self.honour_suspension else "0",
+            rq_time(now_ms),
+            ("2" if mark_idle else "1") if self.worker_key else "0",
+            self.record.requester if self.record else "",
+            "1" if self.with_history else "0",
+        ]
+
+    def leased(self, got: Any, now_ms: int) -> Leased | str | None:
+        """POP_SCRIPT's answer as a :class:`Leased` (or ``"suspended"``, or None).
+
+        Raises:
+            KeyReused: ``record`` names a claim sent by another requester.
+        """
+        if got is None:
+            return None
+        if got == b"reused":
+            raise KeyReused(self.record.requester if self.record else "")
+        if isinstance(got, bytes):
+            return got.decode()
+        (item_id, team, priority, queued_ms, deliveries, call, decision, payload, source, ext,
+         q) = got[:11]  # fmt: skip
+        return Leased(
+            id=item_id.decode(),
+            team=_text(team),
+            priority=_text(priority),
+            queued_ms=int(queued_ms or 0),
+            deliveries=int(deliveries or 0),
+            call=call,
+            decision=decision,
+            payload=payload or b"null",
+            source=_text(source),
+            external_id=_text(ext),
+            queue=_text(q),
+            lease_until_ms=int(got[11] or now_ms + self.lease_ms),
+            replayed=got[12] == b"1",
+            history=tuple(got[14]) if self.with_history and len(got) > 14 else None,
+        )
+
+
 def pop(
     conn: redis.Redis,
     queue_names: Sequence[str],
@@ -116,19 +198,14 @@ def pop(
     worker_key: str | None = None,
     honour_suspension: bool = True,
     record: ClaimRecord | None = None,
+    with_history: bool = False,
+    mark_idle: bool = False,
 ) -> Leased | str | None:
     """Lease the next item: the head of the first non-empty queue in ``queue_names``.
 
-    Args:
-        queue_names: RQ queue names in hand-out order (highest priority first).
-        wake_keys: the teams' wake lists, cleared when every queue is empty.
-        holder: the lease holder (a worker's name, or a person's name plus a random tag for a
-            claim); only this holder may extend or end the lease.
-        state: ``started`` (a worker) or ``claimed`` (a person).
-        worker_key: RQ worker hash to mark busy (workers only).
-        honour_suspension: return ``"suspended"`` while `rq suspend` is in force.
-        record: a claim's idempotency record: a re-send gets the lease it names back
-            (``replayed``), even while suspended.
+    Args are those of :class:`Take`, plus ``mark_idle``: mark the worker (``worker_key``) idle
+    when nothing is found; a worker asks after it handled an item, as finishing one leaves it
+    marked busy.
 
     Returns:
         The leased item, ``"suspended"``, or None when every queue is empty.
@@ -136,57 +213,39 @@ def pop(
     Raises:
         KeyReused: ``record`` names a claim sent by another requester.
     """
-    deadline = now_ms + lease_ms
-    qkeys = [keys.queue_key(n) for n in queue_names]
+    take = Take(
+        queue_names,
+        wake_keys,
+        holder,
+        lease_ms,
+        state,
+        worker_key,
+        honour_suspension,
+        with_history,
+        record,
+    )
+    return take_next(conn, take, now_ms, mark_idle)
+
+
+def take_next(
+    conn: redis.Redis, take: Take, now_ms: int, mark_idle: bool = False
+) -> Leased | str | None:
+    """:func:`pop` with its arguments in a :class:`Take`."""
     try:
         got = scripts_for(conn).pop(
             keys=[
                 keys.INFLIGHT,
                 keys.SUSPENDED,
-                worker_key or keys.INFLIGHT,
-                record.key if record else keys.INFLIGHT,
-                *qkeys,
-                *wake_keys,
+                take.worker_key or keys.INFLIGHT,
+                take.record.key if take.record else keys.INFLIGHT,
+                *take.keys(),
             ],
-            args=[
-                now_ms,
-                deadline,
-                holder,
-                state.value,
-                len(qkeys),
-                "1" if honour_suspension else "0",
-                rq_time(now_ms),
-                "1" if worker_key else "0",
-                record.requester if record else "",
-            ],
+            args=take.args(now_ms, mark_idle),
         )
     except ReplicasUnconfirmed as exc:
-        _give_back(conn, exc.result, holder, now_ms)
+        _give_back(conn, exc.result, take.holder, now_ms)
         raise
-    if got is None:
-        return None
-    if got == b"reused":
-        raise KeyReused(record.requester if record else "")
-    if isinstance(got, bytes):
-        return got.decode()
-    (item_id, team, priority, queued_ms, deliveries, call, decision, payload, source, ext, q) = got[
-        :11
-    ]
-    return Leased(
-        id=item_id.decode(),
-        team=_text(team),
-        priority=_text(priority),
-        queued_ms=int(queued_ms or 0),
-        deliveries=int(deliveries or 0),
-        call=call,
-        decision=decision,
-        payload=payload or b"null",
-        source=_text(source),
-        external_id=_text(ext),
-        queue=_text(q),
-        lease_until_ms=int(got[11] or deadline),
-        replayed=got[12] == b"1",
-    )
+    return take.leased(got, now_ms)
 
 
 def extend(conn: redis.Redis, item_id: str, holder: str, now_ms: int, lease_ms: int) -> bool:
@@ -208,6 +267,45 @@ def _give_back(conn: redis.Redis, result: object, holder: str, now_ms: int) -> N
         finish(conn, result[0].decode(), holder, Outcome.RELEASED, now_ms, 0, "not confirmed")
 
 
+def _finish_args(
+    item_id: str,
+    holder: str,
+    outcome: Outcome,
+    now_ms: int,
+    ttl_seconds: int,
+    detail: str,
+    worker_key: str | None,
+    leased: Leased | None,
+) -> list[Any]:
+    """FINISH_SCRIPT's arguments; with the item folded when ``leased`` has its history."""
+    record, seen = b"", 0
+    if outcome is Outcome.COMPLETED and leased is not None and leased.history is not None:
+        last = encode_event("completed", ItemState.COMPLETED, now_ms, detail=detail, holder=holder)
+        record = pack_parts(
+            team=leased.team,
+            priority=leased.priority,
+            source=leased.source,
+            external_id=leased.external_id,
+            deliveries=leased.deliveries,
+            call=leased.call,
+            decision=leased.decision,
+            history=[*leased.history, last],
+        )
+        seen = len(leased.history)
+    return [
+        item_id,
+        holder,
+        outcome.value,
+        now_ms,
+        rq_time(now_ms),
+        ttl_seconds,
+        detail,
+        "1" if worker_key else "0",
+        record,
+        seen,
+    ]
+
+
 def finish(
     conn: redis.Redis,
     item_id: str,
@@ -217,28 +315,64 @@ def finish(
     ttl_seconds: int,
     detail: str = "",
     worker_key: str | None = None,
+    leased: Leased | None = None,
 ) -> bool:
     """End a lease: complete, dead-letter, or release the item (front of its level).
 
     Only the current ``holder`` may end the lease. Returns False when the caller does not hold
     the item, e.g. its lease expired and it was handed out again: a stale holder is fenced off.
+
+    A completed item is folded (:mod:`service.dispatch.archive`): in the same call when
+    ``leased`` carries the history its hand-out returned and nothing was added to it since,
+    else with a read and a second call afterwards.
     """
     done = scripts_for(conn).finish(
         keys=[keys.job_key(item_id), keys.INFLIGHT, worker_key or keys.INFLIGHT],
-        args=[
-            item_id,
-            holder,
-            outcome.value,
-            now_ms,
-            rq_time(now_ms),
-            ttl_seconds,
-            detail,
-            "1" if worker_key else "0",
-        ],
+        args=_finish_args(
+            item_id, holder, outcome, now_ms, ttl_seconds, detail, worker_key, leased
+        ),
     )
-    if done and outcome is Outcome.COMPLETED:
+    if done == 1 and outcome is Outcome.COMPLETED:
         fold(conn, item_id)
     return bool(done)
+
+
+def finish_and_take(
+    conn: redis.Redis,
+    leased: Leased,
+    outcome: Outcome,
+    now_ms: int,
+    ttl_seconds: int,
+    detail: str,
+    take: Take,
+) -> tuple[bool, Leased | str | None]:
+    """A worker's step to its next item in one call: :func:`finish` ``leased`` (held by
+    ``take.holder``), then :func:`take_next`. Returns what each returns."""
+    done, got = scripts_for(conn).finish_pop(
+        keys=[
+            keys.job_key(leased.id),
+            keys.INFLIGHT,
+            keys.SUSPENDED,
+            take.worker_key or keys.INFLIGHT,
+            *take.keys(),
+        ],
+        args=[
+            *_finish_args(
+                leased.id,
+                take.holder,
+                outcome,
+                now_ms,
+                ttl_seconds,
+                detail,
+                take.worker_key,
+                leased,
+            ),
+            *take.args(now_ms, mark_idle=True),
+        ],
+    )
+    if done == 1 and outcome is Outcome.COMPLETED:
+        fold(conn, leased.id)
+    return bool(done), take.leased(got, now_ms)
 
 
 def reap(

@@ -24,6 +24,7 @@ __all__ = [
     "CANCEL_SCRIPT",
     "ENQUEUE_SCRIPT",
     "EXTEND_SCRIPT",
+    "FINISH_POP_SCRIPT",
     "FINISH_SCRIPT",
     "LOCK_RENEW_SCRIPT",
     "LOCK_REPLACE_SCRIPT",
@@ -52,8 +53,9 @@ local function event(id, now, name, state, detail, holder)
   redis.call('RPUSH', HISTORY .. id, e .. '}')
 end
 local function wake(team)
-  redis.call('RPUSH', WAKE .. team, '1')
-  redis.call('LTRIM', WAKE .. team, -64, -1)
+  -- One token per add; past 64 the list is trimmed (a busy worker never drains it, the pop
+  -- deletes it once empty), so the common case costs one command.
+  if redis.call('RPUSH', WAKE .. team, '1') > 64 then redis.call('LTRIM', WAKE .. team, -64, -1) end
 end
 -- While queue q's order is being rebuilt (see REBUILD_SWAP_SCRIPT), note every id added to it:
 -- 'F' at the front, 'B' at the back, so the rebuilt list gets them too.
@@ -75,94 +77,136 @@ ENQUEUE_SCRIPT = """
 --       4 history event (JSON), 5 id of the ended item replaced ('' for none),
 --       6.. job hash field/value pairs
 -- Returns: {1, id} when created, {0, existing id} when the item already exists.
-local existing = redis.call('GET', KEYS[1])
-if existing and redis.call('EXISTS', JOB .. existing) == 1 then
-  local state = redis.call('HGET', JOB .. existing, 'usm_state')
-  if existing ~= ARGV[5] or (state ~= 'completed' and state ~= 'cancelled') then
-    return {0, existing}
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  -- Known key: a live item answers, unless it is the ended item this one replaces; one that
+  -- expired (its key outlived it) is replaced.
+  local existing = redis.call('GET', KEYS[1])
+  if redis.call('EXISTS', JOB .. existing) == 1 then
+    local state = redis.call('HGET', JOB .. existing, 'usm_state')
+    if existing ~= ARGV[5] or (state ~= 'completed' and state ~= 'cancelled') then
+      return {0, existing}
+    end
   end
+  redis.call('SET', KEYS[1], ARGV[1])
 end
-redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('RPUSH', KEYS[3], ARGV[1])
 track(string.sub(ARGV[2], #QUEUE + 1), 'B', ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[2])
 redis.call('RPUSH', KEYS[6], ARGV[4])
-redis.call('RPUSH', KEYS[7], '1')
-redis.call('LTRIM', KEYS[7], -64, -1)
+if redis.call('RPUSH', KEYS[7], '1') > 64 then redis.call('LTRIM', KEYS[7], -64, -1) end
 return {1, ARGV[1]}
 """
 
-POP_SCRIPT = """
+POP_FUNCTION = """
 -- Take the head of the highest non-empty level and lease it, in one step: there is no moment
 -- when the item is in neither a queue nor the in-flight set, so a crash cannot lose it.
--- A claim sent with an Idempotency-Key names a record (KEYS[4]): the hand-out writes it in the
+-- A claim sent with an Idempotency-Key names a record (K[4]): the hand-out writes it in the
 -- same step (item, holder, requester; it lives as long as the lease), and a re-send of that
 -- claim (the first copy timed out, then ran when Redis resumed) gets the lease the record names
 -- while its holder still has it, instead of a second item.
--- KEYS: 1 in-flight zset, 2 RQ suspension flag, 3 RQ worker hash (any key for claims),
+-- K (keys): 1 in-flight zset, 2 RQ suspension flag, 3 RQ worker hash (any key for claims),
 --       4 claim record (any key without one), 5..4+n queue lists in hand-out order, then the
 --       wake lists to clear when all are empty
--- ARGV: 1 now (ms), 2 lease deadline (ms), 3 holder name, 4 new state (started|claimed),
---       5 n, 6 honour suspension ('1'|'0'), 7 start time in RQ's format, 8 '1' when KEYS[3]
---       is a worker's hash to mark busy, 9 requester of a recorded claim ('' without a record)
+-- A (arguments): 1 now (ms), 2 lease deadline (ms), 3 holder name, 4 new state
+--       (started|claimed), 5 n, 6 honour suspension ('1'|'0'), 7 start time in RQ's format,
+--       8 '1' when K[3] is a worker's hash to mark busy ('2': also mark it idle when nothing
+--       is found), 9 requester of a recorded claim ('' without a record), 10 '1' to return the
+--       item's revision and history too (a worker folds the item when it completes it, see
+--       FINISH_FUNCTION)
 -- Returns: 'suspended', 'reused' (the record names another requester), false when empty, or
 --          {id, team, priority, queued_ms, deliveries, call, decision, payload, source,
---          external_id, queue, lease deadline (ms), '1' for a re-sent claim | '0'}
-local function answer(id, lease, replayed)
-  local row = redis.call('HMGET', JOB .. id, 'usm_team', 'usm_priority', 'usm_queued_ms',
-    'usm_deliveries', 'usm_call', 'usm_decision', 'usm_payload', 'usm_source',
-    'usm_external_id', 'usm_queue')
-  return {id, row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
-    lease, replayed}
-end
-if ARGV[9] ~= '' then
-  local r = redis.call('HMGET', KEYS[4], 'item', 'holder', 'requester')
-  if r[1] then
-    if r[3] ~= ARGV[9] then return 'reused' end
-    local h = redis.call('HMGET', JOB .. r[1], 'usm_state', 'usm_holder', 'usm_lease_ms')
-    if h[1] == ARGV[4] and h[2] == r[2] then return answer(r[1], h[3], '1') end
-    -- That lease ended (given back, completed, taken back): this is a claim of its own.
+--          external_id, queue, lease deadline (ms), '1' for a re-sent claim | '0'
+--          [, revision, history]}
+local function pop_item(K, A)
+  if A[9] ~= '' then
+    local r = redis.call('HMGET', K[4], 'item', 'holder', 'requester')
+    if r[1] then
+      if r[3] ~= A[9] then return 'reused' end
+      local h = redis.call('HMGET', JOB .. r[1], 'usm_state', 'usm_holder', 'usm_lease_ms',
+        'usm_team', 'usm_priority', 'usm_queued_ms', 'usm_deliveries', 'usm_call',
+        'usm_decision', 'usm_payload', 'usm_source', 'usm_external_id', 'usm_queue')
+      if h[1] == A[4] and h[2] == r[2] then
+        return {r[1], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13], h[3], '1'}
+      end
+      -- That lease ended (given back, completed, taken back): this is a claim of its own.
+    end
   end
-end
-if ARGV[6] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 'suspended' end
-local n = tonumber(ARGV[5])
-for i = 5, 4 + n do
-  while true do
-    local id = redis.call('LPOP', KEYS[i])
-    if not id then break end
+  if A[6] == '1' and redis.call('EXISTS', K[2]) == 1 then return 'suspended' end
+  local first, last = 5, 4 + tonumber(A[5])
+  -- Redis 7 pops the head of the first non-empty list of several in one command (LMPOP, in key
+  -- order, so strict priority holds); older ones try each level in turn.
+  local LMPOP = redis.REDIS_VERSION_NUM ~= nil and redis.REDIS_VERSION_NUM >= 0x070000
+  local function next_head(from)
+    if from > last then return nil end
+    if LMPOP then
+      local args = {last - from + 1}
+      for i = from, last do args[#args + 1] = K[i] end
+      args[#args + 1] = 'LEFT'
+      local got = redis.call('LMPOP', unpack(args))
+      if not got then return nil end
+      for i = from, last do
+        if K[i] == got[1] then return got[2][1], i end
+      end
+      return nil
+    end
+    for i = from, last do
+      local id = redis.call('LPOP', K[i])
+      if id then return id, i end
+    end
+    return nil
+  end
+  local id, i = next_head(first)
+  while id do
     local job = JOB .. id
-    local h = redis.call('HMGET', job, 'usm_state', 'usm_queue', 'usm_team', 'status')
+    local h = redis.call('HMGET', job, 'usm_state', 'usm_queue', 'usm_team', 'status',
+      'usm_priority', 'usm_queued_ms', 'usm_deliveries', 'usm_call', 'usm_decision', 'usm_payload',
+      'usm_source', 'usm_external_id', 'usm_rev')
     -- 'dead' with RQ's status 'queued': re-queued by `rq requeue`. Anything else is a stale
     -- entry (handed out, finished, cancelled, or moved to another queue by a re-score whose
     -- rebuild has not dropped it yet): skip it.
     local waiting = h[1] == 'queued' or (h[1] == 'dead' and h[4] == 'queued')
-    if waiting and QUEUE .. h[2] == KEYS[i] then
+    if waiting and QUEUE .. h[2] == K[i] then
       redis.call('ZREM', DUE .. h[2], id)
       if h[1] == 'dead' then redis.call('ZREM', FAILED .. h[2], id) end
-      redis.call('ZADD', KEYS[1], ARGV[2], id)
-      if ARGV[4] == 'started' then
-        redis.call('ZADD', STARTED .. h[3], ARGV[1], id)
+      redis.call('ZADD', K[1], A[2], id)
+      if A[4] == 'started' then
+        redis.call('ZADD', STARTED .. h[3], A[1], id)
       end
-      if ARGV[8] == '1' then redis.call('HSET', KEYS[3], 'state', 'busy', 'current_job', id) end
-      redis.call('HSET', job, 'usm_state', ARGV[4], 'status', 'started', 'started_at', ARGV[7],
-        'worker_name', ARGV[3], 'usm_holder', ARGV[3], 'usm_lease_ms', ARGV[2],
-        'usm_started_ms', ARGV[1])
-      redis.call('HINCRBY', job, 'usm_deliveries', 1)
-      event(id, ARGV[1], ARGV[4], ARGV[4], '', ARGV[3])
-      if ARGV[9] ~= '' then
-        redis.call('HSET', KEYS[4], 'item', id, 'holder', ARGV[3], 'requester', ARGV[9])
-        redis.call('PEXPIREAT', KEYS[4], ARGV[2])
+      if A[8] ~= '0' then redis.call('HSET', K[3], 'state', 'busy', 'current_job', id) end
+      local deliveries = tonumber(h[7] or '0') + 1
+      redis.call('HSET', job, 'usm_state', A[4], 'status', 'started', 'started_at', A[7],
+        'worker_name', A[3], 'usm_holder', A[3], 'usm_lease_ms', A[2],
+        'usm_started_ms', A[1], 'usm_deliveries', deliveries)
+      event(id, A[1], A[4], A[4], '', A[3])
+      if A[9] ~= '' then
+        redis.call('HSET', K[4], 'item', id, 'holder', A[3], 'requester', A[9])
+        redis.call('PEXPIREAT', K[4], A[2])
       end
-      return answer(id, ARGV[2], '0')
+      local out = {id, h[3], h[5], h[6], deliveries, h[8], h[9], h[10], h[11], h[12], h[2],
+        A[2], '0'}
+      if A[10] == '1' then
+        out[14] = h[13] or '0'
+        out[15] = redis.call('LRANGE', HISTORY .. id, 0, -1)
+      end
+      return out
     end
+    id, i = next_head(i)
   end
+  -- Nothing to hand out: drop the wake tokens, each stood for an item this call would have seen.
+  for k = last + 1, #K do redis.call('DEL', K[k]) end
+  if A[8] == '2' then redis.call('HSET', K[3], 'state', 'idle', 'current_job', '') end
+  return false
 end
--- Nothing to hand out: drop the wake tokens, each stood for an item this call would have seen.
-for i = 5 + n, #KEYS do redis.call('DEL', KEYS[i]) end
-return false
 """
+
+POP_SCRIPT = (
+    POP_FUNCTION
+    + """
+return pop_item(KEYS, ARGV)
+"""
+)
 
 EXTEND_SCRIPT = """
 -- Heartbeat: push the lease deadline of an item out, if the caller still holds it.
@@ -178,52 +222,97 @@ end
 return 0
 """
 
-FINISH_SCRIPT = """
+FINISH_FUNCTION = """
 -- End a lease: complete the item, dead-letter it, or put it back at the front of its level.
--- KEYS: 1 job hash, 2 in-flight zset, 3 RQ worker hash (any key when not a worker)
--- ARGV: 1 item id, 2 holder (only the current holder may end its lease), 3 outcome
+-- K (keys): 1 job hash, 2 in-flight zset, 3 RQ worker hash (any key when not a worker)
+-- A (arguments): 1 item id, 2 holder (only the current holder may end its lease), 3 outcome
 --       (completed|dead|queued),
 --       4 now (ms), 5 now in RQ's format, 6 TTL (s) of a completed or dead item,
---       7 detail (error or reason), 8 '1' when called by a worker
--- Returns: 1 done, 0 when the caller does not hold the item (lease lost or expired and handed
---          out again, cancelled, finished): a holder that was presumed gone is fenced off.
-local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_holder', 'usm_queue', 'usm_team',
-  'usm_idem', 'usm_response_by')
-if h[1] ~= 'started' and h[1] ~= 'claimed' then return 0 end
-if h[2] ~= ARGV[2] then return 0 end
-local id, q, team, out = ARGV[1], h[3], h[4], ARGV[3]
-redis.call('ZREM', KEYS[2], id)
-redis.call('ZREM', STARTED .. team, id)
-local expire_at = tonumber(ARGV[4]) / 1000 + tonumber(ARGV[6])
-if out == 'completed' then
-  redis.call('HSET', KEYS[1], 'usm_state', 'completed', 'status', 'finished', 'ended_at', ARGV[5])
-  redis.call('ZADD', FINISHED .. q, expire_at, id)
-  event(id, ARGV[4], 'completed', 'completed', ARGV[7], h[2])
-elseif out == 'dead' then
-  redis.call('HSET', KEYS[1], 'usm_state', 'dead', 'status', 'failed', 'ended_at', ARGV[5],
-    'usm_error', ARGV[7])
-  redis.call('ZADD', FAILED .. q, expire_at, id)
-  event(id, ARGV[4], 'dead_lettered', 'dead', ARGV[7], h[2])
-else
-  redis.call('HSET', KEYS[1], 'usm_state', 'queued', 'status', 'queued', 'usm_queued_ms', ARGV[4])
-  redis.call('LPUSH', QUEUE .. q, id)
-  track(q, 'F', id)
-  redis.call('ZADD', DUE .. q, h[6], id)
-  wake(team)
-  event(id, ARGV[4], 'released', 'queued', ARGV[7], h[2])
+--       7 detail (error or reason), 8 '1' when called by a worker, 9 the item folded as it
+--       ends (usm_record, packed; '' when not given), 10 the history length that record was
+--       built from (the history as the pop returned it)
+-- Returns: 2 completed and folded, 1 done (not folded), 0 when the caller does not hold the
+--          item (lease lost or expired and handed out again, cancelled, finished): a holder
+--          that was presumed gone is fenced off.
+local function finish_item(K, A)
+  local h = redis.call('HMGET', K[1], 'usm_state', 'usm_holder', 'usm_queue', 'usm_team',
+    'usm_idem', 'usm_response_by')
+  if h[1] ~= 'started' and h[1] ~= 'claimed' then return 0 end
+  if h[2] ~= A[2] then return 0 end
+  local id, q, team, out = A[1], h[3], h[4], A[3]
+  local history = HISTORY .. id
+  redis.call('ZREM', K[2], id)
+  redis.call('ZREM', STARTED .. team, id)
+  local expire_at = tonumber(A[4]) / 1000 + tonumber(A[6])
+  local folded = false
+  if out == 'completed' then
+    -- The caller's record holds the history it read plus this 'completed' event; it is exact
+    -- only if nothing was added since (a re-score while in hand adds an event): else the event
+    -- is appended and the caller folds the item afterwards (service/dispatch/archive.py).
+    folded = A[9] ~= '' and redis.call('LLEN', history) == tonumber(A[10])
+    if folded then
+      redis.call('HSET', K[1], 'usm_state', 'completed', 'status', 'finished', 'ended_at',
+        A[5], 'usm_record', A[9])
+      redis.call('HDEL', K[1], @FOLDED_FIELDS@)
+      redis.call('DEL', history)
+    else
+      redis.call('HSET', K[1], 'usm_state', 'completed', 'status', 'finished', 'ended_at',
+        A[5])
+      event(id, A[4], 'completed', 'completed', A[7], h[2])
+    end
+    redis.call('ZADD', FINISHED .. q, expire_at, id)
+  elseif out == 'dead' then
+    redis.call('HSET', K[1], 'usm_state', 'dead', 'status', 'failed', 'ended_at', A[5],
+      'usm_error', A[7])
+    redis.call('ZADD', FAILED .. q, expire_at, id)
+    event(id, A[4], 'dead_lettered', 'dead', A[7], h[2])
+  else
+    redis.call('HSET', K[1], 'usm_state', 'queued', 'status', 'queued', 'usm_queued_ms', A[4])
+    redis.call('LPUSH', QUEUE .. q, id)
+    track(q, 'F', id)
+    redis.call('ZADD', DUE .. q, h[6], id)
+    wake(team)
+    event(id, A[4], 'released', 'queued', A[7], h[2])
+  end
+  if out ~= 'queued' then
+    redis.call('EXPIRE', K[1], A[6])
+    if not folded then redis.call('EXPIRE', history, A[6]) end
+    if h[5] then redis.call('EXPIRE', h[5], A[6]) end
+  end
+  if A[8] == '1' then
+    -- The worker stays 'busy' until a hand-out finds nothing (POP_SCRIPT marks it idle then),
+    -- so a worker going from item to item costs no state write in between.
+    if out == 'completed' then redis.call('HINCRBY', K[3], 'successful_job_count', 1) end
+    if out == 'dead' then redis.call('HINCRBY', K[3], 'failed_job_count', 1) end
+  end
+  if folded then return 2 end
+  return 1
 end
-if out ~= 'queued' then
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-  redis.call('EXPIRE', HISTORY .. id, ARGV[6])
-  if h[5] then redis.call('EXPIRE', h[5], ARGV[6]) end
-end
-if ARGV[8] == '1' then
-  redis.call('HSET', KEYS[3], 'state', 'idle', 'current_job', '')
-  if out == 'completed' then redis.call('HINCRBY', KEYS[3], 'successful_job_count', 1) end
-  if out == 'dead' then redis.call('HINCRBY', KEYS[3], 'failed_job_count', 1) end
-end
-return 1
 """
+
+FINISH_SCRIPT = (
+    FINISH_FUNCTION
+    + """
+return finish_item(KEYS, ARGV)
+"""
+)
+
+FINISH_POP_SCRIPT = (
+    FINISH_FUNCTION
+    + POP_FUNCTION
+    + """
+-- A worker's step from one item to the next in one call: end the lease of the item in hand
+-- (FINISH_SCRIPT), then lease the next item (POP_SCRIPT). Each part is what its own script does.
+-- KEYS: 1 job hash of the item in hand, 2 in-flight zset, 3 RQ suspension flag, 4 RQ worker
+--       hash, 5.. the queue lists and wake lists as POP_SCRIPT's KEYS[5..] (no claim record)
+-- ARGV: 1..10 FINISH_SCRIPT's arguments, 11..20 POP_SCRIPT's arguments
+-- Returns: {what FINISH_SCRIPT returns, what POP_SCRIPT returns}
+local done = finish_item({KEYS[1], KEYS[2], KEYS[4]}, {unpack(ARGV, 1, 10)})
+local k = {KEYS[2], KEYS[3], KEYS[4], KEYS[2]}
+for i = 5, #KEYS do k[#k + 1] = KEYS[i] end
+return {done, pop_item(k, {unpack(ARGV, 11, 20)})}
+"""
+)
 
 REAP_SCRIPT = """
 -- Re-deliver items whose lease expired (worker killed, claim forgotten) to the FRONT of their
@@ -517,15 +606,33 @@ if h[1] ~= ARGV[2] or h[2] then return 0 end
 local history = HISTORY .. ARGV[1]
 if redis.call('LLEN', history) ~= tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], 'usm_record', ARGV[4])
-redis.call('HDEL', KEYS[1], 'usm_call', 'usm_decision', 'usm_holder', 'usm_lease_ms',
-  'usm_started_ms', 'usm_team', 'usm_priority', 'usm_source', 'usm_external_id',
-  'usm_deliveries', 'usm_response_by', 'usm_queued_ms', 'usm_rev')
+redis.call('HDEL', KEYS[1], @FOLDED_FIELDS@)
 redis.call('DEL', history)
 return 1
 """
 
 
+FOLDED_FIELDS = (
+    "usm_call",
+    "usm_decision",
+    "usm_holder",
+    "usm_lease_ms",
+    "usm_started_ms",
+    "usm_team",
+    "usm_priority",
+    "usm_source",
+    "usm_external_id",
+    "usm_deliveries",
+    "usm_response_by",
+    "usm_queued_ms",
+    "usm_rev",
+)
+"""Fields an ended item no longer needs once folded into ``usm_record`` (what the record holds,
+and the lease and queue fields only a waiting or held item uses)."""
+
+
 def _compile(body: str) -> str:
+    body = body.replace("@FOLDED_FIELDS@", ", ".join(f"'{f}'" for f in FOLDED_FIELDS))
     prelude = (
         PRELUDE.replace("@JOB@", keys.JOB_PREFIX)
         .replace("@QUEUE@", keys.QUEUE_PREFIX)
@@ -552,6 +659,7 @@ class Scripts:
     pop: Script
     extend: Script
     finish: Script
+    finish_pop: Script
     reap: Script
     cancel: Script
     move: Script
@@ -576,6 +684,7 @@ def scripts_for(conn: redis.Redis) -> Scripts:
             pop=ConfirmedScript(conn, _compile(POP_SCRIPT)),
             extend=ConfirmedScript(conn, _compile(EXTEND_SCRIPT)),
             finish=ConfirmedScript(conn, _compile(FINISH_SCRIPT)),
+            finish_pop=ConfirmedScript(conn, _compile(FINISH_POP_SCRIPT)),
             reap=ConfirmedScript(conn, _compile(REAP_SCRIPT)),
             cancel=ConfirmedScript(conn, _compile(CANCEL_SCRIPT)),
             move=ConfirmedScript(conn, _compile(MOVE_SCRIPT)),
