@@ -35,6 +35,7 @@ from rq.worker import Worker as RQWorker
 from service.core.tables import TableSet
 from service.dispatch import keys
 from service.dispatch.config import DispatchConfig
+from service.dispatch.encoding import check_hash_encoding
 from service.dispatch.items import ItemState, now_ms, unpack_call, unpack_decision
 from service.dispatch.leases import (
     SUSPENDED,
@@ -183,6 +184,7 @@ class Worker:
                 self._rq.register_birth()  # type: ignore[no-untyped-call]
                 self._rq.set_state("idle")
                 self._beat()
+                check_hash_encoding(self.conn)
                 return True
             except redis.RedisError as exc:
                 if not _unavailable(exc):

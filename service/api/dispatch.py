@@ -22,6 +22,7 @@ from service.api.items import DeadLettersController, ItemsController
 from service.api.teams import TeamsController
 from service.connection import connect, is_sentinel
 from service.dispatch.config import DispatchConfig
+from service.dispatch.encoding import check_hash_encoding
 from service.dispatch.items import now_ms
 from service.dispatch.leases import reap
 from service.dispatch.replicas import ReplicaWait, require_replicas
@@ -89,8 +90,14 @@ class DispatchPlugin(InitPluginProtocol):
     async def _reap_forever(self, conn: redis.Redis) -> None:
         """Re-queue items whose lease expired: claims of pull-mode teams have no worker reaper."""
         cfg = self.config
+        checked = False
         while True:
             await asyncio.sleep(cfg.reaper_seconds)
+            if not checked:
+                # Once Redis answers: warn if it would store items in their large form.
+                with contextlib.suppress(redis.RedisError):
+                    await run_to_end(lambda: check_hash_encoding(conn))
+                    checked = True
             try:
                 taken: list[Any] = await run_to_end(
                     lambda: reap(conn, now_ms(), cfg.max_deliveries, cfg.failure_ttl)

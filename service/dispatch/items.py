@@ -23,6 +23,7 @@ from service.core.calls import Call
 from service.core.decision import Decision
 
 __all__ = [
+    "CURRENT_DECISION",
     "HOLDING_STATES",
     "WAITING_STATES",
     "HistoryEvent",
@@ -229,6 +230,13 @@ def id_time_ms(item_id: str) -> int:
         return 0
 
 
+CURRENT_DECISION = b"="
+"""Stands for an entry's packed decision while it is the item's current one (``usm_decision``):
+a new item's ``enqueued`` entry, so a waiting item does not hold its decision twice. Scripts
+that change ``usm_decision`` first copy the old one into that entry (``keep_first_decision``
+in :mod:`service.dispatch.scripts`)."""
+
+
 def encode_event(
     event: str,
     state: ItemState,
@@ -236,21 +244,30 @@ def encode_event(
     detail: str = "",
     holder: str | None = None,
     decision: Decision | None = None,
+    packed: bytes | None = None,
 ) -> bytes:
     """One stored history entry: the event's JSON, then (after a newline, which compact JSON
-    never holds) its decision packed. Lua scripts write entries without a decision as JSON and
-    fill in ``state`` of a re-score's JSON head, so the head stays JSON."""
+    never holds) its decision packed, or ``packed`` as given (:data:`CURRENT_DECISION`). Lua
+    scripts write entries without a decision as JSON and fill in ``state`` of a re-score's JSON
+    head, so the head stays JSON."""
     head = _ENCODER.encode(
         _StoredEvent(at=at_ms, event=event, state=state, detail=detail, holder=holder)
     )
+    if packed is not None:
+        return head + b"\n" + packed
     return head if decision is None else head + b"\n" + pack(decision)
 
 
-def decode_event(raw: bytes) -> _StoredEvent:
-    """One stored history entry, either form (see :func:`encode_event`)."""
+def decode_event(raw: bytes, current: Decision | None = None) -> _StoredEvent:
+    """One stored history entry, either form (see :func:`encode_event`); ``current`` is the
+    item's decision, which :data:`CURRENT_DECISION` stands for."""
     head, _, packed = raw.partition(b"\n")
     stored = _EVENT.decode(head)
-    if packed:
+    if packed == CURRENT_DECISION:
+        if current is None:
+            raise ValueError("a history entry names the current decision; none given")
+        stored.decision = current
+    elif packed:
         stored.decision = unpack_decision(packed)
     return stored
 
@@ -277,6 +294,7 @@ def pack_parts(
     """The ``usm_record`` of an item from its parts as stored (call and decision packed or
     JSON, history entries as :func:`encode_event` writes them): what :func:`pack_record` makes
     of the same item's hash."""
+    current = unpack_decision(decision)
     return pack(
         _Record(
             team=team,
@@ -285,8 +303,8 @@ def pack_parts(
             external_id=external_id,
             deliveries=deliveries,
             call=unpack_call(call),
-            decision=unpack_decision(decision),
-            history=[decode_event(h) for h in history],
+            decision=current,
+            history=[decode_event(h, current) for h in history],
         )
     )
 
@@ -298,6 +316,7 @@ def _text(raw: dict[bytes, bytes], field: str, default: str = "") -> str:
 
 def _unfolded(raw: dict[bytes, bytes], history: list[bytes]) -> _Record:
     """The parts a record folds, read from a job hash that is not folded, and its history."""
+    current = unpack_decision(raw[b"usm_decision"])
     return _Record(
         team=_text(raw, "usm_team"),
         priority=_text(raw, "usm_priority"),
@@ -305,8 +324,8 @@ def _unfolded(raw: dict[bytes, bytes], history: list[bytes]) -> _Record:
         external_id=_text(raw, "usm_external_id"),
         deliveries=int(_text(raw, "usm_deliveries", "0")),
         call=unpack_call(raw[b"usm_call"]),
-        decision=unpack_decision(raw[b"usm_decision"]),
-        history=[decode_event(h) for h in history],
+        decision=current,
+        history=[decode_event(h, current) for h in history],
     )
 
 

@@ -52,6 +52,16 @@ local function event(id, now, name, state, detail, holder)
   if holder and holder ~= '' then e = e .. ',"holder":' .. cjson.encode(holder) end
   redis.call('RPUSH', HISTORY .. id, e .. '}')
 end
+-- A new item's first history entry names its decision as the item's current one (a trailing
+-- '\\n=', see CURRENT_DECISION in items.py): before usm_decision of job hash `job` changes,
+-- the entry gets a copy of the decision it stood for.
+local function keep_first_decision(job, id)
+  local first = redis.call('LINDEX', HISTORY .. id, 0)
+  if first and string.sub(first, -2) == '\\n=' then
+    redis.call('LSET', HISTORY .. id, 0,
+      string.sub(first, 1, -2) .. redis.call('HGET', job, 'usm_decision'))
+  end
+end
 local function wake(team)
   -- One token per add; past 64 the list is trimmed (a busy worker never drains it, the pop
   -- deletes it once empty), so the common case costs one command.
@@ -401,6 +411,7 @@ local state, old, rev = h[1], h[2], tonumber(h[3] or '0')
 if not state then return {-1} end
 if state == 'completed' or state == 'cancelled' then return {-2, state} end
 if ARGV[9] ~= '' and tonumber(ARGV[9]) ~= rev then return {-3, rev} end
+keep_first_decision(KEYS[1], id)
 redis.call('HSET', KEYS[1], 'usm_decision', ARGV[5], 'usm_response_by', ARGV[6],
   'usm_rev', rev + 1)
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'usm_call', ARGV[8]) end
@@ -475,6 +486,7 @@ for i = 1, #ARGV, 8 do
       code = -3
     else
       code = 2
+      keep_first_decision(job, id)
       redis.call('HSET', job, 'usm_decision', ARGV[i + 5], 'usm_response_by', ARGV[i + 6],
         'usm_rev', rev + 1)
       redis.call('RPUSH', HISTORY .. id, (string.gsub(ARGV[i + 7], '@STATE@', state, 1)))

@@ -24,6 +24,7 @@ from service.dispatch import keys
 from service.dispatch.archive import fold
 from service.dispatch.config import DispatchConfig
 from service.dispatch.items import (
+    CURRENT_DECISION,
     HistoryEvent,
     Item,
     ItemState,
@@ -133,6 +134,7 @@ class ItemStore:
         )
         # RQ's empty fields ('' callbacks, timestamps) are left out: RQ reads them as absent.
         fields: dict[str, Any] = {k: v for k, v in job.to_dict().items() if v != ""}
+        packed = pack(decision)
         fields.update(
             status=JobStatus.QUEUED.value,
             enqueued_at=rq_time(at),
@@ -143,7 +145,7 @@ class ItemStore:
             usm_source=source,
             usm_external_id=external_id,
             usm_call=pack(call),
-            usm_decision=pack(decision),
+            usm_decision=packed,
             usm_payload=body,
             usm_queued_ms=at,
             usm_response_by=decision.response_by.timestamp(),
@@ -151,7 +153,10 @@ class ItemStore:
             usm_idem=idem,
         )
         flat: list[Any] = [x for kv in fields.items() for x in kv]
-        event = encode_event("enqueued", ItemState.QUEUED, at, detail=detail, decision=decision)
+        # The decision is stored once, in the hash; the entry names it until it changes.
+        event = encode_event(
+            "enqueued", ItemState.QUEUED, at, detail=detail, packed=CURRENT_DECISION
+        )
         with redis_errors():
             created, got = self.scripts.enqueue(
                 keys=[
