@@ -113,7 +113,7 @@ class SentinelCluster:
     def other(self, node: RedisServer) -> RedisServer:
         return next(n for n in self.nodes if n is not node)
 
-    def wait_promoted(self, node: RedisServer, timeout: float = 30.0) -> float:
+    def wait_promoted(self, node: RedisServer, timeout: float = 90.0) -> float:
         """Wait until the sentinels name ``node`` primary and it says so; seconds waited."""
         t0 = time.monotonic()
 
@@ -126,7 +126,7 @@ class SentinelCluster:
         wait_for(f"node on {node.port} to be promoted", promoted, timeout=timeout)
         return time.monotonic() - t0
 
-    def wait_replicated(self, primary: RedisServer, timeout: float = 30.0) -> None:
+    def wait_replicated(self, primary: RedisServer, timeout: float = 90.0) -> None:
         """Wait until ``primary`` has an online replica."""
         conn = redis.Redis(port=primary.port, socket_timeout=2)
 

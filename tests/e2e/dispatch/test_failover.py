@@ -135,7 +135,7 @@ def _kill_primary_and_rejoin(cluster: SentinelCluster) -> dict[str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(280)
+@pytest.mark.timeout(600)
 def test_sigkilled_primaries_lose_no_acknowledged_item(
     cluster: SentinelCluster, api: ApiProcess, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -185,7 +185,7 @@ def test_sigkilled_primaries_lose_no_acknowledged_item(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(400)
 def test_a_frozen_primary_that_returns_stale_loses_no_acknowledged_write(
     cluster: SentinelCluster, api: ApiProcess
 ) -> None:
