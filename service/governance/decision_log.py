@@ -14,9 +14,7 @@ reported: the decision time unless the caller gave ``reported_at``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -24,17 +22,15 @@ from typing import Any
 import msgspec
 import redis
 import redis.asyncio
-from redis.commands.core import AsyncScript
 
 from service.core.calls import Call
 from service.core.decision import Decision
 from service.governance.keys import DECISION_LOG
+from service.governance.stream_buffer import StreamBuffer
 from service.metrics.governance import (
     DECISION_LOG_DROPPED,
     DECISION_LOG_WRITTEN,
-    DropReason,
 )
-from service.tasks import finish
 
 __all__ = ["APPEND_SCRIPT", "FLUSH_CHUNK", "DecisionLog", "LoggedDecision", "read_log"]
 
@@ -74,124 +70,41 @@ class LoggedDecision(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
 
 
-class DecisionLog:
+class DecisionLog(StreamBuffer[tuple[Call, Decision]]):
     """Buffers decisions in memory and writes them to Redis in the background."""
 
-    def __init__(self, maxlen: int = 100_000, buffer: int = 50_000, key: str = DECISION_LOG):
-        self.maxlen = maxlen
-        """Entries the stream keeps (approximately); 0 turns the log off."""
-        self.key = key
-        self._buf: deque[tuple[Call, Decision]] = deque(maxlen=buffer)
-        self._appended = 0
-        self._taken = 0
-        self._overflowed = 0
-        self._redis_down = False
-        self._registered: tuple[redis.asyncio.Redis, AsyncScript] | None = None
+    name = "decision log"
+    noun = "decisions"
+    script = APPEND_SCRIPT
+    chunk = FLUSH_CHUNK
+    dropped = DECISION_LOG_DROPPED
+    written = DECISION_LOG_WRITTEN
+    log = log
 
-    @property
-    def enabled(self) -> bool:
-        return self.maxlen > 0
+    def __init__(self, maxlen: int = 100_000, buffer: int = 50_000, key: str = DECISION_LOG):
+        super().__init__(maxlen, buffer, key)
 
     def append(self, call: Call, decision: Decision) -> None:
-        """Remember one decision; O(1), never blocks, never raises.
-
-        Safe from handler threads too (``deque.append`` is atomic); only the ``buffer_full``
-        drop count may then come out a little low.
-        """
-        if self.maxlen:
-            self._buf.append((call, decision))
-            self._appended += 1
+        """Remember one decision; O(1), never blocks, never raises."""
+        self._add((call, decision))
 
     def extend(self, calls: Iterable[Call], decisions: Iterable[Decision]) -> None:
         """Remember a batch of decisions, pairwise with their calls."""
-        if self.maxlen:
-            items = list(zip(calls, decisions, strict=False))
-            self._buf.extend(items)  # a full deque drops its oldest; _take counts them
-            self._appended += len(items)
+        self._add_many(zip(calls, decisions, strict=False))
 
-    def pending(self) -> int:
-        """Entries waiting for the next flush."""
-        return len(self._buf)
-
-    def _take(self) -> list[tuple[Call, Decision]]:
-        items: list[tuple[Call, Decision]] = []
-        pop = self._buf.popleft
-        for _ in range(len(self._buf)):
-            items.append(pop())
-        self._taken += len(items)
-        lost = self._appended - self._taken - len(self._buf) - self._overflowed
-        if lost > 0:
-            self._overflowed += lost
-            DECISION_LOG_DROPPED.labels(DropReason.BUFFER_FULL.value).inc(lost)
-        return items
-
-    async def flush(self, client: redis.asyncio.Redis) -> int:
-        """Write everything buffered, a chunk per script call; returns entries written."""
-        items = self._take()
-        if not items:
-            return 0
-        script = self._script(client)
-        written = 0
-        try:
-            for start in range(0, len(items), FLUSH_CHUNK):
-                rows = _encode(
-                    [
-                        (
-                            _encode(call).decode(),
-                            d.table_version,
-                            d.table_hash,
-                            d.priority.name,
-                            d.team,
-                            d.reported_at.isoformat(),
-                        )
-                        for call, d in items[start : start + FLUSH_CHUNK]
-                    ]
-                )
-                written += int(await script(keys=[self.key], args=[self.maxlen, rows]))
-        except (redis.RedisError, OSError) as exc:
-            DECISION_LOG_DROPPED.labels(DropReason.REDIS_DOWN.value).inc(len(items) - written)
-            if not self._redis_down:
-                log.warning("decision log: Redis unreachable (%s); dropping decisions", exc)
-            self._redis_down = True
-            DECISION_LOG_WRITTEN.inc(written)
-            return written
-        if self._redis_down:
-            log.info("decision log: Redis reachable again")
-        self._redis_down = False
-        DECISION_LOG_WRITTEN.inc(written)
-        return written
-
-    def _script(self, client: redis.asyncio.Redis) -> AsyncScript:
-        """APPEND_SCRIPT registered on ``client`` (once per client)."""
-        if self._registered is None or self._registered[0] is not client:
-            self._registered = (client, client.register_script(APPEND_SCRIPT))
-        return self._registered[1]
-
-    async def run(self, client: redis.asyncio.Redis, interval: float = 0.2) -> None:
-        """Flush every ``interval`` seconds until cancelled, then flush what is left."""
-        task = asyncio.current_task()
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    await self.flush(client)
-                except Exception:
-                    log.exception("decision log flush failed")
-                # A cancel that landed inside a Redis command can come out of the client's
-                # read-timeout handling (itself a cancel) as a plain return; the shutdown that
-                # sent it waits for this task, so a cancel asked for ends the loop regardless.
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError
-        finally:
-            if self._buf:
-                # Held to its end (bounded by its own timeout) even if cancelled again meanwhile.
-                await finish(asyncio.ensure_future(self._final_flush(client)))
-
-    async def _final_flush(self, client: redis.asyncio.Redis) -> None:
-        try:
-            await asyncio.wait_for(self.flush(client), timeout=2)
-        except Exception:
-            log.warning("decision log: last flush at shutdown failed")
+    def _args(self, chunk: list[tuple[Call, Decision]]) -> list[Any]:
+        rows = [
+            (
+                _encode(call).decode(),
+                d.table_version,
+                d.table_hash,
+                d.priority.name,
+                d.team,
+                d.reported_at.isoformat(),
+            )
+            for call, d in chunk
+        ]
+        return [self.maxlen, _encode(rows)]
 
 
 def read_log(client: redis.Redis, count: int, key: str = DECISION_LOG) -> list[LoggedDecision]:

@@ -17,19 +17,17 @@ pipelined ``XADD`` each, about 3 us this way (measured on the 2-core dev machine
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import redis
 import redis.asyncio
-from redis.commands.core import AsyncScript
 
 from service.governance.keys import SOURCE_EVENTS
-from service.metrics.governance import SOURCE_EVENT_LOG_DROPPED, DropReason
+from service.governance.stream_buffer import StreamBuffer
+from service.metrics.governance import SOURCE_EVENT_LOG_DROPPED
 
 __all__ = ["FLUSH_CHUNK", "RECORD_SCRIPT", "EventLog", "RecordedEvent", "read_events"]
 
@@ -63,77 +61,28 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
 
 
-class EventLog:
+class EventLog(StreamBuffer[tuple[str, bytes, str]]):
     """Buffers inbound source events in memory and writes them to Redis in the background."""
 
-    def __init__(self, maxlen: int = 10_000, buffer: int = 10_000, key: str = SOURCE_EVENTS):
-        self.maxlen = maxlen
-        """Events the stream keeps (approximately); 0 turns the log off."""
-        self.key = key
-        self._buf: deque[tuple[str, bytes, str]] = deque(maxlen=buffer)
-        self._redis_down = False
-        self._registered: tuple[redis.asyncio.Redis, AsyncScript] | None = None
+    name = "source event log"
+    noun = "events"
+    script = RECORD_SCRIPT
+    chunk = FLUSH_CHUNK
+    dropped = SOURCE_EVENT_LOG_DROPPED
+    log = log
 
-    @property
-    def enabled(self) -> bool:
-        return self.maxlen > 0
+    def __init__(self, maxlen: int = 10_000, buffer: int = 10_000, key: str = SOURCE_EVENTS):
+        super().__init__(maxlen, buffer, key)
 
     def append(self, source: str, body: bytes, at: datetime) -> None:
         """Remember one event; O(1), never blocks, never raises."""
-        if self.maxlen:
-            if len(self._buf) == self._buf.maxlen:
-                SOURCE_EVENT_LOG_DROPPED.labels(DropReason.BUFFER_FULL.value).inc()
-            self._buf.append((source, body, at.isoformat()))
+        self._add((source, body, at.isoformat()))
 
-    def pending(self) -> int:
-        return len(self._buf)
-
-    async def flush(self, client: redis.asyncio.Redis) -> int:
-        """Write everything buffered; returns events written."""
-        items = [self._buf.popleft() for _ in range(len(self._buf))]
-        if not items:
-            return 0
-        script = self._script(client)
-        written = 0
-        try:
-            for start in range(0, len(items), FLUSH_CHUNK):
-                args: list[Any] = [self.maxlen]
-                for triple in items[start : start + FLUSH_CHUNK]:
-                    args.extend(triple)
-                written += int(await script(keys=[self.key], args=args))
-        except (redis.RedisError, OSError) as exc:
-            SOURCE_EVENT_LOG_DROPPED.labels(DropReason.REDIS_DOWN.value).inc(len(items) - written)
-            if not self._redis_down:
-                log.warning("source event log: Redis unreachable (%s); dropping events", exc)
-            self._redis_down = True
-            return written
-        self._redis_down = False
-        return written
-
-    def _script(self, client: redis.asyncio.Redis) -> AsyncScript:
-        """RECORD_SCRIPT registered on ``client`` (once per client)."""
-        if self._registered is None or self._registered[0] is not client:
-            self._registered = (client, client.register_script(RECORD_SCRIPT))
-        return self._registered[1]
-
-    async def run(self, client: redis.asyncio.Redis, interval: float = 0.2) -> None:
-        """Flush every ``interval`` seconds until cancelled, then flush what is left."""
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    await self.flush(client)
-                except Exception:
-                    log.exception("source event log flush failed")
-        finally:
-            if self._buf:
-                await asyncio.shield(self._final_flush(client))
-
-    async def _final_flush(self, client: redis.asyncio.Redis) -> None:
-        try:
-            await asyncio.wait_for(self.flush(client), timeout=2)
-        except Exception:
-            log.warning("source event log: last flush at shutdown failed")
+    def _args(self, chunk: list[tuple[str, bytes, str]]) -> list[Any]:
+        args: list[Any] = [self.maxlen]
+        for triple in chunk:
+            args.extend(triple)
+        return args
 
 
 def read_events(client: redis.Redis, count: int, key: str = SOURCE_EVENTS) -> list[RecordedEvent]:
