@@ -63,9 +63,11 @@ local function keep_first_decision(job, id)
   end
 end
 local function wake(team)
-  -- One token per add; past 64 the list is trimmed (a busy worker never drains it, the pop
-  -- deletes it once empty), so the common case costs one command.
-  if redis.call('RPUSH', WAKE .. team, '1') > 64 then redis.call('LTRIM', WAKE .. team, -64, -1) end
+  -- One token per add. A busy worker never drains the list (the pop deletes it once empty), so
+  -- past 128 tokens it is cut back to 64: one trim per 64 adds, not one per add.
+  if redis.call('RPUSH', WAKE .. team, '1') > 128 then
+    redis.call('LTRIM', WAKE .. team, -64, -1)
+  end
 end
 -- While queue q's order is being rebuilt (see REBUILD_SWAP_SCRIPT), note every id added to it:
 -- 'F' at the front, 'B' at the back, so the rebuilt list gets them too.
@@ -105,7 +107,7 @@ track(string.sub(ARGV[2], #QUEUE + 1), 'B', ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[2])
 redis.call('RPUSH', KEYS[6], ARGV[4])
-if redis.call('RPUSH', KEYS[7], '1') > 64 then redis.call('LTRIM', KEYS[7], -64, -1) end
+if redis.call('RPUSH', KEYS[7], '1') > 128 then redis.call('LTRIM', KEYS[7], -64, -1) end
 return {1, ARGV[1]}
 """
 
