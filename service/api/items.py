@@ -30,6 +30,7 @@ from service.dispatch.store import redis_errors
 from service.errors import ItemConflict
 from service.metrics.decisions import record_decision
 from service.metrics.instruments import ITEM_HANDLING, ItemEvent, record
+from service.sources.outbox import Revision
 from service.sources.triggers import write_back
 
 __all__ = [
@@ -218,11 +219,18 @@ class ItemsController(Controller):
             call = msgspec.structs.replace(item.call, **changes)
             return rescore_call(scorer, call, item.decision, now), call, reason
 
-        updated, _ = item_store(state).change(item_id, now, decide)
+        updated, _, revision = item_store(state).change_revised(item_id, now, decide)
         outbox = state.get("outbox")
         if outbox is not None:
             # usm changed the decision without the tool asking: the ticket must show it too.
-            write_back(outbox, scorer.tables, updated.source, updated.external_id, updated.decision)
+            write_back(
+                outbox,
+                scorer.tables,
+                updated.source,
+                updated.external_id,
+                updated.decision,
+                Revision(updated.id, revision),
+            )
         return updated
 
     @delete(

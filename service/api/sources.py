@@ -41,7 +41,7 @@ from service.metrics.decisions import record_decision
 from service.metrics.sources import record_event
 from service.settings import Settings
 from service.sources.inbound import SourceAnswer, handle_event
-from service.sources.outbox import Outbox, Sender
+from service.sources.outbox import Outbox, Revision, Sender
 from service.sources.secrets import secrets_for
 from service.sources.signatures import HEADERS, Scheme, verify
 from service.sources.triggers import write_back
@@ -123,9 +123,9 @@ class SourcesController(Controller):
             store = state.get("items") if found.queue else None
             if store is None:
                 # Scoring only (no Redis): answered on the loop, like POST /v1/priority.
-                answer, scored = handle_event(found, event, tables.scorer(now), None, now)
+                answer, scored, revision = handle_event(found, event, tables.scorer(now), None, now)
             else:
-                answer, scored = await anyio.to_thread.run_sync(
+                answer, scored, revision = await anyio.to_thread.run_sync(
                     handle_event, found, event, tables.scorer(now), store, now
                 )
         except Exception as exc:
@@ -137,12 +137,22 @@ class SourcesController(Controller):
             log_ = state.get("decision_log")
             if log_ is not None:
                 log_.append(scored, answer.decision)
-            _write_back_event(state, found, event.ticket_id, answer.decision, active)
+            stored = (
+                Revision(answer.item_id, revision)
+                if answer.item_id is not None and revision is not None
+                else None
+            )
+            _write_back_event(state, found, event.ticket_id, answer.decision, active, stored)
         return answer
 
 
 def _write_back_event(
-    state: State, source: Source, ticket_id: str, decision: Decision, tables: TableSet
+    state: State,
+    source: Source,
+    ticket_id: str,
+    decision: Decision,
+    tables: TableSet,
+    revision: Revision | None,
 ) -> None:
     """With ``events = true``, the event's new decision goes to the outbox as well.
 
@@ -153,7 +163,7 @@ def _write_back_event(
     if source.writeback is None or not source.writeback.events or outbox is None:
         return
     try:
-        write_back(outbox, tables, source.name, ticket_id, decision)
+        write_back(outbox, tables, source.name, ticket_id, decision, revision)
     except redis.RedisError as exc:
         log.warning("write-back of %s:%s not queued: %s", source.name, ticket_id, exc)
 

@@ -74,8 +74,9 @@ def _nothing() -> None:
     return None
 
 
-Changed = Callable[[str, str, Decision], None]
-"""Told ``(source, external_id, new decision)`` of every item whose decision was stored."""
+Changed = Callable[[str, str, Decision, str, int], None]
+"""Told ``(source, external_id, new decision, item id, revision)`` of every item whose decision
+was stored; the revision is the item's ``usm_rev`` the decision got (write-back orders by it)."""
 
 
 def _open_items(conn: redis.Redis) -> Iterator[list[str]]:
@@ -193,12 +194,13 @@ class _Run:
         self.fence()
         codes = scripts_for(self.conn).retarget(keys=[keys.QUEUES_SET], args=args)
         stale = []
-        for (item_id, _, state, _, new), code in zip(changes, codes, strict=True):
+        for (item_id, rev, state, _, new), code in zip(changes, codes, strict=True):
             if code == -3:
                 stale.append(item_id)
                 continue
             if code in (1, 2) and self.on_change is not None and item_id in self.refs:
-                self.on_change(*self.refs[item_id], new)
+                # Stored at the revision read (compare-and-set), so it now has the next one.
+                self.on_change(*self.refs[item_id], new, item_id, rev + 1)
             if code == 1:
                 self.moved += 1
                 record(ItemEvent.MOVED, new.team, new.priority.name)

@@ -405,7 +405,8 @@ MOVE_SCRIPT = """
 -- ARGV: 1 item id, 2 new queue name, 3 team, 4 priority, 5 decision (JSON),
 --       6 response target (epoch s), 7 history event (JSON, state written as '@STATE@'),
 --       8 call (JSON, '' keeps it), 9 expected revision ('' skips the check)
--- Returns: {1, old queue} moved, {0, old queue} decision stored in place, {-1} absent,
+-- Returns: {1, old queue, new revision} moved, {0, old queue, new revision} stored in place,
+--          {-1} absent,
 --          {-2, state} when the item is completed or cancelled, {-3, revision} when stale.
 local id, new = ARGV[1], ARGV[2]
 local h = redis.call('HMGET', KEYS[1], 'usm_state', 'usm_queue', 'usm_rev')
@@ -421,7 +422,7 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'usm_call', ARGV[8]) end
 redis.call('RPUSH', HISTORY .. id, (string.gsub(ARGV[7], '@STATE@', state, 1)))
 if old == new then
   if state == 'queued' then redis.call('ZADD', DUE .. old, ARGV[6], id) end
-  return {0, old}
+  return {0, old, rev + 1}
 end
 if state ~= 'queued' and state ~= 'dead' then
   -- In hand: it stays with its holder; a release or an expired lease returns it to its new
@@ -434,7 +435,7 @@ if state ~= 'queued' and state ~= 'dead' then
   end
   redis.call('HSET', KEYS[1], 'usm_queue', new, 'origin', new, 'usm_team', ARGV[3],
     'usm_priority', ARGV[4])
-  return {0, old}
+  return {0, old, rev + 1}
 end
 if state == 'queued' then
   redis.call('LREM', QUEUE .. old, 1, id)
@@ -460,7 +461,7 @@ else
 end
 redis.call('HSET', KEYS[1], 'usm_queue', new, 'origin', new, 'usm_team', ARGV[3],
   'usm_priority', ARGV[4])
-return {1, old}
+return {1, old, rev + 1}
 """
 
 RETARGET_SCRIPT = """

@@ -228,11 +228,16 @@ class ItemStore:
         re-score), the write is refused and ``decide`` runs again on what is stored now, so no
         change is lost. Returns ``(item, moved)`` as :meth:`rescore` does.
         """
+        item, moved, _ = self.change_revised(item_id, now, decide)
+        return item, moved
+
+    def change_revised(self, item_id: str, now: datetime, decide: Change) -> tuple[Item, bool, int]:
+        """:meth:`change`, plus the revision the stored decision got (write-back orders by it)."""
         for _ in range(_CHANGE_ATTEMPTS):
             item, revision = self._get_with_revision(item_id)
             decision, call, reason = decide(item)
             try:
-                return self.rescore(item_id, decision, now, call, reason, expect=revision)
+                return self.rescore_revised(item_id, decision, now, call, reason, expect=revision)
             except StaleItem:
                 continue
         raise ItemConflict(
@@ -326,7 +331,24 @@ class ItemStore:
     ) -> tuple[Item, bool]:
         """Store a new decision; a waiting item moves if its team or priority changed.
 
-        Returns ``(item, moved)``. The decision is recorded in the item's history either way.
+        Returns ``(item, moved)``; see :meth:`rescore_revised`.
+        """
+        item, moved, _ = self.rescore_revised(item_id, decision, now, call, reason, expect)
+        return item, moved
+
+    def rescore_revised(
+        self,
+        item_id: str,
+        decision: Decision,
+        now: datetime,
+        call: Call | None = None,
+        reason: str = "",
+        expect: int | None = None,
+    ) -> tuple[Item, bool, int]:
+        """Store a new decision; a waiting item moves if its team or priority changed.
+
+        Returns ``(item, moved, revision)``: the item's ``usm_rev`` this decision got, which
+        orders its write-back. The decision is recorded in the item's history either way.
         With ``expect`` (the revision the decision was made from), :class:`StaleItem` is raised
         and nothing written when the item's call or decision changed since.
         """
@@ -359,7 +381,7 @@ class ItemStore:
         item = self.get(item_id)
         if code == 1:
             record(ItemEvent.MOVED, decision.team, decision.priority.name)
-        return item, code == 1
+        return item, code == 1, int(rest[1])
 
     def requeue(self, item_id: str, now: datetime) -> Item:
         """Put a dead-lettered item back at the end of its queue."""

@@ -133,8 +133,10 @@ def handle_event(
     scorer: Scorer,
     store: ItemStore | None,
     now: datetime,
-) -> tuple[SourceAnswer, Call | None]:
-    """Apply ``event``; returns the answer and the call when a new decision was made.
+) -> tuple[SourceAnswer, Call | None, int | None]:
+    """Apply ``event``; returns the answer, the call when a new decision was made, and the
+    revision the answer's item stored that decision at (None: not stored on an item), which
+    orders its write-back.
 
     ``store`` None (no Redis configured) scores only. Raises
     :class:`~service.errors.InvalidEvent` (422) and
@@ -145,17 +147,18 @@ def handle_event(
         if store is not None and item is not None:
             store.conn.set(_ended_key(source, event), event.state.value, ex=_ended_ttl(store))
         if store is None or item is None or item.state in _ENDED:
-            return _answer(source, event, Action.IGNORED, item.id if item else None, None), None
+            answer = _answer(source, event, Action.IGNORED, item.id if item else None, None)
+            return answer, None, None
         resolved = event.state is TicketState.RESOLVED
         reason = f"{event.state.value} in {source.name} (ticket {event.ticket_id})"
         store.cancel(item.id, now, reason=reason, completed=resolved)
         action = Action.COMPLETED if resolved else Action.CANCELLED
-        return _answer(source, event, action, item.id, None), None
+        return _answer(source, event, action, item.id, None), None, None
     call = event.call
     decision = _score(scorer, event, call, now)
     if store is None or not source.queue:
         # A source that never queues holds no items: no Redis round trip per event.
-        return _answer(source, event, Action.SCORED, None, decision), call
+        return _answer(source, event, Action.SCORED, None, decision), call, None
     item = store.find(source.name, event.ticket_id)
     if item is not None and item.payload and item.payload.get(REOPENED_FROM):
         # Its targets count from the re-opening, whatever creation time the tool sends.
@@ -165,21 +168,28 @@ def handle_event(
             call, decision, source.name, event.ticket_id, {"ticket_id": event.ticket_id}, now
         )
         if not created:  # a concurrent event queued it first
-            return _judged(
-                source, event, Action.UNCHANGED, created_item, created_item.decision, store, now
-            ), None
-        return _judged(source, event, Action.QUEUED, created_item, decision, store, now), call
+            return (
+                _judged(
+                    source, event, Action.UNCHANGED, created_item, created_item.decision, store, now
+                ),
+                None,
+                None,
+            )
+        # A new item has no revision yet: its first stored decision is revision 0.
+        return _judged(source, event, Action.QUEUED, created_item, decision, store, now), call, 0
     if item.state in _ENDED:
         if store.conn.get(_ended_key(source, event)) is None:
-            return _answer(source, event, Action.SCORED, item.id, decision), call
+            return _answer(source, event, Action.SCORED, item.id, decision), call, None
         return _reopen(source, event, scorer, store, item, call, now)
     changes = _changes(item.call, call)
     if not changes:
-        return _judged(source, event, Action.UNCHANGED, item, item.decision, store, now), None
+        return _judged(source, event, Action.UNCHANGED, item, item.decision, store, now), None, None
     decision = rescore_call(scorer, call, item.decision, now)
     what = ", ".join(f"{k}={v!r}" for k, v in changes.items())
-    store.rescore(item.id, decision, now, call=call, reason=f"changed in {source.name}: {what}")
-    return _judged(source, event, Action.RESCORED, item, decision, store, now), call
+    _, _, revision = store.rescore_revised(
+        item.id, decision, now, call=call, reason=f"changed in {source.name}: {what}"
+    )
+    return _judged(source, event, Action.RESCORED, item, decision, store, now), call, revision
 
 
 def _ended_key(source: Source, event: SourceEvent) -> str:
@@ -199,7 +209,7 @@ def _reopen(
     ended: Item,
     call: Call,
     now: datetime,
-) -> tuple[SourceAnswer, Call | None]:
+) -> tuple[SourceAnswer, Call | None, int | None]:
     """A new item for a re-opened ticket, in the ended item's place.
 
     A new item rather than the old one revived: the old one's completion stays true (counted,
@@ -216,8 +226,8 @@ def _reopen(
     )
     store.conn.delete(_ended_key(source, event))
     if not created:  # a concurrent event re-opened it first
-        return _judged(source, event, Action.UNCHANGED, item, item.decision, store, now), None
-    return _judged(source, event, Action.REOPENED, item, decision, store, now), call
+        return _judged(source, event, Action.UNCHANGED, item, item.decision, store, now), None, None
+    return _judged(source, event, Action.REOPENED, item, decision, store, now), call, 0
 
 
 def _judged(

@@ -1,10 +1,18 @@
 """The write-back outbox: the latest decision per ticket, delivered to its tool once, in order.
 
 One entry per (source, ticket) holds only the *latest* decision, so an older decision can never
-overwrite a newer one in the tool: a newer one replaces the pending one (its revision grows), a
-decision made *earlier* than the stored one is dropped as stale, and a claimed entry is sent by
-one sender at a time (a claim moves the entry's due time to the end of its lease, the classic
-visibility timeout). A sender that dies mid-way leaves a claim that simply falls due again.
+overwrite a newer one in the tool: a newer one replaces the pending one (its revision grows), an
+older one is dropped as stale, and a claimed entry is sent by one sender at a time (a claim moves
+the entry's due time to the end of its lease, the classic visibility timeout). A sender that dies
+mid-way leaves a claim that simply falls due again.
+
+"Older" is judged by the item's :class:`Revision` (its id, then its ``usm_rev``), not by when the
+decision reached the outbox: a re-score's write-back that is submitted late (a slow request, a
+retried submit) must not win over a later decision submitted before it. The entry keeps the
+newest revision it was given, pending or already sent, and a submit with an older one is dropped.
+Only tickets without an item (a source that never queues) fall back to the submit time. Before
+sending, the sender checks, atomically, that its claim still holds the newest revision and that
+its lease has not passed (another sender may have the entry then); otherwise it sends nothing.
 
 Delivery (:class:`Sender`): build the tool's requests with the source's adapter and send them in
 order; every 2xx: done; anything else: retried with exponential back-off, dead-lettered after the
@@ -20,6 +28,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import msgspec
 import redis
@@ -36,12 +45,14 @@ from service.sources.watch import carries_missed, item_missed
 from service.sources.writeback.base import HttpRequest, adapter, capture, fill
 
 __all__ = [
+    "CHECK_SCRIPT",
     "CLAIM_SCRIPT",
     "DONE_SCRIPT",
     "FAIL_SCRIPT",
     "SUBMIT_SCRIPT",
     "Claimed",
     "Outbox",
+    "Revision",
     "Sender",
     "send",
 ]
@@ -52,15 +63,25 @@ MAX_BACKOFF_MS = 600_000
 """Back-off never exceeds 10 minutes, so a tool that comes back is served soon."""
 
 SUBMIT_SCRIPT = """
--- Store the ticket's latest decision to write back, unless a later decision is already stored.
+-- Store the ticket's latest decision to write back, unless a later decision is already stored
+-- (pending or sent). Later: a later item (ids sort by time: a re-opened ticket's new item), or
+-- the same item at a higher revision; without an item on either side, a later decision time.
 -- KEYS: 1 entry hash, 2 due zset, 3 dead zset
--- ARGV: 1 member, 2 decision (JSON), 3 decided at (ms), 4 now (ms)
+-- ARGV: 1 member, 2 decision (JSON), 3 decided at (ms), 4 now (ms), 5 item id ('' none),
+--       6 item revision
 -- Returns: the entry's new revision, or 0 when the decision is older than the stored one.
-local stored = tonumber(redis.call('HGET', KEYS[1], 'decided_ms') or '-1')
-if tonumber(ARGV[3]) < stored then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'decided_ms', 'item', 'item_rev')
+local item, rev_in = ARGV[5], tonumber(ARGV[6])
+if item ~= '' and h[2] and h[2] ~= '' then
+  if item < h[2] then return 0 end
+  if item == h[2] and rev_in < tonumber(h[3]) then return 0 end
+elseif tonumber(ARGV[3]) < tonumber(h[1] or '-1') then
+  return 0
+end
 local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
 redis.call('HSET', KEYS[1], 'decision', ARGV[2], 'decided_ms', ARGV[3], 'state', 'pending',
   'attempts', 0, 'error', '')
+if item ~= '' then redis.call('HSET', KEYS[1], 'item', item, 'item_rev', rev_in) end
 redis.call('PERSIST', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 -- A claimed entry keeps its lease end: its sender re-queues it when it sees the newer revision.
@@ -90,6 +111,22 @@ for _, member in ipairs(due) do
   end
 end
 return out
+"""
+
+CHECK_SCRIPT = """
+-- Before sending: is revision R still the newest, and is the caller's lease (ending at L) still
+-- its own? If not, nothing is sent; a newer revision left waiting on this claim is due now.
+-- KEYS: 1 entry hash, 2 due zset
+-- ARGV: 1 member, 2 revision claimed, 3 lease end (ms), 4 now (ms)
+-- Returns: 1 send it, 0 skip it.
+local h = redis.call('HMGET', KEYS[1], 'rev', 'state', 'claimed_until')
+local mine = tonumber(h[3] or '0') == tonumber(ARGV[3]) and tonumber(ARGV[4]) < tonumber(ARGV[3])
+if h[1] == ARGV[2] and h[2] == 'pending' and mine then return 1 end
+if mine and h[2] == 'pending' then
+  redis.call('HSET', KEYS[1], 'claimed_until', 0)
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+end
+return 0
 """
 
 DONE_SCRIPT = """
@@ -142,6 +179,14 @@ def _ms(moment: datetime | float) -> int:
     return int(moment * 1000)
 
 
+class Revision(NamedTuple):
+    """Which decision of a ticket is newer: the item's id (ids sort by time), then its
+    ``usm_rev``, which every stored decision raises by one."""
+
+    item: str
+    rev: int
+
+
 class Claimed(msgspec.Struct, frozen=True):
     """One claimed entry: the ticket, the revision and the decision to write."""
 
@@ -150,6 +195,8 @@ class Claimed(msgspec.Struct, frozen=True):
     decision: Decision
     decided_ms: int
     attempts: int
+    lease_until_ms: int = 0
+    """When the claim's lease ends (ms); the sender sends only before it."""
 
     @property
     def source(self) -> str:
@@ -168,15 +215,32 @@ class Outbox:
         self.done_ttl = done_ttl
         self._submit = conn.register_script(SUBMIT_SCRIPT)
         self._claim = conn.register_script(CLAIM_SCRIPT)
+        self._check = conn.register_script(CHECK_SCRIPT)
         self._done = conn.register_script(DONE_SCRIPT)
         self._fail = conn.register_script(FAIL_SCRIPT)
 
-    def submit(self, source: str, ticket_id: str, decision: Decision, decided: datetime) -> int:
-        """Queue ``decision`` for the ticket; 0 when a later decision is already queued."""
+    def submit(
+        self,
+        source: str,
+        ticket_id: str,
+        decision: Decision,
+        decided: datetime,
+        revision: Revision | None,
+    ) -> int:
+        """Queue ``decision`` (the item's decision at ``revision``; None: the ticket has no item)
+        for the ticket; 0 when a later decision is already queued or sent."""
         member = keys.ref(source, ticket_id)
+        item, rev_in = revision if revision is not None else ("", 0)
         rev = self._submit(
             keys=[keys.entry_key(member), keys.DUE, keys.DEAD],
-            args=[member, msgspec.json.encode(decision), _ms(decided), _ms(time.time())],
+            args=[
+                member,
+                msgspec.json.encode(decision),
+                _ms(decided),
+                _ms(time.time()),
+                item,
+                rev_in,
+            ],
         )
         if not rev:
             record_writeback(source, WriteBackOutcome.STALE)
@@ -185,6 +249,7 @@ class Outbox:
     def claim(self, now: float, lease: float, limit: int = 50) -> list[Claimed]:
         """Up to ``limit`` due entries, each leased to the caller for ``lease`` seconds."""
         flat = self._claim(keys=[keys.DUE], args=[_ms(now), _ms(lease), limit, keys.ENTRY_PREFIX])
+        until_ms = _ms(now) + _ms(lease)  # as the script computes it
         return [
             Claimed(
                 member=flat[i].decode(),
@@ -192,9 +257,20 @@ class Outbox:
                 decision=_DECISION.decode(flat[i + 2]),
                 decided_ms=int(flat[i + 3]),
                 attempts=int(flat[i + 4]),
+                lease_until_ms=until_ms,
             )
             for i in range(0, len(flat), 5)
         ]
+
+    def still_newest(self, entry: Claimed, now: float) -> bool:
+        """True when the claimed revision is still the ticket's newest and the claim still the
+        caller's; otherwise the caller sends nothing (a newer revision is made due)."""
+        return bool(
+            self._check(
+                keys=[keys.entry_key(entry.member), keys.DUE],
+                args=[entry.member, entry.rev, entry.lease_until_ms, _ms(now)],
+            )
+        )
 
     def done(self, entry: Claimed, now: float, missed: str = "") -> bool:
         """Mark the entry's revision written (with the missed targets it showed, for the target
@@ -302,6 +378,10 @@ class Sender:
             return
         wb = source.writeback
         token = secrets_for(source.name).token
+        if not self.outbox.still_newest(entry, time.time()):
+            log.info("write-back of %s revision %s skipped: superseded", entry.member, entry.rev)
+            record_writeback(source.name, WriteBackOutcome.STALE)
+            return
         try:
             missed = self._missed(entry, source)
             requests = adapter(wb.adapter).requests(

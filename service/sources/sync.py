@@ -28,7 +28,7 @@ from service.dispatch.keys import PREFIX
 from service.dispatch.store import ItemStore
 from service.errors import InvalidEvent, NotFound
 from service.sources.inbound import handle_event
-from service.sources.outbox import Outbox
+from service.sources.outbox import Outbox, Revision
 from service.sources.search.base import PAGE_SIZE, Fetch, fetch, finder
 from service.sources.secrets import secrets_for
 
@@ -107,7 +107,7 @@ def sync_source(
         now = datetime.now(UTC)
         try:
             event = map_event(source, payload)
-            answer, _ = handle_event(source, event, scorer, store, now)
+            answer, _, revision = handle_event(source, event, scorer, store, now)
         except InvalidEvent as exc:
             report.refused.append(f"{_ticket(source, payload)}: {exc}")
             continue
@@ -115,7 +115,12 @@ def sync_source(
         d = answer.decision
         # Only what the tool does not show yet: a second run writes nothing.
         if d is not None and not search.shows(payload, d, wb):
-            report.written_back += outbox.submit(source.name, event.ticket_id, d, now) > 0
+            stored = (
+                Revision(answer.item_id, revision)
+                if answer.item_id is not None and revision is not None
+                else None
+            )
+            report.written_back += outbox.submit(source.name, event.ticket_id, d, now, stored) > 0
     conn.set(_sync_key(source.name), started.isoformat())
     return report
 

@@ -18,16 +18,24 @@ from service.core.decision import Decision
 from service.core.scoring import Scorer
 from service.core.tables import TableSet
 from service.dispatch.rescore import rescore_all
-from service.sources.outbox import Outbox
+from service.sources.outbox import Outbox, Revision
 from service.sources.watch import watch_targets
 
 __all__ = ["rescore_and_write_back", "write_back"]
 
 
 def write_back(
-    outbox: Outbox, tables: TableSet, source: str, ticket_id: str, decision: Decision
+    outbox: Outbox,
+    tables: TableSet,
+    source: str,
+    ticket_id: str,
+    decision: Decision,
+    revision: Revision | None,
 ) -> bool:
     """Queue ``decision`` for the ticket when its source writes back; True when queued.
+
+    ``revision`` is the item's revision the decision was stored at (None: the ticket has no
+    item); a decision older than one already queued or sent is dropped, whenever it arrives.
 
     The ticket is also noted for the target watch (:mod:`service.sources.watch`): the new
     decision's targets still ahead are told to the tool when they pass unmet.
@@ -36,7 +44,7 @@ def write_back(
     if found is None or found.writeback is None:
         return False
     now = datetime.now(UTC)
-    queued = outbox.submit(source, ticket_id, decision, now) > 0
+    queued = outbox.submit(source, ticket_id, decision, now, revision) > 0
     watch_targets(outbox.conn, found, ticket_id, decision, now)
     return queued
 
@@ -50,7 +58,7 @@ def rescore_and_write_back(
     """
     outbox = Outbox(conn)
 
-    def changed(source: str, ticket_id: str, decision: Decision) -> None:
-        write_back(outbox, scorer.tables, source, ticket_id, decision)
+    def changed(source: str, ticket_id: str, decision: Decision, item: str, rev: int) -> None:
+        write_back(outbox, scorer.tables, source, ticket_id, decision, Revision(item, rev))
 
     return rescore_all(conn, scorer, fence, on_change=changed)

@@ -85,7 +85,8 @@ return 1
 SHOW_SCRIPT = """
 -- Queue the item's decision for write-back, because a target of it was missed.
 -- KEYS: 1 the item's job hash, 2 outbox entry hash, 3 outbox due zset, 4 outbox dead zset
--- ARGV: 1 member, 2 item revision read, 3 decision (JSON), 4 missed targets, 5 now (ms)
+-- ARGV: 1 member, 2 item revision read, 3 decision (JSON), 4 missed targets, 5 now (ms),
+--       6 item id (the entry keeps the item and revision, which order later submits)
 -- Returns: 'changed' the item changed since it was read (read it again);
 --          'pending' a write-back is under way (its sender computes the flags when sending);
 --          'shown'   the tool was last sent this decision with these flags;
@@ -100,7 +101,7 @@ if h[2] == ARGV[3] then
 end
 redis.call('HINCRBY', KEYS[2], 'rev', 1)
 redis.call('HSET', KEYS[2], 'decision', ARGV[3], 'decided_ms', ARGV[5], 'state', 'pending',
-  'attempts', 0, 'error', '', 'claimed_until', 0)
+  'attempts', 0, 'error', '', 'claimed_until', 0, 'item', ARGV[6], 'item_rev', ARGV[2])
 redis.call('PERSIST', KEYS[2])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
@@ -198,6 +199,7 @@ class TargetWatch:
                     msgspec.json.encode(item.decision),
                     render_missed(missed),
                     _ms(now),
+                    item.id,
                 ],
             ).decode()
             if outcome in ("changed", "pending"):

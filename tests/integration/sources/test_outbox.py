@@ -16,10 +16,16 @@ from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
 from service.core.tables import TableSet
+from service.dispatch import keys as item_keys
+from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
 from service.sources import keys
-from service.sources.outbox import Outbox, Sender
+from service.sources.outbox import Outbox, Revision, Sender
 from service.sources.writeback.rt import ADAPTER
+from tests.support.processes import wait_for
+
+ITEM = "0" * 32
+"""An item id for entries whose item is never read."""
 
 
 class Receiver:
@@ -80,7 +86,7 @@ def test_a_decision_is_written_as_rt_rest2_put(
 ) -> None:
     monkeypatch.setenv("USM_SOURCE_RT_TOKEN", "usm-svc:svc-secret-1")
     tables = _tables(default_set, receiver.url)
-    outbox.submit("rt", "7", _decision(default_set, "group"), datetime.now(UTC))
+    outbox.submit("rt", "7", _decision(default_set, "group"), datetime.now(UTC), None)
     assert Sender(outbox, lambda: tables).run_once() == 1
     ((method, path, headers, body),) = receiver.requests
     assert (method, path) == ("PUT", "/REST/2.0/ticket/7")
@@ -98,7 +104,7 @@ def test_a_failing_tool_is_retried_then_dead_lettered(
 ) -> None:
     receiver.status = 503
     tables = _tables(default_set, receiver.url, retries=2)
-    outbox.submit("rt", "8", _decision(default_set, "group"), datetime.now(UTC))
+    outbox.submit("rt", "8", _decision(default_set, "group"), datetime.now(UTC), None)
     sender = Sender(outbox, lambda: tables)
     for _ in range(3):
         assert sender.run_once() == 1  # backoff 0: due again at once
@@ -111,13 +117,13 @@ def test_a_failing_tool_is_retried_then_dead_lettered(
     assert outbox.dead() == []
 
 
-def test_an_older_decision_never_overwrites_a_newer_one(
+def test_an_older_decision_of_a_ticket_without_item_never_overwrites_a_newer_one(
     outbox: Outbox, default_set: LoadedSet
 ) -> None:
     now = datetime.now(UTC)
     newer, older = _decision(default_set, "organisation"), _decision(default_set, "user")
-    assert outbox.submit("rt", "9", newer, now) == 1
-    assert outbox.submit("rt", "9", older, now - timedelta(seconds=5)) == 0
+    assert outbox.submit("rt", "9", newer, now, None) == 1
+    assert outbox.submit("rt", "9", older, now - timedelta(seconds=5), None) == 0
     (claimed,) = outbox.claim(datetime.now(UTC).timestamp(), 60)
     assert claimed.decision == newer
 
@@ -127,10 +133,10 @@ def test_a_newer_decision_during_a_send_is_sent_after_it(
 ) -> None:
     tables = _tables(default_set, receiver.url)
     first, second = _decision(default_set, "user"), _decision(default_set, "organisation")
-    outbox.submit("rt", "10", first, datetime.now(UTC))
+    outbox.submit("rt", "10", first, datetime.now(UTC), Revision(ITEM, 1))
     (claimed,) = outbox.claim(datetime.now(UTC).timestamp(), 60)
     # While the first is on its way, a newer decision arrives: it must wait for the claim.
-    outbox.submit("rt", "10", second, datetime.now(UTC))
+    outbox.submit("rt", "10", second, datetime.now(UTC), Revision(ITEM, 2))
     assert outbox.claim(datetime.now(UTC).timestamp(), 60) == []
     assert not outbox.done(claimed, datetime.now(UTC).timestamp())
     assert Sender(outbox, lambda: tables).run_once() == 1
@@ -138,10 +144,78 @@ def test_a_newer_decision_during_a_send_is_sent_after_it(
     assert body["CustomFields"] == {"USM Priority": second.priority.name}
 
 
+def _sent_priorities(receiver: Receiver) -> list[str]:
+    """The USM priority of every write-back the tool got, in the order it got them."""
+    return [
+        msgspec.json.decode(body)["CustomFields"]["USM Priority"]
+        for _, _, _, body in receiver.requests
+    ]
+
+
+def test_a_delayed_write_back_of_an_older_revision_never_overwrites_a_newer_one(
+    outbox: Outbox, receiver: Receiver, default_set: LoadedSet, redis_client: redis.Redis
+) -> None:
+    """Issue 10: ordered by the item's revision, not by when the write-back was submitted."""
+    tables = _tables(default_set, receiver.url)
+    store = ItemStore(redis_client)
+    now = datetime.now(UTC)
+    call = Call(type="incident", impact="user", urgency="high")
+    item, _ = store.enqueue(call, _decision(default_set, "user"), "rt", "21", None, now)
+    older, newer = _decision(default_set, "group"), _decision(default_set, "organisation")
+    assert older.priority != newer.priority
+    _, _, rev_n = store.rescore_revised(item.id, older, now, reason="re-score N")
+    _, _, rev_n1 = store.rescore_revised(item.id, newer, now, reason="re-score N+1")
+    assert (rev_n, rev_n1) == (1, 2)
+    assert redis_client.hget(item_keys.job_key(item.id), "usm_rev") == b"2"
+    # Revision N+1's write-back arrives first; N's is delayed (a slow request, a retried
+    # submit) and arrives later, so by submit time it would look newer.
+    first = outbox.submit("rt", "21", newer, datetime.now(UTC), Revision(item.id, rev_n1))
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    delayed = outbox.submit("rt", "21", older, later, Revision(item.id, rev_n))
+    sender = Sender(outbox, lambda: tables)
+    wait_for("the outbox to drain", lambda: sender.run_once() == 0)
+    # Once N+1 is sent, N arriving even later is still dropped: the tool keeps N+1.
+    later += timedelta(seconds=5)
+    after_sent = outbox.submit("rt", "21", older, later, Revision(item.id, rev_n))
+    wait_for("the outbox to drain", lambda: sender.run_once() == 0)
+    assert _sent_priorities(receiver) == [newer.priority.name]
+    assert (first > 0, delayed, after_sent) == (True, 0, 0)
+    # A re-opened ticket's new item (a later id) starts at revision 0 and is newer still.
+    assert outbox.submit("rt", "21", older, later, Revision("f" * 32, 0)) > 0
+    assert sender.run_once() == 1
+    assert _sent_priorities(receiver) == [newer.priority.name, older.priority.name]
+
+
+def test_a_sender_whose_claim_was_superseded_sends_nothing(
+    outbox: Outbox, receiver: Receiver, default_set: LoadedSet
+) -> None:
+    """A slow sender whose lease ran out while another sent revision N+1 must not then send N."""
+    tables = _tables(default_set, receiver.url)
+    older, newer = _decision(default_set, "user"), _decision(default_set, "organisation")
+    outbox.submit("rt", "22", older, datetime.now(UTC), Revision(ITEM, 5))
+    fast = Sender(outbox, lambda: tables)
+    interleaved: list[bool] = []
+
+    def tables_of_the_slow_sender() -> TableSet:
+        # Called after the slow sender claimed N and before it sends: meanwhile its lease runs
+        # out, N+1 is submitted, and the other sender claims and sends N+1.
+        if not interleaved:
+            interleaved.append(True)
+            outbox.submit("rt", "22", newer, datetime.now(UTC), Revision(ITEM, 6))
+            wait_for("the other sender to send N+1", lambda: fast.run_once() == 1)
+        return tables
+
+    slow = Sender(outbox, tables_of_the_slow_sender, lease=0.001)
+    assert slow.run_once() == 1
+    assert interleaved
+    assert _sent_priorities(receiver) == [newer.priority.name]
+    assert outbox.pending() == (0, None)
+
+
 def test_a_sender_that_died_leaves_a_claim_that_falls_due_again(
     outbox: Outbox, default_set: LoadedSet
 ) -> None:
-    outbox.submit("rt", "11", _decision(default_set, "user"), datetime.now(UTC))
+    outbox.submit("rt", "11", _decision(default_set, "user"), datetime.now(UTC), None)
     now = datetime.now(UTC).timestamp()
     assert len(outbox.claim(now, 0.2)) == 1
     assert outbox.claim(now + 0.1, 0.2) == []
