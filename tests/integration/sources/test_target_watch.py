@@ -130,6 +130,7 @@ def test_the_watch_never_writes_a_decision_older_than_the_items(
         msgspec.json.encode(read.decision),
         "response",
         int(now.timestamp() * 1000),
+        item.id,
     ]
     entry = [item_keys.job_key(item.id), keys.entry_key("rt:24"), keys.DUE, keys.DEAD]
     assert show(keys=entry, args=args) == b"changed"
