@@ -54,7 +54,8 @@ class WriteBackOutcome(enum.StrEnum):
     DEAD = "dead"
     """Failed after its retries: dead-lettered (``usm sources dead``)."""
     STALE = "stale"
-    """Skipped: a newer decision for the same ticket was already written."""
+    """Skipped: a newer decision for the same ticket was already queued or written (dropped at
+    submit, or by the sender's check before sending)."""
 
 
 SOURCE_EVENTS = Counter(
