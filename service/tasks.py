@@ -24,11 +24,13 @@ RECANCEL_SECONDS = 0.2
 """How long a cancelled task may take to end before it is cancelled again."""
 
 
-async def stop_all(tasks: Iterable[asyncio.Task[object]], within: float = 30.0) -> None:
+async def stop_all(tasks: Iterable[asyncio.Task[object]], within: float = 10.0) -> None:
     """Cancel ``tasks`` (again and again) until all have ended, for at most ``within`` seconds.
 
     Errors the tasks ended with are logged, not raised: a stop goes on to close what is left.
-    A task still running after ``within`` is named in an error and left behind.
+    A task still running after ``within`` is named in an error and left behind. The default
+    10 s is far above a normal stop (milliseconds; a thread's Redis call is bounded by its
+    timeout) and leaves most of a pod's 30 s grace period to the rest of the shutdown.
     """
     loop = asyncio.get_running_loop()
     tasks = list(tasks)
