@@ -142,6 +142,30 @@ class SentinelCluster:
         finally:
             conn.close()
 
+    def wait_settled(self, timeout: float = 90.0) -> None:
+        """Wait until whichever node the sentinels name primary has an online replica.
+
+        Not a fixed node: on a loaded machine the sentinels may fail over once more right after
+        a rejoin (a slow answer looks like a down primary), and the cluster is as healthy with
+        the roles swapped back.
+        """
+
+        def settled() -> bool:
+            port = self.primary_port()
+            if port is None:
+                return False
+            info = self._ask(port, "INFO", "replication")
+            if not isinstance(info, dict):
+                return False
+            replica = info.get("slave0")
+            return (
+                info.get("role") == "master"
+                and isinstance(replica, dict)
+                and replica.get("state") == "online"
+            )
+
+        wait_for("the sentinels' primary to have an online replica", settled, timeout=timeout)
+
     def rejoin(self, node: RedisServer, primary: RedisServer) -> None:
         """Restart a killed node as a replica of ``primary``, as an orchestrator restarting a
         pod with the sentinels' current answer would (left alone, the sentinels would convert

@@ -130,7 +130,7 @@ def _kill_primary_and_rejoin(cluster: SentinelCluster) -> dict[str, float]:
     old.kill()
     promoted = cluster.wait_promoted(new)
     cluster.rejoin(old, new)
-    cluster.wait_replicated(new)
+    cluster.wait_settled()
     return {"promoted_after_s": round(promoted, 1), "replica_back_after_s": time.monotonic() - t0}
 
 
