@@ -138,6 +138,9 @@ def test_an_unconfirmed_claim_puts_the_item_back_instead_of_hiding_it_for_the_le
         assert r.status_code == 200 and r.json()["id"] == item_id, r.text
 
 
+CLAIM = "/v1/teams/change_advisory/claim"
+
+
 def test_the_api_reaper_outlives_a_reap_no_replica_confirmed(
     pair: tuple[RedisServer, RedisServer], single_set_tables: Path
 ) -> None:
@@ -150,12 +153,24 @@ def test_the_api_reaper_outlives_a_reap_no_replica_confirmed(
         reaper_seconds=0.2,
     )
     with TestClient(create_app(settings), base_url=LOOPBACK) as c:
-        item_id = c.post("/v1/items", json={**CHANGE, "external_id": "r1"}).json()["id"]
-        assert c.post("/v1/teams/change_advisory/claim", json={"holder": "a"}).status_code == 200
+        # With a 0.3 s WAIT a loaded machine's replica can miss the deadline (503); the create
+        # and the keyed claims are idempotent, so they are sent again until confirmed.
+        def accepted(path: str, body: dict[str, Any], key: str | None = None) -> Any:
+            headers = {"Idempotency-Key": key} if key else {}
+            return wait_for(
+                f"POST {path} confirmed",
+                lambda: (
+                    (r := c.post(path, json=body, headers=headers)).status_code in (200, 201)
+                    and r.json()
+                ),
+            )
+
+        item_id = accepted("/v1/items", {**CHANGE, "external_id": "r1"})["id"]
+        assert accepted(CLAIM, {"holder": "a"}, "claim-a")["id"] == item_id
         replica.freeze()  # the reaper takes the expired claim back; no replica confirms it
         try:
             wait_for("the expired claim reaped", lambda: _state(primary, item_id) == "queued")
         finally:
             replica.thaw()
-        assert c.post("/v1/teams/change_advisory/claim", json={"holder": "b"}).status_code == 200
+        assert accepted(CLAIM, {"holder": "b"}, "claim-b")["id"] == item_id
         wait_for("the second expired claim reaped", lambda: _state(primary, item_id) == "queued")
