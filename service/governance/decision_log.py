@@ -26,7 +26,7 @@ import redis.asyncio
 from service.core.calls import Call
 from service.core.decision import Decision
 from service.governance.keys import DECISION_LOG
-from service.governance.stream_buffer import StreamBuffer
+from service.governance.stream_buffer import StreamBuffer, read_newest, text
 from service.metrics.governance import (
     DECISION_LOG_DROPPED,
     DECISION_LOG_WRITTEN,
@@ -112,26 +112,16 @@ def read_log(client: redis.Redis, count: int, key: str = DECISION_LOG) -> list[L
 
     Entries that no longer decode (written by another release) are skipped.
     """
-    out: list[LoggedDecision] = []
-    entries: list[tuple[Any, dict[Any, Any]]] = client.xrevrange(key, count=count) or []  # type: ignore[assignment]
-    for entry_id, fields in reversed(entries):
-        f = {_text(k): v for k, v in fields.items()}
-        try:
-            out.append(
-                LoggedDecision(
-                    id=_text(entry_id),
-                    call=msgspec.json.decode(f["call"], type=Call),
-                    version=_text(f["version"]),
-                    hash=_text(f["hash"]),
-                    priority=_text(f["priority"]),
-                    team=_text(f["team"]),
-                    at=datetime.fromisoformat(_text(f["at"])),
-                )
-            )
-        except (KeyError, ValueError, msgspec.DecodeError):
-            continue
-    return out
+    return read_newest(client, key, count, _decode)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _decode(entry_id: str, f: dict[str, bytes]) -> LoggedDecision:
+    return LoggedDecision(
+        id=entry_id,
+        call=msgspec.json.decode(f["call"], type=Call),
+        version=text(f["version"]),
+        hash=text(f["hash"]),
+        priority=text(f["priority"]),
+        team=text(f["team"]),
+        at=datetime.fromisoformat(text(f["at"])),
+    )

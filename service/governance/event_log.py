@@ -26,7 +26,7 @@ import redis
 import redis.asyncio
 
 from service.governance.keys import SOURCE_EVENTS
-from service.governance.stream_buffer import StreamBuffer
+from service.governance.stream_buffer import StreamBuffer, read_newest, text
 from service.metrics.governance import SOURCE_EVENT_LOG_DROPPED
 
 __all__ = ["FLUSH_CHUNK", "RECORD_SCRIPT", "EventLog", "RecordedEvent", "read_events"]
@@ -87,23 +87,13 @@ class EventLog(StreamBuffer[tuple[str, bytes, str]]):
 
 def read_events(client: redis.Redis, count: int, key: str = SOURCE_EVENTS) -> list[RecordedEvent]:
     """The newest ``count`` recorded events, oldest first; undecodable entries are skipped."""
-    out: list[RecordedEvent] = []
-    entries: list[tuple[Any, dict[Any, Any]]] = client.xrevrange(key, count=count) or []  # type: ignore[assignment]
-    for entry_id, fields in reversed(entries):
-        f = {_text(k): v for k, v in fields.items()}
-        try:
-            out.append(
-                RecordedEvent(
-                    id=_text(entry_id),
-                    source=_text(f["source"]),
-                    payload=msgspec.json.decode(f["payload"]),
-                    at=datetime.fromisoformat(_text(f["at"])),
-                )
-            )
-        except (KeyError, ValueError, msgspec.DecodeError):
-            continue
-    return out
+    return read_newest(client, key, count, _decode)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _decode(entry_id: str, f: dict[str, bytes]) -> RecordedEvent:
+    return RecordedEvent(
+        id=entry_id,
+        source=text(f["source"]),
+        payload=msgspec.json.decode(f["payload"]),
+        at=datetime.fromisoformat(text(f["at"])),
+    )

@@ -4,7 +4,7 @@ What the decision log and the source event log share. A request never waits for 
 when it is down: it appends to a deque; a background task drains it every ~200 ms and sends up to
 ``chunk`` entries per call of a Lua script that runs the ``XADD ... MAXLEN ~ N`` inside Redis (the
 client packs one argument list instead of one command per entry). Entries are dropped and counted
-when the buffer overflows or Redis is down.
+when the buffer overflows or Redis is down. :func:`read_newest` reads them back.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Generic, TypeVar
 
+import msgspec
 import redis
 import redis.asyncio
 from prometheus_client import Counter
@@ -23,9 +24,10 @@ from redis.commands.core import AsyncScript
 from service.metrics.governance import DropReason
 from service.tasks import finish
 
-__all__ = ["StreamBuffer"]
+__all__ = ["StreamBuffer", "read_newest", "text"]
 
 E = TypeVar("E")
+T = TypeVar("T")
 
 
 class StreamBuffer(Generic[E]):
@@ -161,3 +163,31 @@ class StreamBuffer(Generic[E]):
             await asyncio.wait_for(self.flush(client), timeout=2)
         except Exception:
             self.log.warning("%s: last flush at shutdown failed", self.name)
+
+
+def read_newest(
+    client: redis.Redis, key: str, count: int, decode: Callable[[str, dict[str, bytes]], T]
+) -> list[T]:
+    """The newest ``count`` entries of the stream ``key``, oldest first.
+
+    Args:
+        client: A synchronous client (the CLI's); the field values come back as bytes.
+        key: The stream.
+        count: How many entries at most.
+        decode: Builds one entry from its stream id and its fields (names as text). An entry it
+            cannot decode (``KeyError``, ``ValueError``, ``msgspec.DecodeError``: written by
+            another release) is skipped.
+    """
+    out: list[T] = []
+    entries: list[tuple[Any, dict[Any, Any]]] = client.xrevrange(key, count=count) or []  # type: ignore[assignment]
+    for entry_id, fields in reversed(entries):
+        try:
+            out.append(decode(text(entry_id), {text(k): v for k, v in fields.items()}))
+        except (KeyError, ValueError, msgspec.DecodeError):
+            continue
+    return out
+
+
+def text(value: bytes | str) -> str:
+    """A stream id or field value as text."""
+    return value.decode() if isinstance(value, bytes) else value
