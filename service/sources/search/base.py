@@ -1,5 +1,9 @@
 """The search protocol, the page guard, and the one HTTP ``fetch`` the searches share.
 
+:class:`ToolSearch` is the frame of every search: it builds the :class:`Query` a search's pages
+are asked with (the source's credential sent as its write-back adapter sends it); the tool's
+module only knows its URLs, parameters and answers.
+
 Paging must end and must not skip: each module orders its search by a key the ticket never
 changes (its id or creation) so a ticket updated while the sync pages can only appear twice
 (harmless: applying a ticket is idempotent), never push another one off a page. A search
@@ -12,10 +16,13 @@ from __future__ import annotations
 
 import importlib
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
@@ -28,6 +35,7 @@ __all__ = [
     "MAX_PAGES",
     "PAGE_SIZE",
     "Fetch",
+    "Query",
     "SearchFailed",
     "ToolSearch",
     "api_headers",
@@ -59,26 +67,6 @@ class SearchFailed(OSError):
         """The HTTP status of a refusal."""
         self.answer = answer
         """The start of the refusal's body (tools name the error there)."""
-
-
-class ToolSearch(Protocol):
-    """One tool's search for tickets updated since a moment."""
-
-    def tickets(
-        self,
-        fetch: Fetch,
-        settings: WriteBackSettings,
-        token: str | None,
-        since: datetime,
-        now: datetime,
-        page_size: int = PAGE_SIZE,
-    ) -> Iterator[Any]:
-        """Every ticket updated at or after ``since``, each in the tool's webhook payload form."""
-        ...
-
-    def shows(self, payload: Any, decision: Decision, settings: WriteBackSettings) -> bool:
-        """Whether the ticket in ``payload`` already shows ``decision`` (no write-back needed)."""
-        ...
 
 
 def finder(adapter: str) -> ToolSearch:
@@ -146,3 +134,56 @@ def api_headers(settings: WriteBackSettings, token: str | None) -> dict[str, str
     if token:
         headers["Authorization"] = adapter(settings.adapter).authorization(token)
     return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One search: what each of its page requests needs."""
+
+    fetch: Fetch
+    settings: WriteBackSettings
+    token: str | None
+    """The source's API credential (``USM_SOURCE_<NAME>_TOKEN``)."""
+    headers: dict[str, str]
+    """What every request carries: ``Accept`` and the credential (:func:`api_headers`)."""
+    since: datetime
+    """Tickets updated at or after this moment."""
+    page_size: int
+
+    def get(self, url: str, params: Mapping[str, str | int] | None = None) -> Any:
+        """``GET url?params`` with :attr:`headers`, its JSON answer decoded."""
+        full = f"{url}?{urllib.parse.urlencode(params)}" if params else url
+        return get_json(self.fetch, HttpRequest(method="GET", url=full, headers=self.headers))
+
+
+class ToolSearch(ABC):
+    """One tool's search for tickets updated since a moment.
+
+    A module names its URLs, parameters and answers in :meth:`found`; :meth:`tickets` hands
+    it the :class:`Query` its requests are sent with.
+    """
+
+    def tickets(
+        self,
+        fetch: Fetch,
+        settings: WriteBackSettings,
+        token: str | None,
+        since: datetime,
+        now: datetime,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Any]:
+        """Every ticket updated at or after ``since``, each in the tool's webhook payload form."""
+        headers = self.headers(settings, token)
+        return self.found(Query(fetch, settings, token, headers, since, page_size))
+
+    def headers(self, settings: WriteBackSettings, token: str | None) -> dict[str, str]:
+        """What every request carries; the credential sent the way the write-back sends it."""
+        return api_headers(settings, token)
+
+    @abstractmethod
+    def found(self, query: Query) -> Iterator[Any]:
+        """The tickets ``query`` finds, page by page, as the tool's webhook sends them."""
+
+    @abstractmethod
+    def shows(self, payload: Any, decision: Decision, settings: WriteBackSettings) -> bool:
+        """Whether the ticket in ``payload`` already shows ``decision`` (no write-back needed)."""

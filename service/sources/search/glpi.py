@@ -19,7 +19,7 @@ from typing import Any
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import PAGE_SIZE, Fetch, SearchFailed, get_json, page_guard
+from service.sources.search.base import Query, SearchFailed, ToolSearch, get_json, page_guard
 from service.sources.writeback.base import HttpRequest, tool_priority
 from service.sources.writeback.glpi import GlpiSession
 
@@ -92,19 +92,15 @@ def webhook_item(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class GlpiSearch:
+class GlpiSearch(ToolSearch):
     """Search engine query on the last update, in one session."""
 
-    def tickets(
-        self,
-        fetch: Fetch,
-        settings: WriteBackSettings,
-        token: str | None,
-        since: datetime,
-        now: datetime,
-        page_size: int = PAGE_SIZE,
-    ) -> Iterator[Any]:
-        glpi = GlpiSession(settings.base_url, token)
+    def headers(self, settings: WriteBackSettings, token: str | None) -> dict[str, str]:
+        return {}  # a session's token, not the source's, goes with the searches
+
+    def found(self, query: Query) -> Iterator[Any]:
+        fetch = query.fetch
+        glpi = GlpiSession(query.settings.base_url, query.token)
         api = glpi.api
         session = get_json(fetch, glpi.login())
         if not isinstance(session, dict) or not session.get("session_token"):
@@ -113,7 +109,7 @@ class GlpiSearch:
         try:
             start = 0
             for _ in page_guard():
-                url = f"{api}/search/Ticket?{search_params(since, start, page_size)}"
+                url = f"{api}/search/Ticket?{search_params(query.since, start, query.page_size)}"
                 try:
                     found = get_json(fetch, HttpRequest(method="GET", url=url, headers=headers))
                 except SearchFailed as exc:

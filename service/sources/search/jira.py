@@ -17,7 +17,6 @@ change. Each issue becomes the admin webhook's payload (``jira:issue_updated``).
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -25,15 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import (
-    PAGE_SIZE,
-    Fetch,
-    SearchFailed,
-    api_headers,
-    get_json,
-    page_guard,
-)
-from service.sources.writeback.base import HttpRequest, tool_priority
+from service.sources.search.base import Query, SearchFailed, ToolSearch, page_guard
+from service.sources.writeback.base import tool_priority
 
 __all__ = ["SEARCH", "JiraSearch", "jql", "user_zone"]
 
@@ -58,36 +50,30 @@ def user_zone(me: Any) -> tzinfo:
         return UTC
 
 
-class JiraSearch:
+class JiraSearch(ToolSearch):
     """JQL search; token paging on Cloud, ``startAt`` paging on Data Center."""
 
-    def tickets(
-        self,
-        fetch: Fetch,
-        settings: WriteBackSettings,
-        token: str | None,
-        since: datetime,
-        now: datetime,
-        page_size: int = PAGE_SIZE,
-    ) -> Iterator[Any]:
-        headers = api_headers(settings, token)
+    def found(self, query: Query) -> Iterator[Any]:
+        settings = query.settings
         api = settings.fields.get("api", "3")
         base = settings.base_url.rstrip("/")
-        me = HttpRequest(method="GET", url=f"{base}/rest/api/{api}/myself", headers=headers)
-        zone = user_zone(get_json(fetch, me))
-        query = {"jql": jql(settings, since, zone), "fields": "*all", "maxResults": page_size}
+        zone = user_zone(query.get(f"{base}/rest/api/{api}/myself"))
+        jql_query: dict[str, str | int] = {
+            "jql": jql(settings, query.since, zone),
+            "fields": "*all",
+            "maxResults": query.page_size,
+        }
         cloud = api != "2"
         path = f"{base}/rest/api/{api}/search/jql" if cloud else f"{base}/rest/api/{api}/search"
         page_token: str | None = None
         start = 0
         for _ in page_guard():
-            params = dict(query)
+            params = dict(jql_query)
             if cloud and page_token:
                 params["nextPageToken"] = page_token
             elif not cloud:
                 params["startAt"] = start
-            url = f"{path}?{urllib.parse.urlencode(params)}"
-            found = get_json(fetch, HttpRequest(method="GET", url=url, headers=headers))
+            found = query.get(path, params)
             issues = found.get("issues") or []
             for issue in issues:
                 yield {"webhookEvent": "jira:issue_updated", "issue": issue}

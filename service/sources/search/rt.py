@@ -8,15 +8,12 @@ keeps its place.
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import PAGE_SIZE, Fetch, api_headers, get_json, page_guard
-from service.sources.writeback.base import HttpRequest
+from service.sources.search.base import Query, ToolSearch, page_guard
 from service.sources.writeback.rt import DEFAULT_PRIORITY_FIELD, rt_date
 
 __all__ = ["SEARCH", "RtSearch", "scrip_payload"]
@@ -43,34 +40,23 @@ def scrip_payload(ticket: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class RtSearch:
+class RtSearch(ToolSearch):
     """TicketSQL on ``LastUpdated``, paged by page number, ordered by id."""
 
-    def tickets(
-        self,
-        fetch: Fetch,
-        settings: WriteBackSettings,
-        token: str | None,
-        since: datetime,
-        now: datetime,
-        page_size: int = PAGE_SIZE,
-    ) -> Iterator[Any]:
-        headers = api_headers(settings, token)
-        base = settings.base_url.rstrip("/") + "/REST/2.0"
-        query = f"LastUpdated > '{rt_date(since)}'"
+    def found(self, query: Query) -> Iterator[Any]:
+        base = query.settings.base_url.rstrip("/") + "/REST/2.0"
+        sql = f"LastUpdated > '{rt_date(query.since)}'"
         for n in page_guard():
-            params = urllib.parse.urlencode(
-                {"query": query, "page": n + 1, "per_page": page_size, "orderby": "id"}
-            )
-            found = get_json(
-                fetch, HttpRequest(method="GET", url=f"{base}/tickets?{params}", headers=headers)
-            )
+            params: dict[str, str | int] = {
+                "query": sql,
+                "page": n + 1,
+                "per_page": query.page_size,
+                "orderby": "id",
+            }
+            found = query.get(f"{base}/tickets", params)
             items = found.get("items") or []
             for entry in items:
-                url = f"{base}/ticket/{int(entry['id'])}"
-                yield scrip_payload(
-                    get_json(fetch, HttpRequest(method="GET", url=url, headers=headers))
-                )
+                yield scrip_payload(query.get(f"{base}/ticket/{int(entry['id'])}"))
             if not items or n + 1 >= int(found.get("pages") or 1):
                 return
 

@@ -25,8 +25,7 @@ from typing import Any
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import PAGE_SIZE, Fetch, api_headers, get_json, page_guard
-from service.sources.writeback.base import HttpRequest
+from service.sources.search.base import Query, ToolSearch, page_guard
 
 __all__ = ["CODES", "DATES", "REFERENCES", "SEARCH", "ServiceNowSearch", "encoded_query"]
 
@@ -60,43 +59,30 @@ def _iso(glide: str) -> str:
     return glide.replace(" ", "T") + "Z" if glide else ""
 
 
-class ServiceNowSearch:
+class ServiceNowSearch(ToolSearch):
     """Table API query, offset paging ordered by sys_id."""
 
-    def tickets(
-        self,
-        fetch: Fetch,
-        settings: WriteBackSettings,
-        token: str | None,
-        since: datetime,
-        now: datetime,
-        page_size: int = PAGE_SIZE,
-    ) -> Iterator[Any]:
-        headers = api_headers(settings, token)
+    def found(self, query: Query) -> Iterator[Any]:
+        settings = query.settings
         table = settings.fields.get("table", "incident")
         usm = settings.fields.get("usm_priority", "u_usm_priority")
         wanted = ["sys_id", *CODES, *REFERENCES, *DATES, *([usm] if usm else [])]
         url = f"{settings.base_url.rstrip('/')}/api/now/table/{urllib.parse.quote(table, safe='')}"
         offset = 0
         for _ in page_guard():
-            params = urllib.parse.urlencode(
-                {
-                    "sysparm_query": encoded_query(settings, since),
-                    "sysparm_fields": ",".join(wanted),
-                    "sysparm_display_value": "all",
-                    "sysparm_exclude_reference_link": "true",
-                    "sysparm_limit": page_size,
-                    "sysparm_offset": offset,
-                }
-            )
-            found = get_json(
-                fetch, HttpRequest(method="GET", url=f"{url}?{params}", headers=headers)
-            )
-            records = found.get("result") or []
+            params: dict[str, str | int] = {
+                "sysparm_query": encoded_query(settings, query.since),
+                "sysparm_fields": ",".join(wanted),
+                "sysparm_display_value": "all",
+                "sysparm_exclude_reference_link": "true",
+                "sysparm_limit": query.page_size,
+                "sysparm_offset": offset,
+            }
+            records = query.get(url, params).get("result") or []
             for record in records:
                 yield self._payload(table, record, usm)
             offset += len(records)
-            if len(records) < page_size:
+            if len(records) < query.page_size:
                 return
 
     @staticmethod

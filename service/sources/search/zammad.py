@@ -12,22 +12,13 @@ Zammad indexes changes a moment after they happen; the sync's margin covers that
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
-from service.sources.search.base import (
-    PAGE_SIZE,
-    Fetch,
-    SearchFailed,
-    api_headers,
-    get_json,
-    page_guard,
-)
-from service.sources.writeback.base import HttpRequest
+from service.sources.search.base import Query, SearchFailed, ToolSearch, page_guard
 
 __all__ = ["ASSOCIATIONS", "SEARCH", "ZammadSearch", "search_query"]
 
@@ -52,39 +43,26 @@ def webhook_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-class ZammadSearch:
+class ZammadSearch(ToolSearch):
     """Ticket search by update time, sorted by id, page-numbered."""
 
-    def tickets(
-        self,
-        fetch: Fetch,
-        settings: WriteBackSettings,
-        token: str | None,
-        since: datetime,
-        now: datetime,
-        page_size: int = PAGE_SIZE,
-    ) -> Iterator[Any]:
-        headers = api_headers(settings, token)
-        url = f"{settings.base_url.rstrip('/')}/api/v1/tickets/search"
+    def found(self, query: Query) -> Iterator[Any]:
+        url = f"{query.settings.base_url.rstrip('/')}/api/v1/tickets/search"
         for n in page_guard():
-            params = urllib.parse.urlencode(
-                {
-                    "query": search_query(settings, since),
-                    "expand": "true",
-                    "sort_by": "id",
-                    "order_by": "asc",
-                    "page": n + 1,
-                    "per_page": page_size,
-                }
-            )
-            found = get_json(
-                fetch, HttpRequest(method="GET", url=f"{url}?{params}", headers=headers)
-            )
+            params: dict[str, str | int] = {
+                "query": search_query(query.settings, query.since),
+                "expand": "true",
+                "sort_by": "id",
+                "order_by": "asc",
+                "page": n + 1,
+                "per_page": query.page_size,
+            }
+            found = query.get(url, params)
             if not isinstance(found, list):
                 raise SearchFailed(f"GET {url} answered no list of tickets (expand=true)")
             for ticket in found:
                 yield {"ticket": webhook_ticket(ticket)}
-            if len(found) < page_size:
+            if len(found) < query.page_size:
                 return
 
     def shows(self, payload: Any, decision: Decision, settings: WriteBackSettings) -> bool:
