@@ -24,6 +24,10 @@ from tests.support.redis_server import RedisServer
 INCIDENT = {"type": "incident", "impact": "user", "urgency": "low", "source": "faults"}
 TIMEOUT = 1.0
 """USM_REDIS_TIMEOUT_SECONDS of the app under test."""
+HANG = 10.0
+"""What a frozen Redis used to cost a request (issue 12, #8): a 5 s socket timeout, sent twice.
+The bounds below sit at half of it, not near TIMEOUT: a loaded machine only adds to the
+timeout, and must not fail a test that guards against a 10 s hang."""
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +146,8 @@ def test_a_frozen_redis_answers_503_within_the_configured_timeout(
     finally:
         server.thaw()
     _assert_clean_503(r, server, "the queue store is unreachable; retry later")
-    # One command's timeout (1 s) plus scoring; the old client waited 5 s twice.
-    assert elapsed < 4 * TIMEOUT, elapsed
+    # The configured timeout ended the wait (not some other failure), well before the old hang.
+    assert TIMEOUT <= elapsed < HANG / 2, elapsed
 
 
 def _frozen_for_seven_seconds(server: RedisServer, request: Any) -> tuple[Any, float]:
@@ -260,7 +264,7 @@ def test_the_api_process_bounds_a_frozen_redis_too(
         {
             "REDIS_URL": server.url,
             "USM_TABLES": str(single_set_tables),
-            "USM_REDIS_TIMEOUT_SECONDS": "1",
+            "USM_REDIS_TIMEOUT_SECONDS": str(TIMEOUT),
             "USM_REDIS_WAIT_TIMEOUT_SECONDS": "0.5",
         },
     )
@@ -278,6 +282,6 @@ def test_the_api_process_bounds_a_frozen_redis_too(
         finally:
             server.thaw()
         assert r.status_code == 503 and "retry-after" in r.headers, r.text
-        assert elapsed < 4.0, elapsed
+        assert TIMEOUT <= elapsed < HANG / 2, elapsed
     finally:
         api.stop()
