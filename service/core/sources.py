@@ -97,7 +97,9 @@ class WriteBackSettings(Base):
     fields: dict[Name, ShortText] = {}
     """Adapter settings such as the tool's field names (``usm_priority = "USM Priority"``)."""
     timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 10.0
-    """Seconds one write-back request may take."""
+    """Seconds one write-back request may wait for the tool (connect, send, each read). The
+    sender's lease on the ticket lasts this plus 5 s from the request's start and is renewed
+    until the request returns, so no other sender writes a newer decision meanwhile."""
     retries: Annotated[int, msgspec.Meta(ge=0, le=50)] = 8
     """Further attempts after a failed one before the write-back is dead-lettered."""
     backoff: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 1.0

@@ -10,9 +10,17 @@ mid-way leaves a claim that simply falls due again.
 decision reached the outbox: a re-score's write-back that is submitted late (a slow request, a
 retried submit) must not win over a later decision submitted before it. The entry keeps the
 newest revision it was given, pending or already sent, and a submit with an older one is dropped.
-Only tickets without an item (a source that never queues) fall back to the submit time. Before
-sending, the sender checks, atomically, that its claim still holds the newest revision and that
-its lease has not passed (another sender may have the entry then); otherwise it sends nothing.
+Only tickets without an item (a source that never queues) fall back to the submit time.
+
+The lease and the tool's answer time: a claim carries a random token, and before *each* request
+the sender checks, atomically (:data:`CHECK_SCRIPT`), that the entry still holds the claimed
+revision and still carries its token, and extends the lease to at least that request's timeout
+plus :data:`LEASE_MARGIN` from now. A request therefore never outlives its lease: no other sender
+can claim the entry, and send a newer revision, while an older one may still reach the tool
+(the source's ``timeout`` may be up to 120 s, longer than the claim's lease). A sender whose token
+is gone (its lease ran out and another sender claimed the entry) sends nothing more, and its
+done or failed report changes nothing (:data:`DONE_SCRIPT`, :data:`FAIL_SCRIPT` are fenced by
+the token).
 
 Delivery (:class:`Sender`): build the tool's requests with the source's adapter and send them in
 order; every 2xx: done; anything else: retried with exponential back-off, dead-lettered after the
@@ -21,11 +29,14 @@ source's ``retries``. Requests are absolute (PUT/PATCH of values), so a repeat i
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -49,6 +60,8 @@ __all__ = [
     "CLAIM_SCRIPT",
     "DONE_SCRIPT",
     "FAIL_SCRIPT",
+    "LEASE_MARGIN",
+    "RENEW_SCRIPT",
     "SUBMIT_SCRIPT",
     "Claimed",
     "Outbox",
@@ -61,6 +74,10 @@ log = logging.getLogger("usm.sources.writeback")
 
 MAX_BACKOFF_MS = 600_000
 """Back-off never exceeds 10 minutes, so a tool that comes back is served soon."""
+
+LEASE_MARGIN = 5.0
+"""Seconds a lease outlasts the timeout of the request it was extended for: covers a client that
+notices its timeout late (a busy machine) and the Redis round trips around the request."""
 
 SUBMIT_SCRIPT = """
 -- Store the ticket's latest decision to write back, unless a later decision is already stored
@@ -91,9 +108,10 @@ return rev
 """
 
 CLAIM_SCRIPT = """
--- Claim up to N due entries: each one's due time moves to the end of the lease.
+-- Claim up to N due entries: each one's due time moves to the end of the lease, and the entry
+-- carries the claim's token (which fences the claimant's later checks and reports).
 -- KEYS: 1 due zset
--- ARGV: 1 now (ms), 2 lease (ms), 3 N, 4 entry key prefix
+-- ARGV: 1 now (ms), 2 lease (ms), 3 N, 4 entry key prefix, 5 claim token
 -- Returns: flat list of member, revision, decision (JSON), decided at (ms), attempts.
 local out = {}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -105,7 +123,7 @@ for _, member in ipairs(due) do
     redis.call('ZREM', KEYS[1], member)
   else
     redis.call('ZADD', KEYS[1], until_ms, member)
-    redis.call('HSET', key, 'claimed_until', until_ms)
+    redis.call('HSET', key, 'claimed_until', until_ms, 'claim', ARGV[5])
     table.insert(out, member); table.insert(out, h[1]); table.insert(out, h[2])
     table.insert(out, h[3]); table.insert(out, h[4])
   end
@@ -114,27 +132,50 @@ return out
 """
 
 CHECK_SCRIPT = """
--- Before sending: is revision R still the newest, and is the caller's lease (ending at L) still
--- its own? If not, nothing is sent; a newer revision left waiting on this claim is due now.
+-- Before each request: is revision R still the newest, and the claim (token T) still the
+-- caller's? Then its lease is extended to at least L (now + the request's timeout + a margin),
+-- so nobody else can claim the entry while the request may still reach the tool. A lease that
+-- ran out while nobody claimed the entry is still the caller's: the token says so.
+-- If the claim holds but a newer revision waits, the claim ends and that revision is due now.
 -- KEYS: 1 entry hash, 2 due zset
--- ARGV: 1 member, 2 revision claimed, 3 lease end (ms), 4 now (ms)
--- Returns: 1 send it, 0 skip it.
-local h = redis.call('HMGET', KEYS[1], 'rev', 'state', 'claimed_until')
-local mine = tonumber(h[3] or '0') == tonumber(ARGV[3]) and tonumber(ARGV[4]) < tonumber(ARGV[3])
-if h[1] == ARGV[2] and h[2] == 'pending' and mine then return 1 end
-if mine and h[2] == 'pending' then
-  redis.call('HSET', KEYS[1], 'claimed_until', 0)
+-- ARGV: 1 member, 2 revision claimed, 3 claim token, 4 now (ms), 5 lease end wanted (ms)
+-- Returns: the lease end (ms): send it; 0: send nothing.
+local h = redis.call('HMGET', KEYS[1], 'rev', 'state', 'claim', 'claimed_until')
+if h[3] ~= ARGV[3] or h[2] ~= 'pending' then return 0 end
+if h[1] ~= ARGV[2] then
+  redis.call('HSET', KEYS[1], 'claimed_until', 0, 'claim', '')
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+  return 0
 end
-return 0
+local until_ms = math.max(tonumber(h[4] or '0'), tonumber(ARGV[5]))
+redis.call('HSET', KEYS[1], 'claimed_until', until_ms)
+redis.call('ZADD', KEYS[2], until_ms, ARGV[1])
+return until_ms
+"""
+
+RENEW_SCRIPT = """
+-- While a request is on its way: keep the caller's lease (token T) until at least L.
+-- KEYS: 1 entry hash, 2 due zset
+-- ARGV: 1 member, 2 claim token, 3 lease end wanted (ms)
+-- Returns: the lease end (ms), or 0 when the claim is no longer the caller's.
+local h = redis.call('HMGET', KEYS[1], 'claim', 'claimed_until')
+if h[1] ~= ARGV[2] then return 0 end
+local until_ms = math.max(tonumber(h[2] or '0'), tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'claimed_until', until_ms)
+redis.call('ZADD', KEYS[2], until_ms, ARGV[1])
+return until_ms
 """
 
 DONE_SCRIPT = """
 -- The tool accepted revision R. Done unless a newer revision arrived meanwhile: then it is due now.
+-- Only the claim's holder (token T) reports: a sender that lost its claim changes nothing.
 -- KEYS: 1 entry hash, 2 due zset
--- ARGV: 1 member, 2 revision sent, 3 now (ms), 4 TTL (s) of a done entry, 5 missed targets sent
--- Returns: 1 done, 0 a newer revision is pending.
-redis.call('HSET', KEYS[1], 'claimed_until', 0, 'sent_rev', ARGV[2], 'sent_missed', ARGV[5])
+-- ARGV: 1 member, 2 revision sent, 3 now (ms), 4 TTL (s) of a done entry, 5 missed targets sent,
+--       6 claim token
+-- Returns: 1 done, 0 a newer revision is pending, -1 the claim is no longer the caller's.
+if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[6] then return -1 end
+redis.call('HSET', KEYS[1], 'claimed_until', 0, 'claim', '', 'sent_rev', ARGV[2],
+  'sent_missed', ARGV[5])
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[2] then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   return 0
@@ -147,12 +188,14 @@ return 1
 
 FAIL_SCRIPT = """
 -- Revision R failed: retry after a back-off, or dead-letter it after the source's retries.
--- A newer revision that arrived meanwhile starts afresh, due now.
+-- A newer revision that arrived meanwhile starts afresh, due now. Only the claim's holder
+-- (token T) reports: a sender that lost its claim changes nothing.
 -- KEYS: 1 entry hash, 2 due zset, 3 dead zset
 -- ARGV: 1 member, 2 revision tried, 3 now (ms), 4 retries allowed, 5 first back-off (ms),
---       6 longest back-off (ms), 7 error text
--- Returns: {'retry', due ms} or {'dead', attempts} or {'newer', 0}.
-redis.call('HSET', KEYS[1], 'claimed_until', 0, 'error', ARGV[7])
+--       6 longest back-off (ms), 7 error text, 8 claim token
+-- Returns: {'retry', due ms} or {'dead', attempts} or {'newer', 0} or {'lost', 0}.
+if redis.call('HGET', KEYS[1], 'claim') ~= ARGV[8] then return {'lost', 0} end
+redis.call('HSET', KEYS[1], 'claimed_until', 0, 'claim', '', 'error', ARGV[7])
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[2] then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   return {'newer', 0}
@@ -196,7 +239,9 @@ class Claimed(msgspec.Struct, frozen=True):
     decided_ms: int
     attempts: int
     lease_until_ms: int = 0
-    """When the claim's lease ends (ms); the sender sends only before it."""
+    """When the claim's lease ended as claimed (ms); each request extends it."""
+    token: str = ""
+    """The claim's token: the entry carries it while the claim is the caller's."""
 
     @property
     def source(self) -> str:
@@ -216,6 +261,7 @@ class Outbox:
         self._submit = conn.register_script(SUBMIT_SCRIPT)
         self._claim = conn.register_script(CLAIM_SCRIPT)
         self._check = conn.register_script(CHECK_SCRIPT)
+        self._renew = conn.register_script(RENEW_SCRIPT)
         self._done = conn.register_script(DONE_SCRIPT)
         self._fail = conn.register_script(FAIL_SCRIPT)
 
@@ -248,7 +294,10 @@ class Outbox:
 
     def claim(self, now: float, lease: float, limit: int = 50) -> list[Claimed]:
         """Up to ``limit`` due entries, each leased to the caller for ``lease`` seconds."""
-        flat = self._claim(keys=[keys.DUE], args=[_ms(now), _ms(lease), limit, keys.ENTRY_PREFIX])
+        token = secrets.token_hex(8)
+        flat = self._claim(
+            keys=[keys.DUE], args=[_ms(now), _ms(lease), limit, keys.ENTRY_PREFIX, token]
+        )
         until_ms = _ms(now) + _ms(lease)  # as the script computes it
         return [
             Claimed(
@@ -258,32 +307,44 @@ class Outbox:
                 decided_ms=int(flat[i + 3]),
                 attempts=int(flat[i + 4]),
                 lease_until_ms=until_ms,
+                token=token,
             )
             for i in range(0, len(flat), 5)
         ]
 
-    def still_newest(self, entry: Claimed, now: float) -> bool:
+    def still_newest(self, entry: Claimed, now: float, hold: float) -> bool:
         """True when the claimed revision is still the ticket's newest and the claim still the
-        caller's; otherwise the caller sends nothing (a newer revision is made due)."""
+        caller's; its lease then lasts at least ``hold`` seconds from ``now``. Otherwise the
+        caller sends nothing (a newer revision is made due)."""
         return bool(
             self._check(
                 keys=[keys.entry_key(entry.member), keys.DUE],
-                args=[entry.member, entry.rev, entry.lease_until_ms, _ms(now)],
+                args=[entry.member, entry.rev, entry.token, _ms(now), _ms(now + hold)],
+            )
+        )
+
+    def renew(self, entry: Claimed, now: float, hold: float) -> bool:
+        """Keep the caller's lease for at least ``hold`` seconds from ``now``; False when the
+        claim is no longer the caller's."""
+        return bool(
+            self._renew(
+                keys=[keys.entry_key(entry.member), keys.DUE],
+                args=[entry.member, entry.token, _ms(now + hold)],
             )
         )
 
     def done(self, entry: Claimed, now: float, missed: str = "") -> bool:
         """Mark the entry's revision written (with the missed targets it showed, for the target
-        watch); False when a newer one is pending."""
-        return bool(
-            self._done(
-                keys=[keys.entry_key(entry.member), keys.DUE],
-                args=[entry.member, entry.rev, _ms(now), self.done_ttl, missed],
-            )
+        watch); False when a newer one is pending or the claim is no longer the caller's."""
+        done = self._done(
+            keys=[keys.entry_key(entry.member), keys.DUE],
+            args=[entry.member, entry.rev, _ms(now), self.done_ttl, missed, entry.token],
         )
+        return int(done) == 1
 
     def fail(self, entry: Claimed, now: float, source: Source | None, error: str) -> str:
-        """Record a failed attempt; ``retry``, ``dead`` or ``newer`` (a newer revision waits)."""
+        """Record a failed attempt; ``retry``, ``dead``, ``newer`` (a newer revision waits) or
+        ``lost`` (the claim is no longer the caller's: nothing recorded)."""
         wb = source.writeback if source is not None else None
         retries = wb.retries if wb is not None else 0
         backoff = wb.backoff if wb is not None else 1.0
@@ -297,6 +358,7 @@ class Outbox:
                 _ms(backoff),
                 MAX_BACKOFF_MS,
                 error[:500],
+                entry.token,
             ],
         )
         return str(outcome.decode())
@@ -358,6 +420,10 @@ class Sender:
     """The table set in force now (its sources give adapter, URL and retry settings)."""
     transport: Transport = send
     lease: float = 60.0
+    """Seconds a claim lasts until its first request: each request then extends it (see
+    :meth:`_hold`)."""
+    margin: float = LEASE_MARGIN
+    """Seconds a request's lease outlasts its timeout."""
     items: ItemStore | None = None
     """The items, to work out the targets a decision has missed when it is sent (tools that
     show them); None: that field is left alone."""
@@ -378,10 +444,7 @@ class Sender:
             return
         wb = source.writeback
         token = secrets_for(source.name).token
-        if not self.outbox.still_newest(entry, time.time()):
-            log.info("write-back of %s revision %s skipped: superseded", entry.member, entry.rev)
-            record_writeback(source.name, WriteBackOutcome.STALE)
-            return
+        hold = wb.timeout + self.margin  # longer than any request may take: see _hold
         try:
             missed = self._missed(entry, source)
             requests = adapter(wb.adapter).requests(
@@ -389,17 +452,56 @@ class Sender:
             )
             variables: dict[str, str] = {}
             for built in requests:
+                # Right before each request: still the newest revision, still our claim.
+                if not self.outbox.still_newest(entry, time.time(), hold):
+                    log.info(
+                        "write-back of %s revision %s stopped: superseded", entry.member, entry.rev
+                    )
+                    record_writeback(source.name, WriteBackOutcome.STALE)
+                    return
                 request = fill(built, variables)  # e.g. GLPI's session token from initSession
-                status, answer = self.transport(request, wb.timeout)
+                with self._hold(entry, hold):
+                    status, answer = self.transport(request, wb.timeout)
                 if not 200 <= status < 300:
                     raise OSError(f"{request.method} {request.url} answered {status}")
                 variables.update(capture(request, answer))
+        except redis.RedisError:
+            raise  # not the tool's failure: the claim falls due again after its lease
         except Exception as exc:  # any failure is an attempt to retry, never a lost entry
             self._failed(entry, source, str(exc))
             return
         now = time.time()
+        # False when a newer revision arrived meanwhile (due now) or the claim lapsed.
         self.outbox.done(entry, now, render_missed(missed or ()))
         record_writeback(source.name, WriteBackOutcome.DONE, now - entry.decided_ms / 1000)
+
+    @contextlib.contextmanager
+    def _hold(self, entry: Claimed, hold: float) -> Iterator[None]:
+        """Keep the entry's lease while a request is on its way, however long it takes.
+
+        The check before the request gave the lease its timeout plus the margin; a request can
+        still take longer (its timeout bounds each wait on the socket, not the whole request;
+        the process may stall). Until it returns, a newer revision must not be sent by another
+        sender, or the older request could reach the tool after it: so the lease is renewed
+        every third of ``hold`` until the request returns.
+        """
+        stop = threading.Event()
+
+        def keep() -> None:
+            while not stop.wait(hold / 3):
+                try:
+                    if not self.outbox.renew(entry, time.time(), hold):
+                        return
+                except redis.RedisError as exc:
+                    log.warning("write-back of %s: lease not renewed: %s", entry.member, exc)
+
+        keeper = threading.Thread(target=keep, name="write-back lease", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
 
     def _missed(self, entry: Claimed, source: Source) -> tuple[Target, ...] | None:
         """The targets the decision has missed now, judged by the ticket's item (None: the tool
@@ -414,7 +516,9 @@ class Sender:
     def _failed(self, entry: Claimed, source: Source | None, error: str) -> None:
         outcome = self.outbox.fail(entry, time.time(), source, error)
         name = entry.source
-        if outcome == "dead":
+        if outcome == "lost":
+            log.info("write-back of %s failed after its claim lapsed: %s", entry.member, error)
+        elif outcome == "dead":
             log.error("write-back of %s dead-lettered after its retries: %s", entry.member, error)
             record_writeback(name, WriteBackOutcome.DEAD)
         else:
