@@ -25,7 +25,7 @@ from litestar import Controller, Litestar, Request, post
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
-from litestar.params import FromPath, RawBody
+from litestar.params import FromPath
 from litestar.plugins import InitPluginProtocol
 
 from service.api.queues import problems, table_store
@@ -42,8 +42,8 @@ from service.metrics.sources import record_event
 from service.settings import Settings
 from service.sources.inbound import SourceAnswer, handle_event
 from service.sources.outbox import Outbox, Revision, Sender
-from service.sources.secrets import secrets_for
-from service.sources.signatures import HEADERS, Scheme, verify
+from service.sources.secrets import SecretCache
+from service.sources.signatures import HEADERS, Scheme, read_headers, verify
 from service.sources.triggers import write_back
 from service.sources.watch import TargetWatch
 
@@ -54,16 +54,32 @@ log = logging.getLogger("usm.sources")
 
 def find_source(sources: list[Source], name: str) -> Source:
     """The source called ``name``; 404 naming the configured ones."""
-    for source in sources:
-        if source.name == name:
-            return source
+    found = _by_name(sources).get(name)
+    if found is not None:
+        return found
     known = ", ".join(s.name for s in sources) or "none configured"
     raise NotFound(f"unknown source '{name}'; configured: {known}")
 
 
-def _authenticate(source: Source, request: Request[Any, Any, Any], body: bytes) -> None:
+_NAMES: dict[int, tuple[list[Source], dict[str, Source]]] = {}
+
+
+def _by_name(sources: list[Source]) -> dict[str, Source]:
+    """A set's sources by name, built once per set (the entry keeps the list, so its id is not
+    reused while cached; a few sets per process, cleared when many reloads made more)."""
+    hit = _NAMES.get(id(sources))
+    if hit is None or hit[0] is not sources:
+        if len(_NAMES) >= 64:
+            _NAMES.clear()
+        hit = _NAMES[id(sources)] = (sources, {s.name: s for s in reversed(sources)})
+    return hit[1]
+
+
+def _authenticate(
+    source: Source, request: Request[Any, Any, Any], body: bytes, secrets: SecretCache
+) -> None:
     scheme = Scheme(source.signature)
-    secret = secrets_for(source.name).secret
+    secret = secrets.get(source.name).secret
     if not secret:
         log.warning(
             "source %s has no secret: set USM_SOURCE_%s_SECRET; refusing its events",
@@ -73,11 +89,7 @@ def _authenticate(source: Source, request: Request[Any, Any, Any], body: bytes) 
         raise SignatureRefused(
             f"source '{source.name}' has no secret configured on the usm side", HEADERS[scheme]
         )
-    # The raw headers as a plain dict (ASGI names are lower case; the first of repeated names
-    # counts, as in litestar's header map, whose building cost more than checking a token).
-    raw = list(request.scope["headers"])
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(raw)}
-    verify(scheme, secret, headers, body)
+    verify(scheme, secret, read_headers(scheme, request.scope["headers"]), body)
 
 
 class SourcesController(Controller):
@@ -90,25 +102,23 @@ class SourcesController(Controller):
         summary="A ticketing tool's event, in the tool's own JSON",
         responses=problems(400, 404, 422, 503),
     )
-    async def event(
-        self,
-        source: FromPath[str],
-        request: Request[Any, Any, Any],
-        state: State,
-        body: RawBody,
-    ) -> SourceAnswer:
+    async def event(self, source: FromPath[str], request: Request[Any, Any, Any]) -> SourceAnswer:
         """Score the ticket, queue or move or end its item, and answer with the decision.
 
         The answer's ``fields`` hold the decision in the tool's own field names, for the tool
         to apply in the same request (an RT scrip, a Jira automation's web response).
         """
+        # The body and state from the request itself: each further handler parameter costs
+        # litestar's kwargs model and signature model a step per request.
+        body = await request.body()
+        state = request.app.state
         now = datetime.now(UTC)
         tables = table_store(state)
         active = tables.active(now).tables
-        known = any(s.name == source for s in active.sources.source)
+        known = source in _by_name(active.sources.source)
         try:
             found = find_source(active.sources.source, source)
-            _authenticate(found, request, body)
+            _authenticate(found, request, body, state.source_secrets)
             try:
                 payload = msgspec.json.decode(body)
             except msgspec.DecodeError as exc:
@@ -191,6 +201,7 @@ class SourcesPlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.append(SourcesController)
+        app_config.state["source_secrets"] = SecretCache()
         app_config.lifespan.append(self.lifespan)
         return app_config
 

@@ -16,21 +16,30 @@ and what is mapped, so the person wiring the tool sees what to fix on which side
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
+from functools import partial
 from typing import Any
 
-import jmespath
 import jmespath.exceptions
 import msgspec
-from jmespath.visitor import _equals as _jmespath_equals  # type: ignore[attr-defined]
 
 from service.core.base import Base
 from service.core.calls import Call
+from service.core.expressions import FieldPath, compiled, is_plain
 from service.core.sources import READ_FIELDS, Reader, Source
 from service.errors import InvalidEvent
 
-__all__ = ["FieldPath", "SourceEvent", "TicketState", "compiled", "map_event", "tool_text"]
+__all__ = [
+    "FieldPath",
+    "SourceEvent",
+    "SourceMapper",
+    "TicketState",
+    "compiled",
+    "map_event",
+    "mapper",
+    "tool_text",
+]
 
 
 class TicketState(enum.StrEnum):
@@ -57,98 +66,18 @@ class SourceEvent(Base):
     """Call field -> the tool field path it was read from (to locate scoring errors)."""
 
 
-class FieldPath:
-    """A JMESPath expression made only of field names (``ticket.custom_fields.Impact``).
-
-    Evaluated as a plain walk through dicts, with JMESPath's meaning (a field of anything but an
-    object is null): most mappings are such paths, and the general interpreter costs about
-    17 us per search, several per event (bench/http.py, the source endpoint).
-    """
-
-    __slots__ = ("keys",)
-
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self.keys = keys
-
-    def search(self, value: Any) -> Any:
-        for key in self.keys:
-            if not isinstance(value, dict):
-                return None
-            value = value.get(key)
-        return value
-
-
-def _field_keys(node: Any) -> tuple[str, ...] | None:
-    if node.get("type") == "field":
-        return (str(node["value"]),)
-    if node.get("type") == "subexpression":
-        keys: tuple[str, ...] = ()
-        for child in node.get("children", []):
-            more = _field_keys(child)
-            if more is None:
-                return None
-            keys += more
-        return keys
-    return None
-
-
-class FieldEquals:
-    """``path == 'literal'`` or ``path != 'literal'`` (either side first), a field path against a
-    literal: how sources tell a new ticket from a changed one (``event == 'create'``).
-
-    Evaluated as a plain walk and JMESPath's own equality (``jmespath.visitor._equals``: 0 and 1
-    never equal false and true); the interpreter spent about 5 % of an RT event's time in
-    ``visit_comparator`` (bench/http.py under py-spy).
-    """
-
-    __slots__ = ("literal", "negate", "path")
-
-    def __init__(self, path: FieldPath, literal: Any, negate: bool) -> None:
-        self.path = path
-        self.literal = literal
-        self.negate = negate
-
-    def search(self, value: Any) -> bool:
-        equal: bool = _jmespath_equals(self.path.search(value), self.literal)
-        return not equal if self.negate else equal
-
-
-def _field_equals(node: Any) -> FieldEquals | None:
-    if node.get("type") != "comparator" or node.get("value") not in ("eq", "ne"):
-        return None
-    left, right = node["children"]
-    if left.get("type") == "literal":
-        left, right = right, left
-    keys = _field_keys(left)
-    if not keys or right.get("type") != "literal":
-        return None
-    return FieldEquals(FieldPath(keys), right["value"], node["value"] == "ne")
-
-
-@lru_cache(maxsize=2048)
-def compiled(expression: str) -> Any:
-    """The compiled JMESPath expression (cached: sources are few, events many).
-
-    A plain field path becomes a :class:`FieldPath`, a field path compared with a literal a
-    :class:`FieldEquals`; anything else JMESPath's own interpreter.
-
-    Raises:
-        jmespath.exceptions.JMESPathError: the expression does not compile.
-    """
-    parsed = jmespath.compile(expression)
-    keys = _field_keys(parsed.parsed)
-    if keys:
-        return FieldPath(keys)
-    return _field_equals(parsed.parsed) or parsed
-
-
 def tool_text(value: object) -> str | None:
     """A scalar as the value maps spell it: strings as they are, numbers and booleans as JSON."""
     if isinstance(value, str):
         return value
+    if type(value) is int and _INT64[0] <= value <= _INT64[1]:
+        return str(value)  # the JSON text of an int that size, without the encoder's round trip
     if isinstance(value, bool | int | float):
         return msgspec.json.encode(value).decode()
     return None
+
+
+_INT64 = (-(2**63), 2**64 - 1)
 
 
 def _search(expression: str, payload: Any) -> Any:
@@ -159,30 +88,128 @@ def _search(expression: str, payload: Any) -> Any:
         raise InvalidEvent(expression, f"cannot evaluate the expression: {exc}") from None
 
 
-def _mapped(field: str, reader: Reader, payload: Any) -> str | int | None:
-    path = reader.path
-    raw = _search(path, payload) if path is not None else None
-    if raw is None or raw in ("", []):
-        return reader.default
-    text = tool_text(raw)
-    where = path or field
-    label = field.replace("_", " ")
-    if text is None:
-        raise InvalidEvent(
-            where, f"{label} must be a single value, got {type(raw).__name__}", value=raw
+def _reader(expression: str) -> Callable[[Any], Any]:
+    """The search of ``expression``; one the library interprets refuses like :func:`_search`."""
+    found = compiled(expression)
+    if is_plain(found):
+        search: Callable[[Any], Any] = found.search
+        return search
+    return partial(_search, expression)
+
+
+class _Field:
+    """One call field's reader, compiled: where it is read, how its values map, its default."""
+
+    __slots__ = ("default", "key", "label", "map", "search", "where")
+
+    def __init__(self, name: str, reader: Reader) -> None:
+        self.key = "type" if name == "call_type" else name
+        self.search = _reader(reader.path) if reader.path is not None else None
+        self.map = reader.map
+        self.default = reader.default
+        self.where = reader.path or name
+        self.label = name.replace("_", " ")
+
+    def value(self, payload: Any) -> str | int | None:
+        raw = self.search(payload) if self.search is not None else None
+        if raw is None or raw in ("", []):
+            return self.default
+        text = tool_text(raw)
+        if text is None:
+            raise InvalidEvent(
+                self.where,
+                f"{self.label} must be a single value, got {type(raw).__name__}",
+                value=raw,
+            )
+        if self.map:
+            ours = self.map.get(text)
+            if ours is not None:
+                return ours
+            raise InvalidEvent(
+                self.where, f"unknown {self.label} '{text}'", value=raw, mapped=list(self.map)
+            )
+        # No map: the tool already uses our names (or level numbers for the scales).
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        return text
+
+
+class SourceMapper:
+    """One source's mapping compiled for its events: each expression and value map looked up
+    once, the field paths that locate errors written once. Holds nothing that changes an
+    answer: it is built from the frozen :class:`Source` alone (:func:`mapper`).
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._ticket = _reader(source.ticket_id)
+        life = source.status
+        self._state = _reader(life.path) if life is not None else None
+        self._resolved = frozenset(life.resolved) if life is not None else frozenset()
+        self._closed = frozenset(life.closed) if life is not None else frozenset()
+        self._created = _reader(life.created) if life is not None and life.created else None
+        self._fields: list[_Field] = []
+        self._paths: dict[str, str] = {}
+        for name in READ_FIELDS:
+            reader: Reader | None = getattr(source, name)
+            if reader is not None:
+                field = _Field(name, reader)
+                self._fields.append(field)
+                self._paths[field.key] = reader.path or f"(default of {name})"
+        self._reported: tuple[str, Callable[[Any], Any]] | None = None
+        if source.reported_at is not None:
+            self._reported = (source.reported_at, _reader(source.reported_at))
+            self._paths["reported_at"] = source.reported_at
+
+    def map(self, payload: Any) -> SourceEvent:
+        """See :func:`map_event`."""
+        source = self.source
+        raw_id = self._ticket(payload)
+        ticket_id = tool_text(raw_id)
+        if ticket_id is None or ticket_id == "":
+            raise InvalidEvent(source.ticket_id, "missing ticket id", value=raw_id)
+        state = self._lifecycle(payload)
+        if state is TicketState.RESOLVED or state is TicketState.CLOSED:
+            # Ending work must not depend on the ticket's other fields still being mappable.
+            return SourceEvent(
+                source=source.name, ticket_id=ticket_id, call=None, state=state, paths={}
+            )
+        fields: dict[str, Any] = {}
+        for field in self._fields:
+            value = field.value(payload)
+            if value is not None:
+                fields[field.key] = value
+        if "type" not in fields:
+            path = source.call_type.path or "call_type"
+            raise InvalidEvent(
+                path, "missing call type and no default", mapped=list(source.call_type.map)
+            )
+        paths = dict(self._paths)  # the event's own: a caller may keep or change it
+        if self._reported is not None:
+            fields["reported_at"] = _reported_at(*self._reported, payload)
+        try:
+            call = msgspec.convert(fields, Call)
+        except msgspec.ValidationError as exc:
+            raise _located(exc, paths) from None
+        return SourceEvent(
+            source=source.name, ticket_id=ticket_id, call=call, state=state, paths=paths
         )
-    if reader.map:
-        if text in reader.map:
-            return reader.map[text]
-        raise InvalidEvent(where, f"unknown {label} '{text}'", value=raw, mapped=list(reader.map))
-    # No map: the tool already uses our names (or level numbers for the scales).
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    return text
+
+    def _lifecycle(self, payload: Any) -> TicketState:
+        if self._state is None:
+            return TicketState.OPEN
+        state = tool_text(self._state(payload))
+        if state is not None and state in self._resolved:
+            return TicketState.RESOLVED
+        if state is not None and state in self._closed:
+            return TicketState.CLOSED
+        if self._created is not None and not self._created(payload):
+            return TicketState.CHANGED
+        return TicketState.OPEN
 
 
-def _reported_at(expression: str, payload: Any) -> datetime | None:
-    raw = _search(expression, payload)
+def _reported_at(expression: str, search: Callable[[Any], Any], payload: Any) -> datetime | None:
+    raw = search(payload)
     if raw is None or raw == "":
         return None
     try:
@@ -195,6 +222,26 @@ def _reported_at(expression: str, payload: Any) -> datetime | None:
         ) from None
 
 
+_MAPPERS: dict[int, SourceMapper] = {}
+_MAPPERS_LIMIT = 256
+"""Sources are a few per table set and sets few per process; a reload makes new ones."""
+
+
+def mapper(source: Source) -> SourceMapper:
+    """The compiled mapping of ``source``, built once per source object.
+
+    Keyed by identity, and the mapper keeps its source alive, so an id is never reused for
+    another source while its entry lives; the cache is cleared when it outgrows a process's
+    few table sets (reloads make new source objects).
+    """
+    found = _MAPPERS.get(id(source))
+    if found is None or found.source is not source:
+        if len(_MAPPERS) >= _MAPPERS_LIMIT:
+            _MAPPERS.clear()
+        found = _MAPPERS[id(source)] = SourceMapper(source)
+    return found
+
+
 def map_event(source: Source, payload: Any) -> SourceEvent:
     """The event ``payload`` (the tool's decoded JSON) describes under ``source``'s mapping.
 
@@ -202,46 +249,7 @@ def map_event(source: Source, payload: Any) -> SourceEvent:
         InvalidEvent: a field is missing, unmapped or malformed; names the tool's field path,
             the value and the mapped values.
     """
-    raw_id = _search(source.ticket_id, payload)
-    ticket_id = tool_text(raw_id)
-    if ticket_id is None or ticket_id == "":
-        raise InvalidEvent(source.ticket_id, "missing ticket id", value=raw_id)
-    state = _state(source, payload)
-    if state in (TicketState.RESOLVED, TicketState.CLOSED):
-        # Ending work must not depend on the ticket's other fields still being mappable.
-        return SourceEvent(
-            source=source.name, ticket_id=ticket_id, call=None, state=state, paths={}
-        )
-    fields: dict[str, Any] = {}
-    paths: dict[str, str] = {}
-    for name in READ_FIELDS:
-        reader: Reader | None = getattr(source, name)
-        if reader is None:
-            continue
-        key = "type" if name == "call_type" else name
-        paths[key] = reader.path or f"(default of {name})"
-        value = _mapped(name, reader, payload)
-        if value is not None:
-            fields[key] = value
-    if "type" not in fields:
-        path = source.call_type.path or "call_type"
-        raise InvalidEvent(
-            path, "missing call type and no default", mapped=list(source.call_type.map)
-        )
-    if source.reported_at is not None:
-        paths["reported_at"] = source.reported_at
-        fields["reported_at"] = _reported_at(source.reported_at, payload)
-    try:
-        call = msgspec.convert(fields, Call)
-    except msgspec.ValidationError as exc:
-        raise _located(exc, paths) from None
-    return SourceEvent(
-        source=source.name,
-        ticket_id=ticket_id,
-        call=call,
-        state=state,
-        paths=paths,
-    )
+    return mapper(source).map(payload)
 
 
 def _located(exc: msgspec.ValidationError, paths: dict[str, str]) -> InvalidEvent:
@@ -250,17 +258,3 @@ def _located(exc: msgspec.ValidationError, paths: dict[str, str]) -> InvalidEven
     reason, _, at = text.rpartition(" - at `$.")
     field = at.rstrip("`")
     return InvalidEvent(paths.get(field, field or "(payload)"), reason or text)
-
-
-def _state(source: Source, payload: Any) -> TicketState:
-    life = source.status
-    if life is None:
-        return TicketState.OPEN
-    state = tool_text(_search(life.path, payload))
-    if state is not None and state in life.resolved:
-        return TicketState.RESOLVED
-    if state is not None and state in life.closed:
-        return TicketState.CLOSED
-    if life.created is not None and not _search(life.created, payload):
-        return TicketState.CHANGED
-    return TicketState.OPEN

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import msgspec
@@ -40,7 +41,7 @@ from service.dispatch.store import ItemStore
 from service.errors import InvalidCall, InvalidEvent
 from service.sources import keys
 from service.sources.watch import carries_missed, item_missed, watch_targets
-from service.sources.writeback.base import adapter
+from service.sources.writeback.base import WriteBack, adapter
 
 __all__ = ["REOPENED_FROM", "Action", "SourceAnswer", "handle_event"]
 
@@ -106,7 +107,7 @@ def _answer(
 ) -> SourceAnswer:
     fields: dict[str, Any] = {}
     if d is not None and source.writeback is not None:
-        fields = adapter(source.writeback.adapter).answer(d, source.writeback, missed)
+        fields = _adapter(source.writeback.adapter).answer(d, source.writeback, missed)
     return SourceAnswer(
         source=source.name,
         ticket_id=event.ticket_id,
@@ -115,6 +116,12 @@ def _answer(
         decision=d,
         fields=fields,
     )
+
+
+@cache
+def _adapter(name: str) -> WriteBack:
+    """The adapter, looked up once: ``adapter`` imports its module by name on every call."""
+    return adapter(name)
 
 
 def _changes(old: Call, new: Call) -> dict[str, Any]:

@@ -31,12 +31,13 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from functools import lru_cache
 
 from service.errors import SignatureRefused
 
-__all__ = ["HEADERS", "Scheme", "SignatureRefused", "sign", "verify"]
+__all__ = ["HEADERS", "Scheme", "SignatureRefused", "read_headers", "sign", "verify"]
 
 
 class Scheme(StrEnum):
@@ -61,6 +62,15 @@ HEADERS: dict[Scheme, str] = {
 GLPI_TIMESTAMP = "X-GLPI-timestamp"
 """GLPI's second header: the Unix time appended to the body before signing."""
 
+_READS: dict[Scheme, tuple[bytes, ...]] = {
+    scheme: (
+        name.lower().encode(),
+        *((GLPI_TIMESTAMP.lower().encode(),) if scheme == "glpi" else ()),
+    )
+    for scheme, name in HEADERS.items()
+}
+"""The headers each scheme reads, as ASGI spells names (lower case)."""
+
 _HUB = {Scheme.HMAC_SHA256: ("sha256", hashlib.sha256), Scheme.HMAC_SHA1: ("sha1", hashlib.sha1)}
 _HEX = {"sha256": re.compile(r"^[0-9a-fA-F]{64}$"), "sha1": re.compile(r"^[0-9a-fA-F]{40}$")}
 _TIMESTAMP = re.compile(r"^[0-9]{1,20}$")
@@ -77,9 +87,30 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value.strip() if value is not None else None
 
 
+def read_headers(scheme: Scheme, raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers ``scheme`` reads, from an ASGI scope's raw ``headers``; the first of a
+    repeated name counts (as in litestar's header map). Only those few are decoded: building
+    a map of every header cost more than checking a bearer token."""
+    wanted = _READS[scheme]
+    found: dict[str, str] = {}
+    for name, value in raw:
+        lower = name.lower()
+        if lower in wanted:
+            key = lower.decode("latin-1")
+            if key not in found:
+                found[key] = value.decode("latin-1")
+    return found
+
+
 def _same(given: bytes, expected: bytes) -> bool:
     """Constant-time equality that also hides the expected value's length."""
-    return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())
+    return hmac.compare_digest(hashlib.sha256(given).digest(), _digest(expected))
+
+
+@lru_cache(maxsize=64)
+def _digest(secret: bytes) -> bytes:
+    """A secret's SHA-256, computed once: secrets are few and checked on every event."""
+    return hashlib.sha256(secret).digest()
 
 
 def _hub(scheme: Scheme, secret: str, headers: Mapping[str, str], body: bytes) -> None:

@@ -94,20 +94,22 @@ class ToolAdapter:
         priority, to = tool_priority(decision, settings), self.field(settings, "priority")
         if to and priority is not None:
             out[to] = self.priority(priority, to)
-        values = {
-            "usm_priority": decision.priority.name,
-            "due": self.due(decision.resolve_by),
-            "resolve_by": self.when(decision.resolve_by),
-            "response_by": self.when(decision.response_by),
-        }
         for key in VALUES:
             to = self.field(settings, key)
-            if to:
-                out[to] = values[key]
+            if to:  # formatted only when named: an event's answer is built on the request path
+                out[to] = self._value(key, decision)
         flag = missed_field(settings, missed) if self.carries_missed else None
         if flag is not None:
             out[flag[0]] = flag[1] or self.cleared
         return out
+
+    def _value(self, key: str, decision: Decision) -> Any:
+        """The decision's value for setting ``key`` (one of :data:`VALUES`)."""
+        if key == "usm_priority":
+            return decision.priority.name
+        if key == "due":
+            return self.due(decision.resolve_by)
+        return self.when(decision.resolve_by if key == "resolve_by" else decision.response_by)
 
     def answer(
         self,

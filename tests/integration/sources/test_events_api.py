@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -234,3 +235,22 @@ def test_every_action_has_its_counter_from_the_start() -> None:
     from service.sources.inbound import Action
 
     assert set(ACTIONS) == {a.value for a in Action}
+
+
+def test_a_rotated_secrets_file_takes_effect_with_the_next_event(
+    redis_url: str, single_set_tables: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The route caches what the environment says, but not the file: rotating it needs no restart.
+    monkeypatch.delenv("USM_SOURCE_RT_SECRET", raising=False)
+    secrets = tmp_path / "sources-secrets.toml"
+    secrets.write_text('[rt]\nsecret = "before"\n')
+    os.utime(secrets, (1_700_000_000, 1_700_000_000))
+    monkeypatch.setenv("USM_SOURCES_SECRETS_FILE", str(secrets))
+    settings = Settings(redis_url=redis_url, tables=str(single_set_tables))
+    before, after = {"Authorization": "Bearer before"}, {"Authorization": "Bearer after"}
+    with TestClient(create_app(settings), base_url=LOOPBACK) as c:
+        assert _post(c, _ticket(), before).status_code == 200
+        secrets.write_text('[rt]\nsecret = "after"\n')
+        os.utime(secrets, (1_700_000_060, 1_700_000_060))
+        assert _post(c, _ticket(), before).status_code == 401
+        assert _post(c, _ticket(), after).status_code == 200

@@ -170,7 +170,7 @@ def test_a_value_too_long_for_a_call_is_located_at_the_tool_field() -> None:
 def test_a_plain_field_path_answers_exactly_as_jmespath(expression: str, payload: Any) -> None:
     import jmespath
 
-    from service.core.mapping import FieldPath, compiled
+    from service.core.expressions import FieldPath, compiled
 
     assert isinstance(compiled(expression), FieldPath)
     assert compiled(expression).search(payload) == jmespath.search(expression, payload)
@@ -210,14 +210,14 @@ def test_a_field_compared_with_a_literal_answers_exactly_as_jmespath(
 ) -> None:
     import jmespath
 
-    from service.core.mapping import FieldEquals, compiled
+    from service.core.expressions import FieldEquals, compiled
 
     assert isinstance(compiled(expression), FieldEquals)
     assert compiled(expression).search(payload) == jmespath.search(expression, payload)
 
 
 def test_other_expressions_keep_the_jmespath_interpreter() -> None:
-    from service.core.mapping import FieldEquals, FieldPath, compiled
+    from service.core.expressions import FieldEquals, FieldPath, compiled
 
     for expression in ("fields.labels[0]", "a || b", "*.x", "a == b", "a < `1`", "a[0] == 'x'"):
         assert not isinstance(compiled(expression), FieldPath | FieldEquals)

@@ -239,3 +239,42 @@ class TestConstantTime:
         assert len(comparisons) == 1
         given, expected = comparisons[0]
         assert given == expected
+
+
+class TestRawHeaders:
+    """The route reads only the headers a scheme needs from the ASGI list; the answer is the
+    one the whole header map gave (the first of a repeated name, any case)."""
+
+    @staticmethod
+    def _as_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(raw)}
+
+    @pytest.mark.parametrize("scheme", list(Scheme))
+    @pytest.mark.parametrize("valid", [True, False])
+    @pytest.mark.parametrize("shape", ["lower", "mixed", "repeated", "extra", "missing"])
+    def test_reading_the_raw_headers_decides_as_the_whole_map(
+        self, scheme: Scheme, valid: bool, shape: str
+    ) -> None:
+        secret = "svc:pass" if scheme is Scheme.BASIC else "a-secret"
+        signed = sign(scheme, secret if valid else "svc:other", BODY, timestamp=5)
+        raw = [(b"host", b"x"), (b"content-type", b"application/json")]
+        for name, value in signed.items():
+            key = name.encode() if shape == "mixed" else name.lower().encode()
+            if shape != "missing":
+                raw.append((key, value.encode("latin-1")))
+            if shape == "repeated":
+                raw.append((key, b"sha256=00 second copy"))
+        if shape == "extra":
+            raw.append((b"x-other", b"1"))
+
+        def outcome(headers: dict[str, str]) -> str:
+            try:
+                verify(scheme, secret, headers, BODY)
+            except SignatureRefused as exc:
+                return str(exc)
+            return "accepted"
+
+        read = signatures.read_headers(scheme, raw)
+        assert outcome(read) == outcome(self._as_map(raw))
+        assert set(read) <= {"authorization", "x-hub-signature", "x-glpi-signature",
+                             "x-glpi-timestamp"}  # fmt: skip
