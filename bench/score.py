@@ -1,10 +1,13 @@
 """In-process scoring throughput next to its bare ceiling, measured side by side in one run.
 
-Product: decode a JSON batch (``BatchRequest``), ``Scorer.score_many``, encode the decisions
-(``BatchResponse``) -- what ``POST /v1/priority/batch`` does between the socket reads and writes.
-Ceiling: decode the same bytes with the same decoder, one dict lookup per call (a ready-made
-decision of the same shape for the call's type), encode the result the same way. The ratio is
-what scoring costs on top of the wire work that no implementation can avoid.
+Product: decode a JSON batch (``BatchRequest``), ``Scorer.score_encoded`` (the decisions' JSON
+from memoised prototypes, service/core/wire.py) and the answer's bytes -- what
+``POST /v1/priority/batch`` does between the socket reads and writes, besides the decision log
+and the counters. Ceiling: decode the same bytes with the same decoder, one dict lookup per call
+(a ready-made decision of the same shape for the call's type), encode the result with msgspec.
+The ratio is what scoring costs on top of the wire work that no implementation can avoid. Two
+more rows for reference: the path before issue 14's batch cut (``score_many`` into ``Decision``
+structs, then msgspec encodes them) and the product with a new ``Scorer`` per batch (cold memo).
 
     .venv/bin/python -m bench.score [--calls 1000] [--rounds 9] [--seconds 0.4]
 """
@@ -25,7 +28,7 @@ from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.scoring import Scorer
 
-__all__ = ["ceiling_batch", "ceiling_table", "core_batch", "main", "run"]
+__all__ = ["ceiling_batch", "ceiling_table", "core_batch", "main", "run", "structs_batch"]
 
 TARGET = 0.5
 """Issue 2: the scoring core reaches at least half of the bare ceiling."""
@@ -35,7 +38,13 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def core_batch(body: bytes, scorer: Scorer, now: datetime) -> bytes:
-    """The product path: decode, score every call, encode the decisions."""
+    """The product path: decode, score every call straight to JSON, the answer's bytes."""
+    request = _DECODER.decode(body)
+    return scorer.score_encoded(request.calls, now).body()
+
+
+def structs_batch(body: bytes, scorer: Scorer, now: datetime) -> bytes:
+    """The path before: decode, score every call into a ``Decision``, encode them."""
     request = _DECODER.decode(body)
     return _ENCODER.encode(BatchResponse(decisions=scorer.score_many(request.calls, now)))
 
@@ -88,12 +97,16 @@ def run(
         {
             "ceiling": lambda: _rate(lambda: ceiling_batch(body, table), calls, seconds),
             "product": lambda: _rate(lambda: core_batch(body, scorer, now), calls, seconds),
+            "structs": lambda: _rate(lambda: structs_batch(body, scorer, now), calls, seconds),
             "product_cold": lambda: _rate(cold, calls, seconds),
         },
     )
     out = {name: median(values) for name, values in results.items()}
     out["ratio"] = out["product"] / out["ceiling"]
     out["ratio_cold"] = out["product_cold"] / out["ceiling"]
+    out["ratio_structs"] = out["structs"] / out["ceiling"]
+    if core_batch(body, scorer, now) != structs_batch(body, scorer, now):
+        raise AssertionError("score_encoded answered other bytes than score_many + encode")
     out["body_bytes"] = len(body)
     out["product_bytes"] = len(core_batch(body, scorer, now))
     out["ceiling_bytes"] = len(ceiling_batch(body, table))
@@ -120,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         [
             ("path", "decisions/s", "ratio to ceiling"),
             ("ceiling: decode + dict lookup + encode", f"{r['ceiling']:,.0f}", "1.00"),
-            ("product: decode + score_many + encode", f"{r['product']:,.0f}", f"{r['ratio']:.2f}"),
+            ("product: decode + score_encoded", f"{r['product']:,.0f}", f"{r['ratio']:.2f}"),
+            (
+                "before: decode + score_many + encode",
+                f"{r['structs']:,.0f}",
+                f"{r['ratio_structs']:.2f}",
+            ),
             (
                 "product, cold cache (new Scorer/batch)",
                 f"{r['product_cold']:,.0f}",

@@ -25,6 +25,7 @@ from service.core.calls import Call
 from service.core.decision import Decision, LevelRef, PriorityRef, Step
 from service.core.scales import Scale, given, iso_duration
 from service.core.tables import CallType, PriorityLevel, Service, TableSet, Trigger
+from service.core.wire import EncodedBatch, WireMemo
 from service.errors import InvalidCall
 
 __all__ = ["Scorer"]
@@ -34,11 +35,12 @@ _CACHE_LIMIT = 16_384
 
 Only valid shapes are remembered and a category counts only when a route names it, so the
 shapes of one table set are bounded (types x levels x services x routed categories); the limit
-caps memory (~2.6 kB a shape) should a set have more.
+caps memory (~2.6 kB a shape, ~4 kB with its JSON prototype for batches, service/core/wire.py)
+should a set have more.
 """
 
 
-class _Resolved(NamedTuple):
+class Resolved(NamedTuple):
     """Everything in a decision that does not depend on time."""
 
     call_type: str
@@ -86,7 +88,8 @@ class Scorer:
         self.proactive = [c.name for c in tables.call_types.call_type if c.trigger.is_proactive]
         # Free-text categories no route names cannot change a decision: keep them out of the memo.
         self._routed = frozenset(r.category for r in tables.routing.route if r.category is not None)
-        self._cache: dict[tuple[object, ...], _Resolved] = {}
+        self._cache: dict[tuple[object, ...], Resolved] = {}
+        self._wire = WireMemo(self.version, table_hash, _CACHE_LIMIT)
 
     def score(self, call: Call, now: datetime) -> Decision:
         """The decision for one call.
@@ -99,22 +102,7 @@ class Scorer:
             InvalidCall: A field names something the table set does not know, or a required
                 field is missing; the error names the field and the allowed values.
         """
-        category = call.category if call.category in self._routed else None
-        key = (
-            call.type,
-            call.impact,
-            call.urgency,
-            call.likelihood,
-            call.proximity,
-            call.service,
-            category,
-        )
-        r = self._cache.get(key)
-        if r is None:
-            r = self._resolve(call, category)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = r
+        r = self.resolved(call)
         reported = call.reported_at or now
         try:
             response_by, resolve_by = reported + r.response, reported + r.resolve
@@ -157,7 +145,49 @@ class Scorer:
                 raise exc.at(f"calls[{i}]") from None
         return out
 
-    def _resolve(self, call: Call, category: str | None) -> _Resolved:
+    def score_encoded(
+        self, calls: Sequence[Call], now: datetime, first: int = 0, into: EncodedBatch | None = None
+    ) -> EncodedBatch:
+        """:meth:`score_many` straight to JSON: the same decisions, byte for byte as msgspec
+        encodes them, with their decision-log rows (see :mod:`service.core.wire`).
+
+        ``first`` is the index of ``calls[0]`` in the request; ``into`` a batch to append to,
+        when a batch is scored in parts.
+
+        Raises:
+            InvalidCall: For the first bad call, located by its index, e.g. ``calls[3].urgency``.
+        """
+        return self._wire.score(self, calls, now, first, into)
+
+    def memo_key(self, call: Call) -> tuple[object, ...]:
+        """The memo key: the fields scoring reads, a category only when a route names it."""
+        category = call.category if call.category in self._routed else None
+        return (
+            call.type,
+            call.impact,
+            call.urgency,
+            call.likelihood,
+            call.proximity,
+            call.service,
+            category,
+        )
+
+    def resolved(self, call: Call) -> Resolved:
+        """Everything but the timestamps, from the memo or resolved afresh (and remembered).
+
+        Raises:
+            InvalidCall: As :meth:`score`.
+        """
+        key = self.memo_key(call)
+        r = self._cache.get(key)
+        if r is None:
+            r = self._resolve(call, call.category if call.category in self._routed else None)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = r
+        return r
+
+    def _resolve(self, call: Call, category: str | None) -> Resolved:
         """Everything but the timestamps; ``category`` is the call's, if a route names it."""
         steps: list[Step] = []
         call_type = self.call_types.get(call.type)
@@ -198,7 +228,7 @@ class Scorer:
                 f"resolve within {iso_duration(priority.resolve)}",
             )
         )
-        return _Resolved(
+        return Resolved(
             call_type=call_type.name,
             workflow=call_type.workflow,
             trigger=call_type.trigger,

@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from operator import attrgetter
 
 from service.core.decision import Decision
+from service.core.wire import EncodedBatch
 from service.metrics.instruments import DECISIONS, SCORING_SECONDS
 from service.metrics.tally import CounterTally, HistogramTally
 
-__all__ = ["record_decision", "record_decisions"]
+__all__ = ["record_decision", "record_decisions", "record_encoded"]
 
 _children: dict[tuple[str, str, str], CounterTally] = {}
 _key = attrgetter("call_type", "priority.name")
+_counted = attrgetter("counted")
 _scoring: HistogramTally | None = None
 _lock = threading.Lock()
 """One writer at a time for the tallies (see service.metrics.tally)."""
@@ -59,6 +61,21 @@ def record_decisions(decisions: Sequence[Decision], seconds: float) -> None:
     # One C-level pass: attrgetter builds the (call type, priority) key, Counter tallies it.
     tally = Tally(map(_key, decisions))
     version = decisions[0].table_version if decisions else ""
+    with _lock:
+        _observe(seconds)
+        for (call_type, priority), n in tally.items():
+            _child(call_type, priority, version).inc(n)
+
+
+def record_encoded(batch: EncodedBatch, version: str, seconds: float) -> None:
+    """:func:`record_decisions` for a batch scored straight to JSON (``Scorer.score_encoded``).
+
+    Args:
+        batch: The batch; an empty one only records the time.
+        version: The table set version that scored it.
+        seconds: Time spent scoring the whole batch.
+    """
+    tally = Tally(map(_counted, batch.prototypes))
     with _lock:
         _observe(seconds)
         for (call_type, priority), n in tally.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from service.cli.main import main
 from service.core.calls import Call
 from service.core.scoring import Scorer
 from service.files.loader import LoadedSet
-from service.governance.decision_log import FLUSH_CHUNK, DecisionLog, read_log
+from service.governance.decision_log import FLUSH_CHUNK, DecisionLog, LoggedDecision, read_log
 from service.governance.keys import DECISION_LOG
 from tests.support.redis_server import RedisServer, free_port
 
@@ -60,6 +60,45 @@ def test_a_flush_writes_every_buffered_decision_with_its_call_and_table_version(
     assert (entry.version, entry.hash) == (default_set.version, default_set.hash)
     assert (entry.priority, entry.team) == ("P3", "service_desk")
     assert entry.at == NOW
+
+
+def test_a_batch_scored_to_json_is_logged_as_the_single_path_logs_each_call(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    calls = [
+        Call(type="incident", impact=1, urgency="high", service="email"),
+        Call(type="risk", impact="group", likelihood="likely", proximity=2, category="security"),
+        Call(type="wish", impact="user", urgency="low", category='naïve "quoted" \\ 日本'),
+        Call(
+            type="incident", impact=1, urgency="high", reported_at=datetime(2026, 5, 1, tzinfo=UTC)
+        ),
+        Call(
+            type="change",
+            impact=3,
+            urgency=3,
+            reported_at=datetime(2026, 5, 1, 9, 30, 0, 250, tzinfo=timezone(timedelta(hours=-5))),
+        ),
+    ]
+    scorer = default_set.scorer()
+    one_by_one, batched = DecisionLog(maxlen=1000), DecisionLog(maxlen=1000)
+    for call in calls:
+        one_by_one.append(call, scorer.score(call, NOW))
+    batched.append(calls[0], scorer.score(calls[0], NOW))  # one chunk holds both kinds
+    batched.extend_batch(scorer.score_encoded(calls, NOW))
+    assert _flush(one_by_one, redis_url) == len(calls)
+    singles = read_log(redis_client, 100)
+    redis_client.delete(DECISION_LOG)
+    assert _flush(batched, redis_url) == len(calls) + 1
+    logged = read_log(redis_client, 100)
+    assert [e.call for e in logged] == [calls[0], *calls]
+
+    def fields(entries: list[LoggedDecision]) -> list[tuple[object, ...]]:
+        return [(e.call, e.version, e.hash, e.priority, e.team, e.at) for e in entries]
+
+    assert fields(logged[1:]) == fields(singles)
+    stored = [f for _, f in redis_client.xrange(DECISION_LOG)]
+    assert {f[b"at"] for f in stored[:2]} == {NOW.isoformat().encode()}  # isoformat, as ever
+    assert stored[-1][b"at"] == b"2026-05-01T09:30:00.000250-05:00"
 
 
 def test_a_batch_is_logged_call_by_call_in_order(
