@@ -10,7 +10,15 @@ mid-way leaves a claim that simply falls due again.
 decision reached the outbox: a re-score's write-back that is submitted late (a slow request, a
 retried submit) must not win over a later decision submitted before it. The entry keeps the
 newest revision it was given, pending or already sent, and a submit with an older one is dropped.
-Only tickets without an item (a source that never queues) fall back to the submit time.
+Only tickets without an item (a source that never queues) fall back to the decision time.
+
+How long the order holds: the submit first asks the item itself (the ticket's current item and
+that item's ``usm_rev``), and a decision of an item no longer kept is dropped. An item is kept
+while it is open and for ``USM_RESULT_TTL_SECONDS`` (7 days) after it ended, and its ticket is
+written through usm only while it has an item, so the order holds for as long as the ticket can be
+written, at no memory beyond the item's own. The outbox entry, which a sent decision keeps for
+``done_ttl`` (the result TTL; every write starts it again), orders only tickets without an item:
+for them a decision older than the last sent one is dropped while the entry is kept.
 
 The lease and the tool's answer time: a claim carries a random token, and before *each* request
 the sender checks, atomically (:data:`CHECK_SCRIPT`), that the entry still holds the claimed
@@ -48,6 +56,7 @@ from service.core.decision import Decision
 from service.core.sources import Source
 from service.core.tables import TableSet
 from service.core.targets import Target, render_missed
+from service.dispatch import keys as item_keys
 from service.dispatch.store import ItemStore
 from service.metrics.sources import WriteBackOutcome, record_writeback
 from service.sources import keys
@@ -80,15 +89,26 @@ LEASE_MARGIN = 5.0
 notices its timeout late (a busy machine) and the Redis round trips around the request."""
 
 SUBMIT_SCRIPT = """
--- Store the ticket's latest decision to write back, unless a later decision is already stored
--- (pending or sent). Later: a later item (ids sort by time: a re-opened ticket's new item), or
--- the same item at a higher revision; without an item on either side, a later decision time.
--- KEYS: 1 entry hash, 2 due zset, 3 dead zset
+-- Store the ticket's latest decision to write back, unless a later decision exists.
+-- Later: a later item (ids sort by time: a re-opened ticket's new item), or the same item at a
+-- higher revision; without an item on either side, a later decision time. The item itself is
+-- asked first (the ticket's current item, the item's own revision), so the order holds for as
+-- long as the item is kept, however long ago the entry was last written; a decision of an item
+-- no longer kept is old by definition. Then the entry (pending or sent) is asked.
+-- KEYS: 1 entry hash, 2 due zset, 3 dead zset, 4 the ticket's item record (its current item
+--       id), 5 the submitted item's job hash (KEYS[1] again when there is no item)
 -- ARGV: 1 member, 2 decision (JSON), 3 decided at (ms), 4 now (ms), 5 item id ('' none),
 --       6 item revision
 -- Returns: the entry's new revision, or 0 when the decision is older than the stored one.
-local h = redis.call('HMGET', KEYS[1], 'decided_ms', 'item', 'item_rev')
 local item, rev_in = ARGV[5], tonumber(ARGV[6])
+if item ~= '' then
+  local current = redis.call('GET', KEYS[4])
+  if current and item < current then return 0 end
+  local live = redis.call('HGET', KEYS[5], 'usm_rev')
+  if not live and redis.call('EXISTS', KEYS[5]) == 0 then return 0 end
+  if live and rev_in < tonumber(live) then return 0 end
+end
+local h = redis.call('HMGET', KEYS[1], 'decided_ms', 'item', 'item_rev')
 if item ~= '' and h[2] and h[2] ~= '' then
   if item < h[2] then return 0 end
   if item == h[2] and rev_in < tonumber(h[3]) then return 0 end
@@ -277,8 +297,15 @@ class Outbox:
         for the ticket; 0 when a later decision is already queued or sent."""
         member = keys.ref(source, ticket_id)
         item, rev_in = revision if revision is not None else ("", 0)
+        entry = keys.entry_key(member)
         rev = self._submit(
-            keys=[keys.entry_key(member), keys.DUE, keys.DEAD],
+            keys=[
+                entry,
+                keys.DUE,
+                keys.DEAD,
+                item_keys.idem_key(source, ticket_id),
+                item_keys.job_key(item) if item else entry,
+            ],
             args=[
                 member,
                 msgspec.json.encode(decision),

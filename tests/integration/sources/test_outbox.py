@@ -24,8 +24,13 @@ from service.sources.outbox import Outbox, Revision, Sender
 from service.sources.writeback.rt import ADAPTER
 from tests.support.processes import wait_for
 
-ITEM = "0" * 32
-"""An item id for entries whose item is never read."""
+
+def _item(conn: redis.Redis, base: LoadedSet, ticket_id: str) -> str:
+    """A real item for the rt ticket: the outbox orders a ticket's decisions by its item."""
+    call = Call(type="incident", impact="user", urgency="high")
+    decision = base.scorer().score(call, datetime(2026, 3, 2, 9, tzinfo=UTC))
+    item, _ = ItemStore(conn).enqueue(call, decision, "rt", ticket_id, None, datetime.now(UTC))
+    return item.id
 
 
 class Receiver:
@@ -129,14 +134,15 @@ def test_an_older_decision_of_a_ticket_without_item_never_overwrites_a_newer_one
 
 
 def test_a_newer_decision_during_a_send_is_sent_after_it(
-    outbox: Outbox, receiver: Receiver, default_set: LoadedSet
+    outbox: Outbox, receiver: Receiver, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     tables = _tables(default_set, receiver.url)
+    item = _item(redis_client, default_set, "10")
     first, second = _decision(default_set, "user"), _decision(default_set, "organisation")
-    outbox.submit("rt", "10", first, datetime.now(UTC), Revision(ITEM, 1))
+    outbox.submit("rt", "10", first, datetime.now(UTC), Revision(item, 1))
     (claimed,) = outbox.claim(datetime.now(UTC).timestamp(), 60)
     # While the first is on its way, a newer decision arrives: it must wait for the claim.
-    outbox.submit("rt", "10", second, datetime.now(UTC), Revision(ITEM, 2))
+    outbox.submit("rt", "10", second, datetime.now(UTC), Revision(item, 2))
     assert outbox.claim(datetime.now(UTC).timestamp(), 60) == []
     assert not outbox.done(claimed, datetime.now(UTC).timestamp())
     assert Sender(outbox, lambda: tables).run_once() == 1
@@ -181,18 +187,22 @@ def test_a_delayed_write_back_of_an_older_revision_never_overwrites_a_newer_one(
     assert _sent_priorities(receiver) == [newer.priority.name]
     assert (first > 0, delayed, after_sent) == (True, 0, 0)
     # A re-opened ticket's new item (a later id) starts at revision 0 and is newer still.
-    assert outbox.submit("rt", "21", older, later, Revision("f" * 32, 0)) > 0
+    store.cancel(item.id, now, reason="closed in rt")
+    reopened, created = store.enqueue(call, older, "rt", "21", None, now, replaces=item.id)
+    assert created and reopened.id > item.id
+    assert outbox.submit("rt", "21", older, later, Revision(reopened.id, 0)) > 0
     assert sender.run_once() == 1
     assert _sent_priorities(receiver) == [newer.priority.name, older.priority.name]
 
 
 def test_a_sender_whose_claim_was_superseded_sends_nothing(
-    outbox: Outbox, receiver: Receiver, default_set: LoadedSet
+    outbox: Outbox, receiver: Receiver, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     """A slow sender whose lease ran out while another sent revision N+1 must not then send N."""
     tables = _tables(default_set, receiver.url)
+    item = _item(redis_client, default_set, "22")
     older, newer = _decision(default_set, "user"), _decision(default_set, "organisation")
-    outbox.submit("rt", "22", older, datetime.now(UTC), Revision(ITEM, 5))
+    outbox.submit("rt", "22", older, datetime.now(UTC), Revision(item, 5))
     fast = Sender(outbox, lambda: tables)
     interleaved: list[bool] = []
 
@@ -201,7 +211,7 @@ def test_a_sender_whose_claim_was_superseded_sends_nothing(
         # out, N+1 is submitted, and the other sender claims and sends N+1.
         if not interleaved:
             interleaved.append(True)
-            outbox.submit("rt", "22", newer, datetime.now(UTC), Revision(ITEM, 6))
+            outbox.submit("rt", "22", newer, datetime.now(UTC), Revision(item, 6))
             wait_for("the other sender to send N+1", lambda: fast.run_once() == 1)
         return tables
 

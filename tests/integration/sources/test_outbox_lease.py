@@ -23,13 +23,21 @@ import redis
 from service.core.calls import Call
 from service.core.decision import Decision
 from service.core.tables import TableSet
+from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
 from service.sources import keys
 from service.sources.outbox import Outbox, Revision, Sender, send
 from service.sources.writeback.base import HttpRequest
 from tests.support.processes import wait_for
 
-ITEM = "0" * 32
+
+def _item(conn: redis.Redis, base: LoadedSet, ticket_id: str) -> str:
+    """A real item for the rt ticket: the outbox orders a ticket's decisions by its item."""
+    call = Call(type="incident", impact="user", urgency="high")
+    item, _ = ItemStore(conn).enqueue(
+        call, _decision(base, "user"), "rt", ticket_id, None, datetime.now(UTC)
+    )
+    return item.id
 
 
 class GatedTool:
@@ -98,7 +106,7 @@ def _in_background(sender: Sender) -> threading.Thread:
 
 
 def test_a_request_slower_than_the_claims_lease_keeps_the_ticket_until_it_returns(
-    outbox: Outbox, tool: GatedTool, default_set: LoadedSet
+    outbox: Outbox, tool: GatedTool, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     """Issue 10: the sender's lease (here 50 ms) was shorter than the request's timeout (10 s):
     once it ran out, another sender sent N+1 while N was still on its way, and the tool applied
@@ -106,12 +114,13 @@ def test_a_request_slower_than_the_claims_lease_keeps_the_ticket_until_it_return
     tables = _tables(default_set, tool.url, timeout=10.0)
     older, newer = _decision(default_set, "user"), _decision(default_set, "organisation")
     assert older.priority != newer.priority
-    outbox.submit("rt", "31", older, datetime.now(UTC), Revision(ITEM, 1))
+    item = _item(redis_client, default_set, "31")
+    outbox.submit("rt", "31", older, datetime.now(UTC), Revision(item, 1))
     started = time.time()
     slow = _in_background(Sender(outbox, lambda: tables, lease=0.05))
     assert tool.arrived.wait(30), "the older revision's request never reached the tool"
     wait_for("the claim's own lease to run out", lambda: time.time() > started + 0.1)
-    outbox.submit("rt", "31", newer, datetime.now(UTC), Revision(ITEM, 2))
+    outbox.submit("rt", "31", newer, datetime.now(UTC), Revision(item, 2))
     other = Sender(outbox, lambda: tables)
     assert other.run_once() == 0  # N is still on its way: the ticket is not free
     tool.release.set()
@@ -122,12 +131,13 @@ def test_a_request_slower_than_the_claims_lease_keeps_the_ticket_until_it_return
 
 
 def test_a_request_that_outlasts_its_timeout_still_keeps_the_ticket(
-    outbox: Outbox, tool: GatedTool, default_set: LoadedSet
+    outbox: Outbox, tool: GatedTool, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     """A stalled sender (its transport ignores the 0.2 s timeout) is renewed while it waits."""
     tables = _tables(default_set, tool.url, timeout=0.2)
     older, newer = _decision(default_set, "user"), _decision(default_set, "organisation")
-    outbox.submit("rt", "32", older, datetime.now(UTC), Revision(ITEM, 1))
+    item = _item(redis_client, default_set, "32")
+    outbox.submit("rt", "32", older, datetime.now(UTC), Revision(item, 1))
     stalled = threading.Event()
     resume = threading.Event()
 
@@ -142,7 +152,7 @@ def test_a_request_that_outlasts_its_timeout_still_keeps_the_ticket(
     assert stalled.wait(30)
     # Well past the claim's lease plus the request's timeout and margin (0.3 s).
     wait_for("the request's own lease to run out", lambda: time.time() > started + 1.0)
-    outbox.submit("rt", "32", newer, datetime.now(UTC), Revision(ITEM, 2))
+    outbox.submit("rt", "32", newer, datetime.now(UTC), Revision(item, 2))
     other = Sender(outbox, lambda: tables)
     assert other.run_once() == 0
     resume.set()
@@ -155,7 +165,8 @@ def test_a_sender_that_lost_its_claim_reports_neither_done_nor_failed(
     outbox: Outbox, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     decision = _decision(default_set, "user")
-    outbox.submit("rt", "33", decision, datetime.now(UTC), Revision(ITEM, 1))
+    item = _item(redis_client, default_set, "33")
+    outbox.submit("rt", "33", decision, datetime.now(UTC), Revision(item, 1))
     now = time.time()
     (lapsed,) = outbox.claim(now, 0.001)
     (holder,) = outbox.claim(now + 1, 60)
