@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from service.core import scoring
 from service.core.calls import Call
-from service.core.decision import Decision
+from service.core.decision import Decision, LevelRef
 from service.core.scoring import Scorer
 from service.core.validation import validate
 from service.errors import InvalidCall
@@ -264,12 +264,25 @@ def test_any_call_the_api_can_decode_gets_a_decision_or_an_invalid_call(
         _assert_consistent(scorer, call, outcome)
 
 
+def _unfloored(scorer: Scorer, call: Call, impact: LevelRef) -> LevelRef:
+    """The impact the call gave, when the decision's is its service's floor raised above it."""
+    service = scorer.services.get(call.service or "")
+    if service is None or service.impact_floor is None or impact.name != service.impact_floor:
+        return impact
+    floor = scorer.impact.by_key[service.impact_floor]
+    given = scorer.impact.resolve("impact", call.impact)  # type: ignore[arg-type]
+    assert given.level >= floor.level  # never lowered to the floor
+    return given
+
+
 def _assert_consistent(scorer: Scorer, call: Call, decision: Decision) -> None:
     """A decision holds what the call gave and the set's own matrix, teams and targets."""
     tables = scorer.tables
     assert decision.call_type == call.type
     assert (decision.table_version, decision.table_hash) == (tables.version, scorer.table_hash)
-    for value, ref in ((call.impact, decision.impact), (call.urgency, decision.urgency)):
+    # The agreement rule: a given impact below the service's floor is raised to it.
+    impact = decision.impact if call.impact is None else _unfloored(scorer, call, decision.impact)
+    for value, ref in ((call.impact, impact), (call.urgency, decision.urgency)):
         if isinstance(value, str) and not value.isdigit():
             assert ref.name == value
         elif value is not None:
