@@ -99,7 +99,8 @@ SUBMIT_SCRIPT = """
 --       id), 5 the submitted item's job hash (KEYS[1] again when there is no item)
 -- ARGV: 1 member, 2 decision (JSON), 3 decided at (ms), 4 now (ms), 5 item id ('' none),
 --       6 item revision
--- Returns: the entry's new revision, or 0 when the decision is older than the stored one.
+-- Returns: the entry's new revision (its current one when this revision already waits), or 0
+--          when the decision is older than the stored one.
 local item, rev_in = ARGV[5], tonumber(ARGV[6])
 if item ~= '' then
   local current = redis.call('GET', KEYS[4])
@@ -108,10 +109,15 @@ if item ~= '' then
   if not live and redis.call('EXISTS', KEYS[5]) == 0 then return 0 end
   if live and rev_in < tonumber(live) then return 0 end
 end
-local h = redis.call('HMGET', KEYS[1], 'decided_ms', 'item', 'item_rev')
+local h = redis.call('HMGET', KEYS[1], 'decided_ms', 'item', 'item_rev', 'state', 'rev')
 if item ~= '' and h[2] and h[2] ~= '' then
   if item < h[2] then return 0 end
   if item == h[2] and rev_in < tonumber(h[3]) then return 0 end
+  -- The same revision already waits (a sync of an unchanged ticket): nothing changes, so its
+  -- sender does not start over.
+  if item == h[2] and rev_in == tonumber(h[3]) and h[4] == 'pending' then
+    return tonumber(h[5])
+  end
 elseif tonumber(ARGV[3]) < tonumber(h[1] or '-1') then
   return 0
 end

@@ -5,7 +5,10 @@ the tool's search API (:mod:`service.sources.search`, one module per write-back 
 every ticket updated since the last successful sync, minus :data:`MARGIN` for clocks and search
 indexes that lag, gets each in the payload form the tool's webhook sends, and runs it through the
 same mapping and item rules as a live event. Decisions the ticket does not show yet go to the
-write-back outbox.
+write-back outbox, each with the item's revision it was stored at, like every other write-back:
+an unchanged ticket's decision is read together with its revision (:func:`_current`), so a
+re-score landing meanwhile is never overwritten by it, and a write-back of that same revision
+already waiting is left as it is (a sync of an unchanged ticket changes nothing).
 
 The cursor: the mark stored after a sync is the moment that sync *started*, and only a sync
 that read every page stores it; a failed one leaves the mark, so the next run covers the same
@@ -21,13 +24,14 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import redis
 
+from service.core.decision import Decision
 from service.core.mapping import compiled, map_event, tool_text
 from service.core.scoring import Scorer
 from service.core.sources import Source
 from service.dispatch.keys import PREFIX
 from service.dispatch.store import ItemStore
 from service.errors import InvalidEvent, NotFound
-from service.sources.inbound import handle_event
+from service.sources.inbound import Action, SourceAnswer, handle_event
 from service.sources.outbox import Outbox, Revision
 from service.sources.search.base import PAGE_SIZE, Fetch, fetch, finder
 from service.sources.secrets import secrets_for
@@ -112,17 +116,29 @@ def sync_source(
             report.refused.append(f"{_ticket(source, payload)}: {exc}")
             continue
         report.actions[answer.action.value] = report.actions.get(answer.action.value, 0) + 1
-        d = answer.decision
+        d, stored = answer.decision, None
+        if answer.item_id is not None and revision is not None:
+            stored = Revision(answer.item_id, revision)
+        elif answer.action is Action.UNCHANGED:
+            d, stored = _current(store, answer)
         # Only what the tool does not show yet: a second run writes nothing.
         if d is not None and not search.shows(payload, d, wb):
-            stored = (
-                Revision(answer.item_id, revision)
-                if answer.item_id is not None and revision is not None
-                else None
-            )
             report.written_back += outbox.submit(source.name, event.ticket_id, d, now, stored) > 0
     conn.set(_sync_key(source.name), started.isoformat())
     return report
+
+
+def _current(store: ItemStore, answer: SourceAnswer) -> tuple[Decision | None, Revision | None]:
+    """The unchanged ticket's item's decision with the revision it was stored at, in one read.
+
+    The answer holds the item's decision without its revision; written back without one, it
+    would be ordered by the time of the sync and overwrite a re-score made meanwhile.
+    """
+    found = store.find_with_revision(answer.source, answer.ticket_id)
+    if found is None or found[0].id != answer.item_id:
+        return None, None  # gone or replaced meanwhile: its own write-back is the newer one
+    item, revision = found
+    return item.decision, Revision(item.id, revision)
 
 
 def _ticket(source: Source, payload: object) -> str:
