@@ -65,7 +65,8 @@ def create_app(
             *extra_handlers,
         ],
         dependencies={"tables": Provide(_tables, sync_to_thread=False)},
-        state=State({"tables": store, "settings": settings}),
+        # The fast path (service.api.fast) reads the same security objects from here.
+        state=State({"tables": store, "settings": settings, "security": security}),
         exception_handlers={**exception_handlers, **security.exception_handlers},  # type: ignore[arg-type,dict-item]
         request_max_body_size=settings.max_body_bytes,
         # Logging is set up once per process (service.logs), not in litestar's own format.

@@ -11,6 +11,9 @@ their own ``send`` wrapper; a request through all four cost more than the handle
 ``POST /v1/priority`` (bench/http.py, in-process profile). Here one frame and one ``send``
 wrapper do it all, and the checks keep their own modules.
 
+A request the fast path (:mod:`service.api.fast`) counted against the rate limit and then
+passed on carries that count (``ADMITTED``); it is used instead of counting again.
+
 litestar runs this after routing (it is app middleware), so ``scope["path_template"]`` and
 ``scope["route_handler"]`` name the matched route.
 """
@@ -23,6 +26,7 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from service.api.fast import ADMITTED
 from service.api.http_metrics import EXCLUDED, route_metrics
 from service.security import Security
 from service.security.intake import without_bom
@@ -75,7 +79,13 @@ class RequestGuard:
             scope["auth"] = None
             limiter = self.limiter
             if limiter is not None and limiter.limits(user):
-                allowance = await limiter.admit(scope, user)  # type: ignore[arg-type]
+                admitted = scope.pop(ADMITTED, None)  # type: ignore[misc]
+                if admitted is None:
+                    allowance = await limiter.admit(scope, user)  # type: ignore[arg-type]
+                else:  # counted by the fast path, which passed the request on: not again
+                    allowance, refusal = admitted
+                    if refusal is not None:
+                        raise refusal
             await self.app(scope, receive, sending)
         except Exception as exc:
             # Answered by litestar's exception handling outside this layer.

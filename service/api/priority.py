@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Annotated, Any, cast
@@ -22,7 +23,16 @@ from service.governance.decision_log import DecisionLog
 from service.metrics.decisions import record_decision, record_encoded
 from service.security.ratelimit import charge_calls
 
-__all__ = ["MAX_BATCH", "BatchRequest", "BatchResponse", "PriorityController", "scorer_for"]
+__all__ = [
+    "MAX_BATCH",
+    "BatchRequest",
+    "BatchResponse",
+    "PriorityController",
+    "ScoreOne",
+    "decide",
+    "keep",
+    "scorer_for",
+]
 
 MAX_BATCH = 10_000
 PART = 1000
@@ -79,6 +89,24 @@ def _parts(request: Request[Any, Any, Any]) -> tuple[TableStore, DecisionLog]:
     return state.tables, state.decision_log
 
 
+def decide(tables: TableStore, call: Call, version: str | None) -> tuple[Decision, float]:
+    """The decision for one call and the seconds scoring took; no side effects.
+
+    ``POST /v1/priority`` on either path: the handler below, or :class:`ScoreOne` in front of
+    litestar. Both then :func:`keep` it.
+    """
+    now = datetime.now(UTC)
+    started = perf_counter()
+    decision = scorer_for(tables, now, version).score(call, now)
+    return decision, perf_counter() - started
+
+
+def keep(decision_log: DecisionLog, call: Call, decision: Decision, seconds: float) -> None:
+    """Count one decision (decision metrics) and append it to the decision log."""
+    record_decision(decision, seconds)
+    decision_log.append(call, decision)
+
+
 class PriorityController(Controller):
     path = "/v1/priority"
     tags = ["priority"]
@@ -92,11 +120,8 @@ class PriorityController(Controller):
     ) -> Decision:
         """Priority, team, targets and explanation for one call or risk. Needs no Redis."""
         tables, decision_log = _parts(request)
-        now = datetime.now(UTC)
-        started = perf_counter()
-        decision = scorer_for(tables, now, version).score(data, now)
-        record_decision(decision, perf_counter() - started)
-        decision_log.append(data, decision)
+        decision, seconds = decide(tables, data, version)
+        keep(decision_log, data, decision, seconds)
         return decision
 
     @post("/batch", status_code=200, summary="Score many calls")
@@ -137,3 +162,44 @@ async def _score_in_parts(scorer: Scorer, calls: list[Call], now: datetime) -> E
         scorer.score_encoded(calls[first : first + PART], now, first, batch)
         await asyncio.sleep(0)
     return batch
+
+
+_decode_call = msgspec.json.Decoder(Call).decode
+_encode = msgspec.json.Encoder().encode
+_VERSION = re.compile(rb"version=([A-Za-z0-9._-]{1,64})")
+"""The one query string the fast path reads; any other goes to litestar's parsing."""
+
+
+class ScoreOne:
+    """``POST /v1/priority`` for :mod:`service.api.fast`: the well-formed calls, same answer.
+
+    It answers only what it is sure of: a body that msgspec's strict decoder takes as a
+    :class:`Call` (litestar's lax conversion accepts all of those, with the same result), and
+    no query string or a loaded ``?version=``. Everything else, litestar answers.
+    """
+
+    method = "POST"
+    paths: tuple[str, ...] = ("/v1/priority",)
+    template = "/v1/priority"
+
+    def __init__(self, state: Any) -> None:
+        self.tables: TableStore = state.tables
+        self.decision_log: DecisionLog = state.decision_log
+
+    def parse(self, body: bytes, query: bytes) -> tuple[Call, str | None] | None:
+        version = None
+        if query:
+            match = _VERSION.fullmatch(query)
+            if match is None:
+                return None
+            version = match.group(1).decode()
+            if version not in self.tables.versions.names():
+                return None
+        return _decode_call(body), version
+
+    def answer(self, parsed: tuple[Call, str | None]) -> tuple[bytes, bytes]:
+        call, version = parsed
+        decision, seconds = decide(self.tables, call, version)
+        body = _encode(decision)  # before the side effects: a failure here passes on cleanly
+        keep(self.decision_log, call, decision, seconds)
+        return b"application/json", body

@@ -61,10 +61,11 @@ def _load(factory: AppFactory, settings: Settings) -> Any:
     in-process: about 5% fewer instructions per request (docs/benchmarks.md).
     """
     from service.api.access import with_access_log
+    from service.api.fast import with_fast_path
     from service.logs import setup
 
     setup()  # granian builds the app in a worker process: log there as everywhere else
-    app = with_access_log(factory(settings))
+    app = with_fast_path(with_access_log(factory(settings)))
     gc.collect()
     gc.freeze()
     return app
