@@ -30,8 +30,9 @@ from litestar.plugins import InitPluginProtocol
 
 from service.api.queues import problems, table_store
 from service.connection import connect
+from service.core.calls import Call
 from service.core.decision import Decision
-from service.core.mapping import map_event
+from service.core.mapping import SourceEvent, map_event
 from service.core.sources import Source
 from service.core.tables import TableSet
 from service.dispatch.store import ItemStore
@@ -43,7 +44,7 @@ from service.settings import Settings
 from service.sources.inbound import SourceAnswer, handle_event
 from service.sources.outbox import Outbox, Revision, Sender
 from service.sources.secrets import SecretCache
-from service.sources.signatures import HEADERS, Scheme, read_headers, verify
+from service.sources.signatures import HEADERS, SCHEMES, read_headers, verify
 from service.sources.triggers import write_back
 from service.sources.watch import TargetWatch
 
@@ -78,7 +79,7 @@ def _by_name(sources: list[Source]) -> dict[str, Source]:
 def _authenticate(
     source: Source, request: Request[Any, Any, Any], body: bytes, secrets: SecretCache
 ) -> None:
-    scheme = Scheme(source.signature)
+    scheme = SCHEMES[source.signature]
     secret = secrets.get(source.name).secret
     if not secret:
         log.warning(
@@ -141,19 +142,32 @@ class SourcesController(Controller):
         except Exception as exc:
             record_event(source, _reason(exc), known)
             raise
-        record_event(source, answer.action.value)
-        if scored is not None and answer.decision is not None:
-            record_decision(answer.decision, perf_counter() - started)
-            log_ = state.get("decision_log")
-            if log_ is not None:
-                log_.append(scored, answer.decision)
-            stored = (
-                Revision(answer.item_id, revision)
-                if answer.item_id is not None and revision is not None
-                else None
-            )
-            _write_back_event(state, found, event.ticket_id, answer.decision, active, stored)
+        _accepted(state, found, active, event, (answer, scored, revision), started)
         return answer
+
+
+def _accepted(
+    state: State,
+    source: Source,
+    tables: TableSet,
+    event: SourceEvent,
+    handled: tuple[SourceAnswer, Call | None, int | None],
+    started: float,
+) -> None:
+    """What follows an accepted event, on either path: counts, the decision log, write-back."""
+    answer, scored, revision = handled
+    record_event(source.name, answer.action.value)
+    if scored is not None and answer.decision is not None:
+        record_decision(answer.decision, perf_counter() - started)
+        log_ = state.get("decision_log")
+        if log_ is not None:
+            log_.append(scored, answer.decision)
+        stored = (
+            Revision(answer.item_id, revision)
+            if answer.item_id is not None and revision is not None
+            else None
+        )
+        _write_back_event(state, source, event.ticket_id, answer.decision, tables, stored)
 
 
 def _write_back_event(

@@ -74,7 +74,10 @@ class FieldEquals:
         self.negate = negate
 
     def search(self, value: Any) -> bool:
-        equal: bool = _jmespath_equals(self.path.search(value), self.literal)
+        found = self.path.search(value)
+        if type(self.literal) is str:  # no number-versus-boolean case: plain equality
+            return bool(found == self.literal) != self.negate
+        equal: bool = _jmespath_equals(found, self.literal)
         return not equal if self.negate else equal
 
 

@@ -100,18 +100,24 @@ def _reader(expression: str) -> Callable[[Any], Any]:
 class _Field:
     """One call field's reader, compiled: where it is read, how its values map, its default."""
 
-    __slots__ = ("default", "key", "label", "map", "search", "where")
+    __slots__ = ("default", "key", "keys", "label", "map", "search", "where")
 
     def __init__(self, name: str, reader: Reader) -> None:
         self.key = "type" if name == "call_type" else name
         self.search = _reader(reader.path) if reader.path is not None else None
+        found = compiled(reader.path) if reader.path is not None else None
+        self.keys = found.keys if isinstance(found, FieldPath) else None
+        """A plain field path's keys: :meth:`SourceMapper.map` walks them itself."""
         self.map = reader.map
         self.default = reader.default
         self.where = reader.path or name
         self.label = name.replace("_", " ")
 
     def value(self, payload: Any) -> str | int | None:
-        raw = self.search(payload) if self.search is not None else None
+        return self.value_of(self.search(payload) if self.search is not None else None)
+
+    def value_of(self, raw: Any) -> str | int | None:
+        """Our value for what the expression found: mapped, passed on, or the default."""
         if raw is None or raw in ("", []):
             return self.default
         text = tool_text(raw)
@@ -160,6 +166,7 @@ class SourceMapper:
         if source.reported_at is not None:
             self._reported = (source.reported_at, _reader(source.reported_at))
             self._paths["reported_at"] = source.reported_at
+        self._calls: dict[tuple[tuple[str, Any], ...], Call] = {}
 
     def map(self, payload: Any) -> SourceEvent:
         """See :func:`map_event`."""
@@ -176,7 +183,23 @@ class SourceMapper:
             )
         fields: dict[str, Any] = {}
         for field in self._fields:
-            value = field.value(payload)
+            keys = field.keys
+            if keys is None:
+                value = field.value(payload)
+            else:
+                # The common case inline (a plain path to a non-empty string): a call per
+                # field and step showed in the event's cost; anything else takes value_of.
+                raw = payload
+                try:
+                    for key in keys:
+                        raw = raw.get(key)
+                except AttributeError:
+                    raw = None
+                value = None
+                if type(raw) is str and raw:
+                    value = field.map.get(raw) if field.map else raw
+                if value is None:
+                    value = field.value_of(raw)
             if value is not None:
                 fields[field.key] = value
         if "type" not in fields:
@@ -185,15 +208,36 @@ class SourceMapper:
                 path, "missing call type and no default", mapped=list(source.call_type.map)
             )
         paths = dict(self._paths)  # the event's own: a caller may keep or change it
+        reported = _reported_at(*self._reported, payload) if self._reported is not None else None
+        call = self._call(fields, reported, paths)
+        return SourceEvent(
+            source=source.name, ticket_id=ticket_id, call=call, state=state, paths=paths
+        )
+
+    def _call(
+        self, fields: dict[str, Any], reported: datetime | None, paths: dict[str, str]
+    ) -> Call:
+        """The validated call of ``fields``. Tickets repeat the same few combinations of mapped
+        values, so a combination validated once is remembered (without its reported time, which
+        differs per ticket and is checked here: the only rule on it is a timezone)."""
+        key = tuple(fields.items())  # str and int values only: bools and floats become text
+        known = self._calls.get(key)
+        if known is not None and (reported is None or reported.tzinfo is not None):
+            return (
+                known if reported is None else msgspec.structs.replace(known, reported_at=reported)
+            )
         if self._reported is not None:
-            fields["reported_at"] = _reported_at(*self._reported, payload)
+            fields["reported_at"] = reported
         try:
             call = msgspec.convert(fields, Call)
         except msgspec.ValidationError as exc:
             raise _located(exc, paths) from None
-        return SourceEvent(
-            source=source.name, ticket_id=ticket_id, call=call, state=state, paths=paths
+        if len(self._calls) >= _CALLS_KEPT:
+            self._calls.clear()
+        self._calls[key] = (
+            call if reported is None else msgspec.structs.replace(call, reported_at=None)
         )
+        return call
 
     def _lifecycle(self, payload: Any) -> TicketState:
         if self._state is None:
@@ -221,6 +265,9 @@ def _reported_at(expression: str, search: Callable[[Any], Any], payload: Any) ->
             value=raw,
         ) from None
 
+
+_CALLS_KEPT = 4096
+"""Validated combinations of mapped values remembered per source."""
 
 _MAPPERS: dict[int, SourceMapper] = {}
 _MAPPERS_LIMIT = 256

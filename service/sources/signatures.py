@@ -37,7 +37,7 @@ from functools import lru_cache
 
 from service.errors import SignatureRefused
 
-__all__ = ["HEADERS", "Scheme", "SignatureRefused", "read_headers", "sign", "verify"]
+__all__ = ["HEADERS", "SCHEMES", "Scheme", "SignatureRefused", "read_headers", "sign", "verify"]
 
 
 class Scheme(StrEnum):
@@ -49,6 +49,9 @@ class Scheme(StrEnum):
     BEARER = "bearer"
     BASIC = "basic"
 
+
+SCHEMES: dict[str, Scheme] = {scheme.value: scheme for scheme in Scheme}
+"""A scheme by the name a source gives (a dict look-up; ``Scheme(name)`` costs several calls)."""
 
 HEADERS: dict[Scheme, str] = {
     Scheme.HMAC_SHA256: "X-Hub-Signature",

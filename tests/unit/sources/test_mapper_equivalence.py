@@ -176,6 +176,7 @@ def _values(reader: Reader | None) -> list[Any]:
     pool: list[Any] = [
         None, "", [], {}, 0, 1, 2, -1, 5, 1.0, 2.5, 1e16, True, False, "x", "create", "new",
         "update", "resolved", "deleted", "2026-03-02T09:00:00Z", "2026-03-02 09:00", "yesterday",
+        "2026-03-02T09:00:00", "2026-03-02T10:00:00+02:00", 1772442000,
         "y" * 250, ["a"], [1, 2], {"value": "High"}, {"name": "email"}, 12345678901234567890,
     ]  # fmt: skip
     if reader is not None:
@@ -299,3 +300,17 @@ def test_each_event_gets_its_own_paths(default_set: Any) -> None:
 )
 def test_tool_text_spells_numbers_as_their_json(value: Any) -> None:
     assert tool_text(value) == _text(value)
+
+
+@pytest.mark.parametrize("created", ["2026-03-02T09:00:00", "2026-03-02T09:00:00Z", None, ""])
+def test_a_remembered_combination_still_checks_the_reported_time(
+    default_set: Any, created: str | None
+) -> None:
+    rt = next(s for s in default_set.tables.sources.source if s.name == "rt")
+    fields = {"Impact": "User", "Urgency": "Can wait", "Service": "erp", "Category": "remembered"}
+    seen = {"event": "create", "ticket": {"id": 1, "created": "2026-01-01T00:00:00Z"}}
+    seen["ticket"]["custom_fields"] = fields  # type: ignore[index]
+    map_event(rt, seen)  # the combination is validated once and remembered
+    payload = copy.deepcopy(seen)
+    payload["ticket"]["created"] = created  # type: ignore[index]
+    assert _outcome(map_event, rt, payload) == _outcome(reference, rt, payload)

@@ -202,3 +202,27 @@ def test_ticket_ids_cannot_escape_the_path(name: str) -> None:
     s = settings(name, "https://tool.example.com")
     urls = [r.url for r in adapter(name).requests("../../admin?x=1", DECISION, s, "t")]
     assert all("../" not in url and "?" not in url for url in urls)
+
+
+@pytest.mark.parametrize("offset", [0, 1, -5.5, 14, -12])
+def test_the_plain_date_form_is_strftimes_for_any_moment(offset: float) -> None:
+    import random
+    from datetime import timedelta, timezone
+
+    from service.sources.writeback.common import PLAIN_MOMENT
+    from service.sources.writeback.rt import ADAPTER as RT
+
+    zone = timezone(timedelta(hours=offset))
+    rng = random.Random(offset)
+    moments = [datetime(1, 1, 1, tzinfo=UTC), datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC)]
+    moments += [datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    moments += [
+        datetime(1000, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(280_000_000_000))
+        for _ in range(2000)
+    ]
+    for moment in moments:
+        try:
+            local = moment.astimezone(zone)
+        except OverflowError:
+            continue
+        assert RT.when(local) == local.astimezone(UTC).strftime(PLAIN_MOMENT), local
