@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -75,11 +75,15 @@ class FastRoute(Protocol):
     template: str
     """litestar's path template of the route: the scope rule and the metrics label."""
 
-    def parse(self, body: bytes, query: bytes) -> Any:
-        """What the request asks, or None when litestar should answer it. No side effects."""
+    def parse(self, body: bytes, query: bytes, headers: list[tuple[bytes, bytes]]) -> Any:
+        """What the request asks, or None when litestar should answer it. No side effects.
 
-    def answer(self, parsed: Any) -> Answer:
-        """Do the work and encode the 200 answer; raising passes the request to litestar."""
+        ``headers`` are the raw ASGI headers (a source's signature check reads them).
+        """
+
+    def answer(self, parsed: Any) -> Answer | Awaitable[Answer]:
+        """Do the work and encode the 200 answer (a coroutine when it must wait, e.g. on
+        Redis); raising passes the request to litestar."""
 
 
 class _Route:
@@ -171,7 +175,8 @@ class FastPath:
         parsed = None
         if body is not None and not body.startswith(BOM):
             try:
-                parsed = route.route.parse(body, scope["query_string"])  # type: ignore[typeddict-item]
+                query: bytes = scope["query_string"]  # type: ignore[typeddict-item]
+                parsed = route.route.parse(body, query, scope["headers"])  # type: ignore[arg-type]
             except Exception:  # nothing happened yet: litestar answers
                 parsed = None
         if parsed is None:
@@ -187,7 +192,10 @@ class FastPath:
             if limited:
                 allowance = await limiter.admit(scope, principal)  # type: ignore[union-attr]
             admitted = True
-            content_type, answer = route.route.answer(parsed)
+            result = route.route.answer(parsed)
+            if not isinstance(result, tuple):
+                result = await result
+            content_type, answer = result
         except Exception as exc:  # litestar answers, with the count made here
             metrics.running.value -= 1
             if limited:

@@ -186,7 +186,9 @@ class ScoreOne:
         self.tables: TableStore = state.tables
         self.decision_log: DecisionLog = state.decision_log
 
-    def parse(self, body: bytes, query: bytes) -> tuple[Call, str | None] | None:
+    def parse(
+        self, body: bytes, query: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[Call, str | None] | None:
         version = None
         if query:
             match = _VERSION.fullmatch(query)
