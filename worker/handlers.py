@@ -67,8 +67,13 @@ class HandlerError(Exception):
     """The handler gave up on an item; the item goes to the dead letters with this message."""
 
 
-class Interrupted(Exception):
-    """The worker is stopping before the handler finished; the item goes back to its queue."""
+class Interrupted(BaseException):
+    """The worker is stopping before the handler finished; the item goes back to its queue.
+
+    A BaseException, like KeyboardInterrupt: a second stop signal raises it wherever the handler
+    is, and an ``except Exception`` there (a handler's own, or logging's while a line is flushed)
+    must not swallow it and let the handler run on.
+    """
 
 
 Handler = Callable[[Delivery], None]
