@@ -30,7 +30,9 @@ counting the request again. The litestar routes stay registered: they document t
 calls and hostile inputs to servers with it on and off and compares status, headers, body,
 access line, decision-log row and metrics.
 
-Other routes join by adding a :class:`FastRoute` to :func:`fast_routes`.
+Other routes join by adding a :class:`FastRoute` to :func:`fast_routes`: source events do
+(``service/api/sources.py``, one route per configured source; only sources that score without
+queueing, the item writes stay on litestar's route and its worker thread).
 """
 
 from __future__ import annotations
@@ -242,8 +244,9 @@ async def _read(receive: Receive, limit: int) -> tuple[list[Message], bytes | No
 def fast_routes(app: Any) -> list[FastRoute]:
     """The fast routes of the litestar ``app`` (its state holds what they need)."""
     from service.api.priority import ScoreOne
+    from service.api.sources import source_routes
 
-    return [ScoreOne(app.state)]
+    return [ScoreOne(app.state), *source_routes(app.state)]
 
 
 def _off() -> bool:
