@@ -24,33 +24,36 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import FrameType
 
 import msgspec
 import redis
+from prometheus_client import Counter, Histogram
 from redis.exceptions import ExecAbortError
 from rq.queue import Queue as RQQueue
 from rq.worker import Worker as RQWorker
 
+from service.core.calls import Call
+from service.core.decision import Decision
 from service.core.tables import TableSet
 from service.dispatch import keys
 from service.dispatch.config import DispatchConfig
 from service.dispatch.encoding import check_hash_encoding
-from service.dispatch.items import ItemState, now_ms, unpack_call, unpack_decision
+from service.dispatch.items import ItemState, now_ms
 from service.dispatch.leases import (
     SUSPENDED,
     Leased,
     Outcome,
     Take,
+    Taker,
     expire_registries,
     extend,
     finish,
-    finish_and_take,
     reap,
-    take_next,
 )
 from service.dispatch.store import hand_out_order
-from service.metrics.instruments import ITEM_HANDLING, ITEM_WAIT, ItemEvent, record
+from service.metrics.instruments import ITEM_EVENTS, ITEM_HANDLING, ITEM_WAIT, ItemEvent, record
 from worker.handlers import Delivery, Handler, Interrupted, build_handler
 
 __all__ = ["Worker", "worker_teams"]
@@ -58,6 +61,8 @@ __all__ = ["Worker", "worker_teams"]
 log = logging.getLogger("usm.worker")
 
 _PAYLOAD = msgspec.json.Decoder(dict[str, object] | None)
+_CALL = msgspec.json.Decoder(Call)
+_DECISION = msgspec.json.Decoder(Decision)
 _EXPIRE_EVERY = 600.0
 """Seconds between clean-ups of expired registry entries (RQ's maintenance interval)."""
 _IDLE_BLOCK = 1.0
@@ -83,6 +88,17 @@ def _unavailable(exc: redis.RedisError) -> bool:
 def worker_teams(tables: TableSet) -> list[str]:
     """Teams that get workers: every team in push mode."""
     return [t.name for t in tables.teams.team if t.mode == "push"]
+
+
+@dataclass(frozen=True)
+class _Instruments:
+    """The metric series a worker records for every item of one team and priority, looked up
+    once (a label lookup costs more than the increment)."""
+
+    started: Counter
+    completed: Counter
+    wait: Histogram
+    handling: Histogram
 
 
 class _NotTaken:
@@ -140,6 +156,8 @@ class Worker:
         self.name = name or f"usm-{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         self.rq_key = keys.worker_key(self.name)
         self.current: Leased | None = None
+        self._taken: Taker | None = None
+        self._metrics: dict[tuple[str, str], _Instruments] = {}
         self.handled = 0
         self._signals = 0
         self._max_items: int | None = None
@@ -220,17 +238,20 @@ class Worker:
 
     # -- main loop --------------------------------------------------------------------------
 
-    def _take(self) -> Take:
-        """What this worker's hand-outs look for, under the table set in force."""
-        return Take(
-            self.queue_names,
-            self.wake_keys,
-            self.name,
-            int(self.config.lease_seconds * 1000),
-            ItemState.STARTED,
-            worker_key=self.rq_key,
-            with_history=True,
-        )
+    def _taker(self) -> Taker:
+        """This worker's hand-out calls, for what it looks for under the table set in force."""
+        if self._taken is None or self._taken.take.queue_names is not self.queue_names:
+            take = Take(
+                self.queue_names,
+                self.wake_keys,
+                self.name,
+                int(self.config.lease_seconds * 1000),
+                ItemState.STARTED,
+                worker_key=self.rq_key,
+                with_history=True,
+            )
+            self._taken = Taker(self.conn, take)
+        return self._taken
 
     def _loop(self, burst: bool, max_items: int | None) -> None:
         self._max_items = max_items
@@ -250,7 +271,7 @@ class Worker:
             try:
                 if isinstance(ahead, _NotTaken):
                     self._refresh()
-                    got = take_next(self.conn, self._take(), now_ms(), mark_idle=busy)
+                    got = self._taker().take_next(now_ms(), mark_idle=busy)
                 else:
                     got, ahead = ahead, _NOT_TAKEN
                 if got == SUSPENDED:
@@ -344,8 +365,9 @@ class Worker:
         leases the next item, returned here (else ``_NOT_TAKEN``)."""
         self.current = leased
         team, priority = leased.team, leased.priority
-        record(ItemEvent.STARTED, team, priority)
-        ITEM_WAIT.labels(team, priority).observe(max(0.0, (now_ms() - leased.queued_ms) / 1000))
+        metrics = self._instruments(team, priority)
+        metrics.started.inc()
+        metrics.wait.observe(max(0.0, (now_ms() - leased.queued_ms) / 1000))
         started = time.perf_counter()
         outcome, detail = Outcome.COMPLETED, ""
         try:
@@ -355,8 +377,8 @@ class Worker:
                 priority=priority,
                 source=leased.source,
                 external_id=leased.external_id,
-                call=unpack_call(leased.call),
-                decision=unpack_decision(leased.decision),
+                call=_CALL.decode(leased.call_json),
+                decision=_DECISION.decode(leased.decision_json),
                 payload=_PAYLOAD.decode(leased.payload),
                 delivery=leased.deliveries,
             )
@@ -378,14 +400,8 @@ class Worker:
         if more and not self.stop_event.is_set() and outcome is not Outcome.RELEASED:
             try:
                 self._refresh()
-                done, taken = finish_and_take(
-                    self.conn,
-                    leased,
-                    outcome,
-                    now_ms(),
-                    self._ttl(outcome),
-                    detail,
-                    self._take(),
+                done, taken = self._taker().finish_and_take(
+                    leased, outcome, now_ms(), self._ttl(outcome), detail
                 )
             except redis.RedisError as exc:
                 if not _unavailable(exc):
@@ -400,12 +416,23 @@ class Worker:
             return taken
         self.handled += 1
         if outcome is Outcome.COMPLETED:
-            record(ItemEvent.COMPLETED, team, priority)
-            ITEM_HANDLING.labels(team, priority).observe(elapsed)
+            metrics.completed.inc()
+            metrics.handling.observe(elapsed)
         elif outcome is Outcome.DEAD:
             record(ItemEvent.FAILED, team, priority)
             record(ItemEvent.DEAD_LETTERED, team, priority)
         return taken
+
+    def _instruments(self, team: str, priority: str) -> _Instruments:
+        found = self._metrics.get((team, priority))
+        if found is None:
+            found = self._metrics[team, priority] = _Instruments(
+                started=ITEM_EVENTS[ItemEvent.STARTED].labels(team, priority),
+                completed=ITEM_EVENTS[ItemEvent.COMPLETED].labels(team, priority),
+                wait=ITEM_WAIT.labels(team, priority),
+                handling=ITEM_HANDLING.labels(team, priority),
+            )
+        return found
 
     def _ttl(self, outcome: Outcome) -> int:
         """How long an ended item is kept."""

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 import redis
-from rq.utils import utcformat
 
 from service.dispatch import keys
 from service.dispatch.archive import fold
-from service.dispatch.items import ItemState, encode_event, ms_to_datetime, pack_parts
+from service.dispatch.items import ItemState, encode_event, pack_parts, plain
 from service.dispatch.scripts import scripts_for
+from service.dispatch.wire import Wire, bulk, bulks
 from service.errors import ReplicasUnconfirmed
 
 __all__ = [
@@ -31,10 +32,10 @@ __all__ = [
     "Outcome",
     "Reaped",
     "Take",
+    "Taker",
     "expire_registries",
     "extend",
     "finish",
-    "finish_and_take",
     "pop",
     "reap",
     "rq_time",
@@ -72,6 +73,34 @@ class Leased:
     """The item's history as the hand-out left it, when asked for (``with_history``): the
     worker folds the item with it as it completes it, in the same call (see :func:`finish`)."""
 
+    @functools.cached_property
+    def call_json(self) -> bytes:
+        """The call's JSON (inflated once: the handler's delivery and the fold both use it)."""
+        return plain(self.call)
+
+    @functools.cached_property
+    def decision_json(self) -> bytes:
+        """The decision's JSON (inflated once, as :attr:`call_json`)."""
+        return plain(self.decision)
+
+    def record(self, holder: str, now_ms: int, detail: str) -> tuple[bytes, int]:
+        """This item folded as it completes now (``usm_record``), and the history length it
+        was built from; ``(b"", 0)`` when the hand-out did not return the history."""
+        if self.history is None:
+            return b"", 0
+        last = encode_event("completed", ItemState.COMPLETED, now_ms, detail=detail, holder=holder)
+        record = pack_parts(
+            team=self.team,
+            priority=self.priority,
+            source=self.source,
+            external_id=self.external_id,
+            deliveries=self.deliveries,
+            call=self.call_json,
+            decision=self.decision_json,
+            history=[*self.history, last],
+        )
+        return record, len(self.history)
+
 
 @dataclass(frozen=True)
 class ClaimRecord:
@@ -103,9 +132,18 @@ class Reaped:
 SUSPENDED = "suspended"
 
 
+_SECOND: tuple[int, str] = (-1, "")
+"""The last second :func:`rq_time` formatted, and its text: items come many to a second."""
+
+
 def rq_time(ms: int) -> str:
-    """A timestamp in the format RQ writes into job hashes."""
-    return str(utcformat(ms_to_datetime(ms).astimezone(UTC).replace(tzinfo=None)))
+    """A timestamp in the format RQ writes into job hashes (its ``utcformat``)."""
+    global _SECOND
+    second, milli = divmod(ms, 1000)
+    cached = _SECOND
+    if cached[0] != second:
+        cached = _SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{milli:03d}000Z"
 
 
 def _text(value: bytes | None) -> str:
@@ -166,7 +204,11 @@ class Take:
         if got == b"reused":
             raise KeyReused(self.record.requester if self.record else "")
         if isinstance(got, bytes):
-            return got.decode()
+            if not got[:1].isdigit():
+                return got.decode()
+            # Framed into one string (a worker's hand-out): the values, then the history.
+            got = _unframe(got)
+            got = [*got[:14], got[14:]]
         (item_id, team, priority, queued_ms, deliveries, call, decision, payload, source, ext,
          q) = got[:11]  # fmt: skip
         return Leased(
@@ -185,6 +227,17 @@ class Take:
             replayed=got[12] == b"1",
             history=tuple(got[14]) if self.with_history and len(got) > 14 else None,
         )
+
+
+def _unframe(blob: bytes) -> list[bytes]:
+    """The values of POP_SCRIPT's framed answer: each was sent as ``<length>:<bytes>``."""
+    out = []
+    at, end = 0, len(blob)
+    while at < end:
+        colon = blob.index(b":", at)
+        at = colon + 1 + int(blob[at:colon])
+        out.append(blob[colon + 1 : at])
+    return out
 
 
 def pop(
@@ -279,19 +332,8 @@ def _finish_args(
 ) -> list[Any]:
     """FINISH_SCRIPT's arguments; with the item folded when ``leased`` has its history."""
     record, seen = b"", 0
-    if outcome is Outcome.COMPLETED and leased is not None and leased.history is not None:
-        last = encode_event("completed", ItemState.COMPLETED, now_ms, detail=detail, holder=holder)
-        record = pack_parts(
-            team=leased.team,
-            priority=leased.priority,
-            source=leased.source,
-            external_id=leased.external_id,
-            deliveries=leased.deliveries,
-            call=leased.call,
-            decision=leased.decision,
-            history=[*leased.history, last],
-        )
-        seen = len(leased.history)
+    if outcome is Outcome.COMPLETED and leased is not None:
+        record, seen = leased.record(holder, now_ms, detail)
     return [
         item_id,
         holder,
@@ -337,42 +379,77 @@ def finish(
     return bool(done)
 
 
-def finish_and_take(
-    conn: redis.Redis,
-    leased: Leased,
-    outcome: Outcome,
-    now_ms: int,
-    ttl_seconds: int,
-    detail: str,
-    take: Take,
-) -> tuple[bool, Leased | str | None]:
-    """A worker's step to its next item in one call: :func:`finish` ``leased`` (held by
-    ``take.holder``), then :func:`take_next`. Returns what each returns."""
-    done, got = scripts_for(conn).finish_pop(
-        keys=[
-            keys.job_key(leased.id),
-            keys.INFLIGHT,
-            keys.SUSPENDED,
-            take.worker_key or keys.INFLIGHT,
-            *take.keys(),
-        ],
-        args=[
-            *_finish_args(
-                leased.id,
-                take.holder,
-                outcome,
-                now_ms,
-                ttl_seconds,
-                detail,
-                take.worker_key,
-                leased,
-            ),
-            *take.args(now_ms, mark_idle=True),
-        ],
-    )
-    if done == 1 and outcome is Outcome.COMPLETED:
-        fold(conn, leased.id)
-    return bool(done), take.leased(got, now_ms)
+class Taker:
+    """A worker's hand-out calls, :meth:`take` and :meth:`finish_and_take`, on a
+    :class:`~service.dispatch.wire.Wire`, with every argument that stays the same from one item
+    to the next (keys, holder, lease kind) packed once: a busy worker makes one such call per
+    item. Build a new one when ``take`` changes (a new table set)."""
+
+    def __init__(self, conn: redis.Redis, take: Take, wire: Wire | None = None) -> None:
+        self.conn = conn
+        self.take = take
+        self.wire = wire if wire is not None else Wire(conn)
+        self._scripts = scripts_for(conn)
+        levels = take.keys()
+        worker = take.worker_key or keys.INFLIGHT
+        # POP_SCRIPT: KEYS in-flight, suspension flag, worker hash, claim record (none), levels;
+        # ARGV now, deadline | holder, state, n, suspension | now (RQ) | idle mark, requester,
+        # history.
+        self._pop_count = 1 + 4 + len(levels) + 10
+        self._pop_keys = bulks([4 + len(levels), keys.INFLIGHT, keys.SUSPENDED, worker,
+                                keys.INFLIGHT, *levels])  # fmt: skip
+        self._pop_mid = bulks([take.holder, take.state.value, len(take.queue_names),
+                               "1" if take.honour_suspension else "0"])  # fmt: skip
+        # A worker's hand-outs answer in one framed string (see POP_SCRIPT).
+        history = "2" if take.with_history else "0"
+        self._pop_tail = {
+            idle: bulks([("2" if idle else "1") if take.worker_key else "0", "", history])
+            for idle in (False, True)
+        }
+        # FINISH_POP_SCRIPT: KEYS job hash | in-flight, suspension flag, worker hash, levels;
+        # ARGV FINISH_SCRIPT's (id | holder | outcome, now, now (RQ), TTL, detail | worker |
+        # record, seen), then POP_SCRIPT's as above.
+        self._step_count = 1 + 4 + len(levels) + 20
+        self._step_head = bulk(4 + len(levels))
+        self._step_keys = bulks([keys.INFLIGHT, keys.SUSPENDED, worker, *levels])
+        self._holder = bulk(take.holder)
+        self._worker = bulk("1" if take.worker_key else "0")
+
+    def take_next(self, now_ms: int, mark_idle: bool = False) -> Leased | str | None:
+        """:func:`take_next` with this taker's ``take``."""
+        now = bulk(now_ms)
+        try:
+            got = self.wire.run(
+                self._scripts.pop,
+                self._pop_count,
+                [self._pop_keys, now, bulk(now_ms + self.take.lease_ms), self._pop_mid,
+                 bulk(rq_time(now_ms)), self._pop_tail[mark_idle]],
+            )  # fmt: skip
+        except ReplicasUnconfirmed as exc:
+            _give_back(self.conn, exc.result, self.take.holder, now_ms)
+            raise
+        return self.take.leased(got, now_ms)
+
+    def finish_and_take(
+        self, leased: Leased, outcome: Outcome, now_ms: int, ttl_seconds: int, detail: str
+    ) -> tuple[bool, Leased | str | None]:
+        """A worker's step to its next item in one call: :func:`finish` ``leased`` (held by
+        ``take.holder``), then :func:`take_next`. Returns what each returns."""
+        record, seen = b"", 0
+        if outcome is Outcome.COMPLETED:
+            record, seen = leased.record(self.take.holder, now_ms, detail)
+        now, now_rq = bulk(now_ms), bulk(rq_time(now_ms))
+        done, got = self.wire.run(
+            self._scripts.finish_pop,
+            self._step_count,
+            [self._step_head, bulk(keys.job_key(leased.id)), self._step_keys,
+             bulk(leased.id), self._holder, bulk(outcome.value), now, now_rq, bulk(ttl_seconds),
+             bulk(detail), self._worker, bulk(record), bulk(seen),
+             now, bulk(now_ms + self.take.lease_ms), self._pop_mid, now_rq, self._pop_tail[True]],
+        )  # fmt: skip
+        if done == 1 and outcome is Outcome.COMPLETED:
+            fold(self.conn, leased.id)
+        return bool(done), self.take.leased(got, now_ms)
 
 
 def reap(
