@@ -18,7 +18,8 @@ from tests.deploy.support import DEPLOY, ROOT, load_yaml, parse_dockerfile
 
 
 def command_lines() -> list[tuple[str, list[str]]]:
-    """(where, argv) of every usm command line in Dockerfile, compose.yaml and deploy/k8s."""
+    """(where, argv) of every usm command line in Dockerfile, compose.yaml and deploy/k8s
+    (Deployments and CronJobs, and compose health checks that run ``usm``)."""
     out: list[tuple[str, list[str]]] = []
     cmd = [i for i in parse_dockerfile(ROOT / "Dockerfile") if i.keyword == "CMD"][-1]
     argv = cmd.exec_form()
@@ -28,11 +29,15 @@ def command_lines() -> list[tuple[str, list[str]]]:
     for name, svc in compose["services"].items():
         if svc.get("build", {}).get("dockerfile") == "Dockerfile":
             out.append((f"compose.yaml {name}", svc["command"]))
+            test = svc.get("healthcheck", {}).get("test", [])
+            if test[:2] == ["CMD", "usm"]:
+                out.append((f"compose.yaml {name} healthcheck", test[2:]))
     for path in sorted((DEPLOY / "k8s").rglob("*.yaml")):
         for doc in load_yaml(path):
-            if doc.get("kind") != "Deployment":
+            if doc.get("kind") not in ("Deployment", "CronJob"):
                 continue
-            for container in doc["spec"]["template"]["spec"]["containers"]:
+            template = doc["spec"].get("jobTemplate", doc)["spec"]["template"]
+            for container in template["spec"]["containers"]:
                 if container.get("image", "").startswith("usm-dispatch"):
                     where = f"{path.relative_to(DEPLOY)} {doc['metadata']['name']}"
                     out.append((where, container["args"]))
@@ -62,3 +67,13 @@ def test_usm_accepts_the_command_line(where: str, argv: list[str]) -> None:
     args = parse(argv)
     assert args.command == argv[0]
     assert callable(args.func)
+
+
+def test_the_deployment_files_schedule_the_reconciliation_of_every_source() -> None:
+    syncs = {where: argv for where, argv in COMMANDS if argv[:2] == ["sources", "sync"]}
+    assert syncs == {
+        "compose.yaml sources-sync": ["sources", "sync", "--all", "--every", "300"],
+        "k8s/base/sources-sync-cronjob.yaml usm-sources-sync": ["sources", "sync", "--all"],
+    }
+    for argv in syncs.values():
+        assert parse(argv).all_sources is True

@@ -309,3 +309,27 @@ def test_published_ports_bind_to_loopback_only(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every address"
+
+
+def test_a_service_syncs_every_source_periodically_with_the_apis_image_env_and_secrets(
+    compose: dict[str, Any],
+) -> None:
+    """Reconciliation runs by itself: tickets whose webhooks were lost are caught up."""
+    services = usm_services(compose)
+    sync, api = services["sources-sync"], services["api"]
+    command = sync["command"]
+    assert command[:3] == ["sources", "sync", "--all"]
+    every = float(command[command.index("--every") + 1])
+    assert 0 < every <= 900
+    assert (sync["image"], sync["build"]) == (api["image"], api["build"])
+    shared = ("REDIS_URL", "USM_TABLES", "USM_SOURCES_SECRETS_FILE")
+    assert {k: sync["environment"][k] for k in shared} == {k: api["environment"][k] for k in shared}
+    assert sync["secrets"] == api["secrets"] == ["usm-sources"]
+    assert sync["environment"]["USM_SOURCES_SECRETS_FILE"] == "/run/secrets/usm-sources"
+    default = compose["secrets"]["usm-sources"]["file"].partition(":-")[2].rstrip("}")
+    assert (DEPLOY / default).is_file()
+    # Healthy while every source's last complete sync is recent (longer than a run's period).
+    test = sync["healthcheck"]["test"]
+    assert test[:5] == ["CMD", "usm", "sources", "synced", "--all"]
+    assert float(test[test.index("--within") + 1]) >= 2 * every
+    assert sync["volumes"] == api["volumes"]  # the same tables

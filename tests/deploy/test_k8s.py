@@ -95,6 +95,21 @@ def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     return spec
 
 
+def usm_cronjobs(docs: list[tuple[str, dict[str, Any]]] = MANIFESTS) -> list[dict[str, Any]]:
+    return [
+        c
+        for c in by_kind("CronJob", docs)
+        if c["metadata"]["labels"].get("app.kubernetes.io/name") == "usm-dispatch"
+    ]
+
+
+def usm_pod_specs(docs: list[tuple[str, dict[str, Any]]] = MANIFESTS) -> list[dict[str, Any]]:
+    """The pod spec of every usm-dispatch Deployment and CronJob."""
+    pods = [d["spec"]["template"]["spec"] for d in usm_deployments(docs)]
+    pods += [c["spec"]["jobTemplate"]["spec"]["template"]["spec"] for c in usm_cronjobs(docs)]
+    return pods
+
+
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize(
     ("file", "doc"),
@@ -189,8 +204,8 @@ def test_pods_shut_down_gracefully() -> None:
 def test_every_pod_runs_as_the_image_user_with_a_read_only_root() -> None:
     final_user = [i.args for i in parse_dockerfile(ROOT / "Dockerfile") if i.keyword == "USER"][-1]
     uid = int(final_user.partition(":")[0])
-    for deployment in usm_deployments():
-        pod = deployment["spec"]["template"]["spec"]
+    assert usm_cronjobs(), "the reconciliation CronJob is checked too"
+    for pod in usm_pod_specs():
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == uid
         for container in pod["containers"]:
@@ -202,9 +217,10 @@ def test_every_pod_runs_as_the_image_user_with_a_read_only_root() -> None:
 
 def test_every_container_has_requests_and_a_memory_limit() -> None:
     for _, doc in MANIFESTS:
-        if doc["kind"] not in {"Deployment", "StatefulSet"}:
+        if doc["kind"] not in {"Deployment", "StatefulSet", "CronJob"}:
             continue
-        for container in doc["spec"]["template"]["spec"]["containers"]:
+        template = doc["spec"].get("jobTemplate", doc)["spec"]["template"]
+        for container in template["spec"]["containers"]:
             resources = container["resources"]
             assert {"cpu", "memory"} <= set(resources["requests"]), doc["metadata"]["name"]
             assert "memory" in resources["limits"], doc["metadata"]["name"]
@@ -314,8 +330,7 @@ def test_the_example_overlay_provides_the_secrets_the_base_refers_to() -> None:
     overlay = kustomization(OVERLAY)
     generated = {g["name"]: g for g in overlay["secretGenerator"]}
     referenced = set()
-    for deployment in usm_deployments():
-        pod = deployment["spec"]["template"]["spec"]
+    for pod in usm_pod_specs():
         referenced |= {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
         for container in pod["containers"]:
             referenced |= {
@@ -335,7 +350,8 @@ def test_the_example_overlay_provides_the_secrets_the_base_refers_to() -> None:
 def test_the_example_api_key_file_is_valid_and_grants_no_more_than_score() -> None:
     from service.security.keys import load_file
 
-    (spec,) = [f for g in kustomization(OVERLAY)["secretGenerator"] for f in g.get("files", [])]
+    generators = {g["name"]: g for g in kustomization(OVERLAY)["secretGenerator"]}
+    (spec,) = generators["usm-api-keys"]["files"]
     keys = load_file(OVERLAY / spec.partition("=")[2])
     assert [(k.name, [s.value for s in k.scopes]) for k in keys] == [
         ("example-ticketing", ["score"])
@@ -369,16 +385,19 @@ def test_the_rendered_overlay_is_valid() -> None:
     # Generated names (hash suffixes) were rewritten everywhere they are referenced.
     config_maps = {d["metadata"]["name"] for d in by_kind("ConfigMap", rendered)}
     secrets = {d["metadata"]["name"] for d in by_kind("Secret", rendered)}
-    for deployment in usm_deployments(rendered):
-        pod = deployment["spec"]["template"]["spec"]
+    for pod in usm_pod_specs(rendered):
         for volume in pod["volumes"]:
             for source in volume.get("projected", {}).get("sources", []):
                 assert source["configMap"]["name"] in config_maps
             if "secret" in volume:
                 assert volume["secret"]["secretName"] in secrets
-        image = containers(deployment)[0]["image"]
+        image = pod["containers"][0]["image"]
         assert re.fullmatch(r"registry\.example\.com/usm-dispatch:\d+\.\d+\.\d+", image)
     assert len(usm_deployments(rendered)) == 1 + len(push_teams())
+    # The reconciliation CronJob got the tables from the patch, as the Deployments did.
+    (sync,) = usm_cronjobs(rendered)
+    pod = sync["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert "tables" in {v["name"] for v in pod["volumes"]}
 
 
 def test_the_redis_network_policy_admits_every_usm_pod() -> None:
@@ -392,3 +411,63 @@ def test_the_redis_network_policy_admits_every_usm_pod() -> None:
         labels = deployment["spec"]["template"]["metadata"]["labels"].items()
         assert any(s.items() <= labels for s in selectors), deployment["metadata"]["name"]
     assert [p["port"] for p in rule["ports"]] == [6379]
+
+
+def test_a_cronjob_syncs_every_source_with_the_apis_image_env_tables_and_secrets() -> None:
+    """Reconciliation is scheduled: lost webhooks are caught up without anyone running it."""
+    (sync,) = usm_cronjobs()
+    (api,) = [d for d in usm_deployments() if containers(d)[0]["args"] == ["api"]]
+    spec = sync["spec"]
+    # At most every 15 minutes (the sync looks 2 minutes further back than the last run), one
+    # run at a time, no retries (a failed run keeps its marks; the next one covers the span).
+    minute = spec["schedule"].split()[0]
+    assert re.fullmatch(r"\*/([1-9]|1[0-5])", minute), spec["schedule"]
+    assert spec["schedule"].split()[1:] == ["*", "*", "*", "*"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    (api_container,) = containers(api)
+    assert container["args"] == ["sources", "sync", "--all"]
+    assert container["image"] == api_container["image"]
+    wanted = {"REDIS_URL", "USM_TABLES", "USM_SOURCES_SECRETS_FILE"}
+    env = {e["name"]: e for e in container["env"]}
+    api_env = {e["name"]: e for e in api_container["env"]}
+    assert {k: env[k] for k in wanted} == {k: api_env[k] for k in wanted}
+
+    def secrets_at(pod: dict[str, Any], c: dict[str, Any]) -> dict[str, str]:
+        names = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        return {m["mountPath"]: names[m["name"]] for m in c["volumeMounts"] if m["name"] in names}
+
+    api_pod = api["spec"]["template"]["spec"]
+    assert secrets_at(pod, container) == {"/etc/usm/sources": "usm-sources-secrets"}
+    assert secrets_at(api_pod, api_container)["/etc/usm/sources"] == "usm-sources-secrets"
+    assert env["USM_SOURCES_SECRETS_FILE"]["value"].startswith("/etc/usm/sources/")
+    labels = job["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "usm-dispatch"  # admitted to Redis
+
+
+def test_the_cronjob_tables_patch_mounts_what_the_deployment_patch_mounts() -> None:
+    (deployments,) = load_yaml(BASE / "tables-volume.yaml")
+    (cronjobs,) = load_yaml(BASE / "tables-volume-cronjob.yaml")
+    assert cronjobs["spec"]["jobTemplate"]["spec"]["template"] == deployments["spec"]["template"]
+    patches = {p["path"]: p["target"] for p in kustomization(BASE)["patches"]}
+    assert patches["tables-volume-cronjob.yaml"] == {
+        "kind": "CronJob",
+        "labelSelector": "app.kubernetes.io/name=usm-dispatch",
+    }
+
+
+def test_the_example_sources_secrets_file_is_valid_and_holds_no_secret() -> None:
+    import msgspec
+
+    from service.sources.secrets import SourceSecrets
+
+    generators = {g["name"]: g for g in kustomization(OVERLAY)["secretGenerator"]}
+    (spec,) = generators["usm-sources-secrets"]["files"]
+    key, _, path = spec.partition("=")
+    assert key == "sources-secrets.toml"
+    parsed = msgspec.toml.decode((OVERLAY / path).read_bytes(), type=dict[str, SourceSecrets])
+    assert parsed == {}
