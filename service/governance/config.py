@@ -25,8 +25,8 @@ class GovernanceConfig(msgspec.Struct, kw_only=True, frozen=True):
     """``USM_TABLES_RESCORE_LOCK_SECONDS``: how long one replica may hold the re-score of an
     activation before another may take it over (it crashed)."""
     decision_log_maxlen: Annotated[int, msgspec.Meta(ge=0)] = 100_000
-    """``USM_DECISION_LOG_MAXLEN``: decisions the Redis stream keeps (approximately); 0 turns
-    the decision log off."""
+    """``USM_DECISION_LOG_MAXLEN``: decisions the Redis stream keeps (at least; older ones go a
+    flush at a time); 0 turns the decision log off."""
     decision_log_flush: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.2
     """``USM_DECISION_LOG_FLUSH``: seconds between background flushes of buffered decisions."""
     decision_log_buffer: Annotated[int, msgspec.Meta(ge=1)] = 50_000

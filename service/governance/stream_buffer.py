@@ -52,8 +52,11 @@ class StreamBuffer(Generic[E]):
 
     def __init__(self, maxlen: int, buffer: int, key: str) -> None:
         self.maxlen = maxlen
-        """Entries the stream keeps (approximately); 0 turns the log off."""
+        """Entries the stream keeps (approximately; the decision log: decisions, at least); 0
+        turns the log off."""
         self.key = key
+        self.keys = [key]
+        """The script's ``KEYS``: the stream first."""
         self._buf: deque[E] = deque(maxlen=buffer)
         # A full deque drops its oldest silently; the counts tell _take how many went.
         self._appended = 0
@@ -112,7 +115,7 @@ class StreamBuffer(Generic[E]):
         try:
             for start in range(0, len(items), self.chunk):
                 chunk = items[start : start + self.chunk]
-                written += int(await script(keys=[self.key], args=self._args(chunk)))
+                written += int(await script(keys=self.keys, args=self._args(chunk)))
         except (redis.RedisError, OSError) as exc:
             self.dropped.labels(DropReason.REDIS_DOWN.value).inc(len(items) - written)
             if not self._redis_down:

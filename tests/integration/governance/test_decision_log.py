@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis
 import redis.asyncio
@@ -17,7 +18,7 @@ from service.core.calls import Call
 from service.core.scoring import Scorer
 from service.files.loader import LoadedSet
 from service.governance.decision_log import FLUSH_CHUNK, DecisionLog, LoggedDecision, read_log
-from service.governance.keys import DECISION_LOG
+from service.governance.keys import DECISION_LOG, stream_index
 from tests.support.redis_server import RedisServer, free_port
 
 TABLES = Path(__file__).resolve().parents[3] / "tables"
@@ -96,9 +97,10 @@ def test_a_batch_scored_to_json_is_logged_as_the_single_path_logs_each_call(
         return [(e.call, e.version, e.hash, e.priority, e.team, e.at) for e in entries]
 
     assert fields(logged[1:]) == fields(singles)
-    stored = [f for _, f in redis_client.xrange(DECISION_LOG)]
-    assert {f[b"at"] for f in stored[:2]} == {NOW.isoformat().encode()}  # isoformat, as ever
-    assert stored[-1][b"at"] == b"2026-05-01T09:30:00.000250-05:00"
+    [(_, stored)] = redis_client.xrange(DECISION_LOG)  # one flush, one entry
+    at = [row[-1] for row in json.loads(stored[b"rows"])]
+    assert at[:2] == [NOW.isoformat()] * 2  # isoformat, as ever
+    assert at[-1] == "2026-05-01T09:30:00.000250-05:00"
 
 
 def test_a_batch_is_logged_call_by_call_in_order(
@@ -111,18 +113,69 @@ def test_a_batch_is_logged_call_by_call_in_order(
     assert [e.call for e in read_log(redis_client, 100)] == calls
 
 
-def test_the_stream_keeps_about_maxlen_entries(
+def test_the_stream_keeps_the_newest_maxlen_decisions_a_flush_at_a_time(
     redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
 ) -> None:
     scorer = default_set.scorer()
-    log = DecisionLog(maxlen=200)
-    for _ in range(10):
-        calls, decisions = _scored(scorer, 500)
+    log = DecisionLog(maxlen=1200)
+    logged: list[Call] = []
+    for n in range(10):
+        calls = [
+            Call(type="incident", impact="user", urgency=1 + i % 4, category=f"{n}")
+            for i in range(500)
+        ]
+        log.extend(calls, [scorer.score(c, NOW) for c in calls])
+        logged += calls
+        assert _flush(log, redis_url) == 500
+    # Whole entries (a flush each) go once the newer ones hold 1,200: three of 500 stay.
+    assert redis_client.xlen(DECISION_LOG) == 3
+    assert [e.call for e in read_log(redis_client, 10_000)] == logged[-1500:]
+    assert [e.call for e in read_log(redis_client, 700)] == logged[-700:]
+
+
+def test_entries_of_the_release_before_are_read_and_go_once_newer_ones_hold_maxlen(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    scorer = default_set.scorer()
+    old = [Call(type="wish", impact="user", urgency="low", category=f"old {i}") for i in range(3)]
+    for call in old:  # one XADD per decision, as written before chunked entries
+        d = scorer.score(call, NOW)
+        redis_client.xadd(
+            DECISION_LOG,
+            {
+                "call": msgspec.json.encode(call),
+                "version": d.table_version,
+                "hash": d.table_hash,
+                "priority": d.priority.name,
+                "team": d.team,
+                "at": d.reported_at.isoformat(),
+            },
+        )
+    log = DecisionLog(maxlen=4)
+    calls, decisions = _scored(scorer, 2)
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    _flush(log, redis_url)
+    assert [e.call for e in read_log(redis_client, 10)] == [*old, *calls]
+    assert [e.priority for e in read_log(redis_client, 10)][:3] == ["P5"] * 3
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    _flush(log, redis_url)  # 4 new decisions: the old entries are beyond what is kept
+    assert [e.call for e in read_log(redis_client, 10)] == [*calls, *calls]
+
+
+def test_a_lost_index_starts_again_and_the_stream_stays_bounded(
+    redis_url: str, redis_client: redis.Redis, default_set: LoadedSet
+) -> None:
+    scorer = default_set.scorer()
+    log = DecisionLog(maxlen=10)
+    for _ in range(3):
+        calls, decisions = _scored(scorer, 10)
         log.extend(calls, decisions)  # type: ignore[arg-type]
         _flush(log, redis_url)
-    length = redis_client.xlen(DECISION_LOG)
-    # MAXLEN ~ trims whole radix-tree nodes (100 entries each by default), never below maxlen.
-    assert 200 <= length <= 200 + 100
+    redis_client.delete(stream_index(DECISION_LOG))
+    log.extend(calls, decisions)  # type: ignore[arg-type]
+    _flush(log, redis_url)
+    assert redis_client.xlen(DECISION_LOG) == 1
+    assert [e.call for e in read_log(redis_client, 100)] == calls
 
 
 def test_with_redis_down_a_flush_drops_and_counts_and_never_raises(
