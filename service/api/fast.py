@@ -51,6 +51,7 @@ from service.api.access import log as access_log
 from service.api.http_metrics import route_metrics
 from service.security import Security
 from service.security.intake import BOM, is_json_media_type, loopback_host
+from service.security.ratelimit import ALLOWANCE
 
 __all__ = ["ADMITTED", "Answer", "FastPath", "FastRoute", "fast_routes", "with_fast_path"]
 
@@ -83,9 +84,17 @@ class FastRoute(Protocol):
         ``headers`` are the raw ASGI headers (a source's signature check reads them).
         """
 
-    def answer(self, parsed: Any) -> Answer | Awaitable[Answer]:
+    def answer(self, parsed: Any, scope: Scope) -> Answer | Awaitable[Answer]:
         """Do the work and encode the 200 answer (a coroutine when it must wait, e.g. on
-        Redis); raising passes the request to litestar."""
+        Redis); raising passes the request to litestar.
+
+        ``scope`` holds the request's rate-limit allowance (``ALLOWANCE`` in its state), for
+        routes that charge more than one request (a batch). A charge the limiter refuses
+        (:class:`~litestar.exceptions.TooManyRequestsException`, the allowance marked
+        ``refused``) is answered by litestar as that refusal, without counting again; charge
+        only after everything that may fail otherwise, so that litestar's path, which charges
+        first, counts the same.
+        """
 
 
 class _Route:
@@ -194,16 +203,32 @@ class FastPath:
             if limited:
                 allowance = await limiter.admit(scope, principal)  # type: ignore[union-attr]
             admitted = True
-            result = route.route.answer(parsed)
+            result = route.route.answer(parsed, scope)
             if not isinstance(result, tuple):
                 result = await result
             content_type, answer = result
         except Exception as exc:  # litestar answers, with the count made here
             metrics.running.value -= 1
             if limited:
-                scope[ADMITTED] = (allowance, None) if admitted else (None, exc)  # type: ignore[literal-required]
+                held = scope["state"].get(ALLOWANCE) if admitted else None  # type: ignore[typeddict-item]
+                refused = not admitted or (held is not None and held.refused)
+                scope[ADMITTED] = (allowance, exc if refused else None)  # type: ignore[literal-required]
             await self.app(scope, _replay(messages, receive), send)
             return
+        await self._send(route, scope, send, principal, started, allowance, content_type, answer)
+
+    async def _send(
+        self,
+        route: _Route,
+        scope: Scope,
+        send: Send,
+        principal: Any,
+        started: float,
+        allowance: Any,
+        content_type: bytes,
+        answer: bytes,
+    ) -> None:
+        """Send the 200 answer; count it (HTTP metrics) and log it (access line)."""
         headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(answer))]
         if allowance is not None:
             headers += allowance.raw_headers()
@@ -215,7 +240,7 @@ class FastPath:
             ended = perf_counter()
             await send({"type": "http.response.body", "body": answer, "more_body": False})
         finally:
-            metrics.finished(status, (ended or perf_counter()) - started)
+            route.metrics.finished(status, (ended or perf_counter()) - started)
             access = self.access
             if access is not None and access_log.isEnabledFor(logging.INFO):
                 scope["user"] = principal
@@ -243,10 +268,10 @@ async def _read(receive: Receive, limit: int) -> tuple[list[Message], bytes | No
 
 def fast_routes(app: Any) -> list[FastRoute]:
     """The fast routes of the litestar ``app`` (its state holds what they need)."""
-    from service.api.priority import ScoreOne
+    from service.api.priority import ScoreBatch, ScoreOne
     from service.api.sources import source_routes
 
-    return [ScoreOne(app.state), *source_routes(app.state)]
+    return [ScoreOne(app.state), ScoreBatch(app.state), *source_routes(app.state)]
 
 
 def _off() -> bool:

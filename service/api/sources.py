@@ -234,7 +234,7 @@ class SourceEventRoute:
         handled = handle_event(found, event, tables.scorer(now), None, now)
         return _Ready(found, active, event, handled, body, now, started)
 
-    def answer(self, parsed: _Ready) -> tuple[bytes, bytes]:
+    def answer(self, parsed: _Ready, scope: Any = None) -> tuple[bytes, bytes]:
         """Record the event as the route above does, and the answer's JSON."""
         encoded = _encode_answer(parsed.handled[0])  # first: nothing may fail once recorded
         recorder = self.state.get("event_log")

@@ -136,6 +136,35 @@ def _cases() -> list[Case]:
         Case("GET", method="GET"),
         Case("trailing slash", json=CALL, path="/v1/priority/"),
         Case("batch", json={"calls": [CALL, CALL]}, path="/v1/priority/batch"),
+        Case("batch of one", json={"calls": [CALL]}, path="/v1/priority/batch"),
+        Case(
+            "batch, clock",
+            json={"calls": [{"type": "wish", "impact": 4, "urgency": 4}] * 2},
+            path="/v1/priority/batch",
+        ),
+        Case(
+            "batch with a version",
+            json={"calls": [CALL, CALL]},
+            path="/v1/priority/batch?version=2027.1",
+        ),
+        Case(
+            "batch, unknown version", json={"calls": [CALL]}, path="/v1/priority/batch?version=nope"
+        ),
+        Case(
+            "batch, a bad call",
+            json={"calls": [CALL, {**CALL, "type": "x"}, CALL]},
+            path="/v1/priority/batch",
+        ),
+        Case(
+            "batch, a bad field",
+            json={"calls": [CALL, {**CALL, "urgency": "hgih"}]},
+            path="/v1/priority/batch",
+        ),
+        Case("empty batch", json={"calls": []}, path="/v1/priority/batch"),
+        Case(
+            "batch past the limit", json={"calls": [CALL] * (RATE + 1)}, path="/v1/priority/batch"
+        ),
+        Case("batch, malformed", body=b'{"calls": [', path="/v1/priority/batch"),
     ]
 
 
@@ -308,15 +337,18 @@ def test_the_fast_path_answers_as_litestar_does(servers: dict[str, Server]) -> N
     for index, case in enumerate(CASES):
         for name, server in servers.items():
             response = _send(server.api.url, case, index)
-            answers[name].append(_answer(response, clock=case.name == "no reported_at (clock)"))
+            answers[name].append(_answer(response, clock="clock" in case.name))
         _same(answers["on"][-1], answers["off"][-1], case.name)
-    for _ in range(RATE + 2):  # past the limit: 429 with Retry-After on both
+    burst = [Case("burst", json={"calls": [CALL, CALL]}, path="/v1/priority/batch", key="burst")]
+    burst += [Case("burst", json=CALL, key="burst")] * RATE
+    for case in burst:  # a batch of two, then single calls past the limit: 429 on both
         for name, server in servers.items():
-            response = _send(server.api.url, Case("burst", json=CALL, key="burst"), 0)
+            response = _send(server.api.url, case, 0)
             answers[name].append(_answer(response, clock=False))
         _same(answers["on"][-1], answers["off"][-1], "burst")
     statuses = [a[0] for a in answers["on"]]
-    assert statuses.count(429) == 2 and statuses.count(200) >= 12, statuses
+    # Two single calls past the limit, and the batch whose calls run past it.
+    assert statuses.count(429) == 3 and statuses.count(200) >= 16, statuses
 
     # The background writers: access lines (50 ms), decision log (200 ms), metric tallies.
     sent = len(answers["on"])
@@ -330,7 +362,11 @@ def test_the_fast_path_answers_as_litestar_does(servers: dict[str, Server]) -> N
             for e in read_log(server.redis, 1000)
         ]
 
-    decided = statuses.count(200) + 1  # the batch logs its two calls
+    decided = sum(
+        len(case.json["calls"]) if "batch" in case.path else 1
+        for case, answer in zip([*CASES, *burst], answers["on"], strict=True)
+        if answer[0] == 200
+    )
     wait_for("the decision log without the fast path", lambda: len(rows(off)) >= decided)
     wait_for("the same with it", lambda: len(rows(on)) >= len(rows(off)), timeout=10)
     assert rows(on) == rows(off)

@@ -147,12 +147,27 @@ def test_what_it_is_not_sure_of_goes_to_litestar_with_its_body(
         assert answer_headers[b"ratelimit-remaining"] == b"999"
 
 
+def test_a_batch_is_served_and_charged_once(served: tuple[FastPath, Recorder]) -> None:
+    app, recorder = served
+    status, headers, _ = _call(
+        app, json.dumps({"calls": [CALL, CALL]}).encode(), path="/v1/priority/batch"
+    )
+    assert status == 200
+    assert headers[b"ratelimit-remaining"] == b"998"
+    assert recorder.bodies == []
+    # A batch that fails to score goes to litestar, which charges its calls once and refuses.
+    bad = json.dumps({"calls": [CALL, {**CALL, "type": "x"}]}).encode()
+    status, headers, _ = _call(app, bad, path="/v1/priority/batch")
+    assert status == 422
+    assert headers[b"ratelimit-remaining"] == b"996"
+    assert recorder.bodies == [bad]
+
+
 def test_other_routes_pass_untouched(served: tuple[FastPath, Recorder]) -> None:
     app, recorder = served
-    body = json.dumps({"calls": [CALL]}).encode()
-    status, _, _ = _call(app, body, path="/v1/priority/batch")
-    assert status == 200
-    assert recorder.bodies == [body]
+    status, _, _ = _call(app, json.dumps(CALL).encode(), path="/v1/items")
+    assert status == 403  # the key has the score scope only: litestar's path refuses it
+    assert len(recorder.bodies) == 1
 
 
 def test_the_setting_turns_it_off(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
