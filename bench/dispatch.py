@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,14 +79,17 @@ def _tables(tmp: Path) -> Path:
 
 
 @contextmanager
-def _processes(env: dict[str, str], tmp: Path, api_port: int) -> Iterator[None]:
+def _processes(env: dict[str, str], tmp: Path, api_port: int) -> Iterator[dict[str, int]]:
+    """Every system's worker process (and usm's API), started; yields their pids by name."""
     procs = []
     logs = []
+    pids: dict[str, int] = {}
 
     def start(name: str, args: list[str]) -> None:
         log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115
         logs.append(log)
         procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log))
+        pids[name] = procs[-1].pid
 
     start(
         "api",
@@ -121,7 +125,7 @@ def _processes(env: dict[str, str], tmp: Path, api_port: int) -> Iterator[None]:
                 raise RuntimeError("API did not start; see " + str(tmp / "api.log"))
             time.sleep(0.1)
         time.sleep(2)  # workers import and register
-        yield
+        yield pids
     finally:
         for p in procs:
             p.terminate()
@@ -198,6 +202,66 @@ def _latencies(conn: redis.Redis, n: int, send: Callable[[int], None]) -> list[f
             raise RuntimeError("no timestamp within 10 s")
         out.append((float(got[1]) - sent) * 1000)
     return out
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and every live descendant of it (Dramatiq
+    and Celery run their workers in child processes)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += times.get(p, 0.0)
+        todo += [c for c, parent in parents.items() if parent == p]
+    return total
+
+
+class CpuMeter:
+    """CPU seconds a run costs: the system's own processes, Redis (INFO cpu) and this bench
+    process (its client threads). Load on the machine slows a run down but hardly changes
+    these, so items per CPU-second compare systems where items/s cannot."""
+
+    def __init__(self, conn: redis.Redis, pids: dict[str, int]) -> None:
+        self.conn = conn
+        self.pids = pids
+
+    def _redis(self) -> float:
+        info: dict[str, Any] = self.conn.info("cpu")  # type: ignore[assignment]
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def _bench(self) -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def snapshot(self, names: Sequence[str]) -> tuple[float, float, float]:
+        """(the processes named, Redis, this process) CPU seconds so far."""
+        own = sum(_process_cpu(self.pids[n]) for n in names)
+        return own, self._redis(), self._bench()
+
+
+CPU_OF = {
+    "usm_direct": ("usm-worker",),
+    "usm_http": ("usm-worker", "api"),
+    "rq": ("rq-worker",),
+    "dramatiq": ("dramatiq",),
+    "celery": ("celery",),
+    "limit": ("limit",),
+}
+"""The processes whose CPU a system's run costs (besides Redis and the bench's clients)."""
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -429,6 +493,46 @@ def _report(
     return ok
 
 
+def _rounds(
+    runs: dict[str, Callable[[int, str], float]],
+    meter: CpuMeter,
+    n: int,
+    rounds: int,
+    results: dict[str, list[float]],
+    cpu: dict[str, list[tuple[float, ...]]],
+) -> None:
+    """Interleaved throughput rounds: each round runs every system once, back to back."""
+    for r in range(rounds):
+        for side, run in runs.items():
+            before = meter.snapshot(CPU_OF[side])
+            results[side].append(run(n, f"r{r}"))
+            after = meter.snapshot(CPU_OF[side])
+            cpu[side].append(tuple((b - a) / n for a, b in zip(before, after, strict=True)))
+        print(f"round {r + 1}: " + ", ".join(
+            f"{side} {results[side][-1]:.0f}/s" for side in SIDES), flush=True)  # fmt: skip
+
+
+def _report_cpu(cpu: dict[str, list[tuple[float, ...]]]) -> None:
+    """CPU per item of each system's throughput rounds (medians), and usm's items per
+    CPU-second against Dramatiq's and the limit's. Not targets: the issue's targets are in
+    items/s; these say how much of a gap is CPU and how much is waiting on a busy machine."""
+    rows: list[tuple[Any, ...]] = [(
+        "system", "CPU us/item", "its processes", "Redis", "bench clients", "items/CPU-s",
+    )]  # fmt: skip
+    total = {side: [sum(r) for r in rounds] for side, rounds in cpu.items()}
+    for side in SIDES:
+        parts = [median([r[k] for r in cpu[side]]) * 1e6 for k in range(3)]
+        rows.append((
+            LABELS[side], f"{median(total[side]) * 1e6:,.0f}", f"{parts[0]:,.0f}",
+            f"{parts[1]:,.0f}", f"{parts[2]:,.0f}", f"{1 / median(total[side]):,.0f}",
+        ))  # fmt: skip
+    print()
+    print_table(rows)
+    for other in ("dramatiq", "limit"):
+        ratio = median([b / a for a, b in zip(total["usm_direct"], total[other], strict=True)])
+        print(f"usm direct items per CPU-second vs {LABELS[other]}: {ratio:.2f}x")
+
+
 def _commands_per_item(conn: redis.Redis, run: Callable[[], object], n: int) -> float:
     """Redis commands per item of one throughput run, INFO commandstats before and after.
 
@@ -439,14 +543,18 @@ def _commands_per_item(conn: redis.Redis, run: Callable[[], object], n: int) -> 
     return (command_count(conn) - before) / n
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--items", type=int, default=2000, help="items per throughput run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=int, default=200, help="samples per latency run")
     parser.add_argument("--memory-items", type=int, default=2000, help="items per memory run")
     parser.add_argument("--only", choices=["replicas"], help="run one section only")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
     print("machine:", ", ".join(f"{k}={v}" for k, v in machine().items()))
     if args.only == "replicas":
         return 0 if replica_cost(args.items, args.rounds) else 1
@@ -470,12 +578,17 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{api_port}"
     results: dict[str, list[float]] = {side: [] for side in SIDES}
     lat: dict[str, list[float]] = {side: [] for side in SIDES}
+    cpu: dict[str, list[tuple[float, ...]]] = {side: [] for side in SIDES}
     commands: dict[str, float] = {}
     queued: dict[str, float] = {}
     finished: dict[str, float] = {}
     try:
         _reload_peers(url)
-        with _processes(env, tmp, api_port), httpx.Client(base_url=base, timeout=10) as http:
+        with (
+            _processes(env, tmp, api_port) as pids,
+            httpx.Client(base_url=base, timeout=10) as http,
+        ):
+            meter = CpuMeter(conn, pids)
             bench = Bench(conn, http)
             peers = Peers(conn)
             runs: dict[str, Callable[[int, str], float]] = {
@@ -487,11 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             }  # fmt: skip
             for run in runs.values():  # warm-up: imports, scripts, pools
                 run(200, "warm")
-            for r in range(args.rounds):
-                for side, run in runs.items():
-                    results[side].append(run(args.items, f"r{r}"))
-                print(f"round {r + 1}: " + ", ".join(
-                    f"{side} {results[side][-1]:.0f}/s" for side in SIDES), flush=True)  # fmt: skip
+            _rounds(runs, meter, args.items, args.rounds, results, cpu)
             for side, run in runs.items():
                 mem = int(conn.info("memory")["used_memory"])  # type: ignore[index]
                 commands[side] = _commands_per_item(
@@ -512,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         conn.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    _report_cpu(cpu)
     ok = _report(results, lat, commands, queued, finished)
     ok = replica_cost(args.items, args.rounds) and ok
     return 0 if ok else 1

@@ -71,6 +71,7 @@ class Wire:
         if self._pid != os.getpid():
             # A forked child must not share its parent's sockets (redis-py's pool resets too).
             self._free, self._pid = [], os.getpid()
+        conn: Any
         try:
             conn = self._free.pop()
         except IndexError:
