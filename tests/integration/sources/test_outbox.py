@@ -2,96 +2,30 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import msgspec
 import pytest
 import redis
 
 from service.core.calls import Call
-from service.core.decision import Decision
 from service.core.sources import WriteBackSettings
 from service.core.tables import TableSet
 from service.dispatch import keys as item_keys
 from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
-from service.sources import keys
 from service.sources.outbox import Outbox, Revision, Sender
 from service.sources.writeback.rt import ADAPTER
+from tests.integration.sources.outbox_support import Receiver, decision, rt_item, rt_tables
 from tests.support.processes import wait_for
-
-
-def _item(conn: redis.Redis, base: LoadedSet, ticket_id: str) -> str:
-    """A real item for the rt ticket: the outbox orders a ticket's decisions by its item."""
-    call = Call(type="incident", impact="user", urgency="high")
-    decision = base.scorer().score(call, datetime(2026, 3, 2, 9, tzinfo=UTC))
-    item, _ = ItemStore(conn).enqueue(call, decision, "rt", ticket_id, None, datetime.now(UTC))
-    return item.id
-
-
-class Receiver:
-    """A local HTTP server that records every request and answers with a chosen status."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
-        self.status = 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append((self.command, self.path, dict(self.headers), body))
-                self.send_response(outer.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-
-
-@pytest.fixture
-def outbox(redis_client: redis.Redis) -> Outbox:
-    for key in redis_client.scan_iter(f"{keys.ENTRY_PREFIX}*"):
-        redis_client.delete(key)
-    return Outbox(redis_client)
-
-
-def _tables(base: LoadedSet, url: str, retries: int = 2) -> TableSet:
-    rt = base.tables.sources.source[0]
-    assert rt.writeback is not None
-    wb = msgspec.structs.replace(rt.writeback, base_url=url, retries=retries, backoff=0.0)
-    sources = msgspec.structs.replace(
-        base.tables.sources, source=[msgspec.structs.replace(rt, writeback=wb)]
-    )
-    return msgspec.structs.replace(base.tables, sources=sources)
-
-
-def _decision(base: LoadedSet, impact: str) -> Decision:
-    call = Call(type="incident", impact=impact, urgency="high")
-    return base.scorer().score(call, datetime(2026, 3, 2, 9, tzinfo=UTC))
 
 
 def test_a_decision_is_written_as_rt_rest2_put(
     outbox: Outbox, receiver: Receiver, default_set: LoadedSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("USM_SOURCE_RT_TOKEN", "usm-svc:svc-secret-1")
-    tables = _tables(default_set, receiver.url)
-    outbox.submit("rt", "7", _decision(default_set, "group"), datetime.now(UTC), None)
+    tables = rt_tables(default_set, receiver.url)
+    outbox.submit("rt", "7", decision(default_set, "group"), datetime.now(UTC), None)
     assert Sender(outbox, lambda: tables).run_once() == 1
     ((method, path, headers, body),) = receiver.requests
     assert (method, path) == ("PUT", "/REST/2.0/ticket/7")
@@ -108,8 +42,8 @@ def test_a_failing_tool_is_retried_then_dead_lettered(
     outbox: Outbox, receiver: Receiver, default_set: LoadedSet
 ) -> None:
     receiver.status = 503
-    tables = _tables(default_set, receiver.url, retries=2)
-    outbox.submit("rt", "8", _decision(default_set, "group"), datetime.now(UTC), None)
+    tables = rt_tables(default_set, receiver.url, retries=2)
+    outbox.submit("rt", "8", decision(default_set, "group"), datetime.now(UTC), None)
     sender = Sender(outbox, lambda: tables)
     for _ in range(3):
         assert sender.run_once() == 1  # backoff 0: due again at once
@@ -126,7 +60,7 @@ def test_an_older_decision_of_a_ticket_without_item_never_overwrites_a_newer_one
     outbox: Outbox, default_set: LoadedSet
 ) -> None:
     now = datetime.now(UTC)
-    newer, older = _decision(default_set, "organisation"), _decision(default_set, "user")
+    newer, older = decision(default_set, "organisation"), decision(default_set, "user")
     assert outbox.submit("rt", "9", newer, now, None) == 1
     assert outbox.submit("rt", "9", older, now - timedelta(seconds=5), None) == 0
     (claimed,) = outbox.claim(datetime.now(UTC).timestamp(), 60)
@@ -136,9 +70,9 @@ def test_an_older_decision_of_a_ticket_without_item_never_overwrites_a_newer_one
 def test_a_newer_decision_during_a_send_is_sent_after_it(
     outbox: Outbox, receiver: Receiver, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
-    tables = _tables(default_set, receiver.url)
-    item = _item(redis_client, default_set, "10")
-    first, second = _decision(default_set, "user"), _decision(default_set, "organisation")
+    tables = rt_tables(default_set, receiver.url)
+    item = rt_item(redis_client, default_set, "10").id
+    first, second = decision(default_set, "user"), decision(default_set, "organisation")
     outbox.submit("rt", "10", first, datetime.now(UTC), Revision(item, 1))
     (claimed,) = outbox.claim(datetime.now(UTC).timestamp(), 60)
     # While the first is on its way, a newer decision arrives: it must wait for the claim.
@@ -150,24 +84,16 @@ def test_a_newer_decision_during_a_send_is_sent_after_it(
     assert body["CustomFields"] == {"USM Priority": second.priority.name}
 
 
-def _sent_priorities(receiver: Receiver) -> list[str]:
-    """The USM priority of every write-back the tool got, in the order it got them."""
-    return [
-        msgspec.json.decode(body)["CustomFields"]["USM Priority"]
-        for _, _, _, body in receiver.requests
-    ]
-
-
 def test_a_delayed_write_back_of_an_older_revision_never_overwrites_a_newer_one(
     outbox: Outbox, receiver: Receiver, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     """Issue 10: ordered by the item's revision, not by when the write-back was submitted."""
-    tables = _tables(default_set, receiver.url)
+    tables = rt_tables(default_set, receiver.url)
     store = ItemStore(redis_client)
     now = datetime.now(UTC)
     call = Call(type="incident", impact="user", urgency="high")
-    item, _ = store.enqueue(call, _decision(default_set, "user"), "rt", "21", None, now)
-    older, newer = _decision(default_set, "group"), _decision(default_set, "organisation")
+    item, _ = store.enqueue(call, decision(default_set, "user"), "rt", "21", None, now)
+    older, newer = decision(default_set, "group"), decision(default_set, "organisation")
     assert older.priority != newer.priority
     _, _, rev_n = store.rescore_revised(item.id, older, now, reason="re-score N")
     _, _, rev_n1 = store.rescore_revised(item.id, newer, now, reason="re-score N+1")
@@ -184,7 +110,7 @@ def test_a_delayed_write_back_of_an_older_revision_never_overwrites_a_newer_one(
     later += timedelta(seconds=5)
     after_sent = outbox.submit("rt", "21", older, later, Revision(item.id, rev_n))
     wait_for("the outbox to drain", lambda: sender.run_once() == 0)
-    assert _sent_priorities(receiver) == [newer.priority.name]
+    assert receiver.priorities() == [newer.priority.name]
     assert (first > 0, delayed, after_sent) == (True, 0, 0)
     # A re-opened ticket's new item (a later id) starts at revision 0 and is newer still.
     store.cancel(item.id, now, reason="closed in rt")
@@ -192,16 +118,16 @@ def test_a_delayed_write_back_of_an_older_revision_never_overwrites_a_newer_one(
     assert created and reopened.id > item.id
     assert outbox.submit("rt", "21", older, later, Revision(reopened.id, 0)) > 0
     assert sender.run_once() == 1
-    assert _sent_priorities(receiver) == [newer.priority.name, older.priority.name]
+    assert receiver.priorities() == [newer.priority.name, older.priority.name]
 
 
 def test_a_sender_whose_claim_was_superseded_sends_nothing(
     outbox: Outbox, receiver: Receiver, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     """A slow sender whose lease ran out while another sent revision N+1 must not then send N."""
-    tables = _tables(default_set, receiver.url)
-    item = _item(redis_client, default_set, "22")
-    older, newer = _decision(default_set, "user"), _decision(default_set, "organisation")
+    tables = rt_tables(default_set, receiver.url)
+    item = rt_item(redis_client, default_set, "22").id
+    older, newer = decision(default_set, "user"), decision(default_set, "organisation")
     outbox.submit("rt", "22", older, datetime.now(UTC), Revision(item, 5))
     fast = Sender(outbox, lambda: tables)
     interleaved: list[bool] = []
@@ -218,14 +144,14 @@ def test_a_sender_whose_claim_was_superseded_sends_nothing(
     slow = Sender(outbox, tables_of_the_slow_sender, lease=0.001)
     assert slow.run_once() == 1
     assert interleaved
-    assert _sent_priorities(receiver) == [newer.priority.name]
+    assert receiver.priorities() == [newer.priority.name]
     assert outbox.pending() == (0, None)
 
 
 def test_a_sender_that_died_leaves_a_claim_that_falls_due_again(
     outbox: Outbox, default_set: LoadedSet
 ) -> None:
-    outbox.submit("rt", "11", _decision(default_set, "user"), datetime.now(UTC), None)
+    outbox.submit("rt", "11", decision(default_set, "user"), datetime.now(UTC), None)
     now = datetime.now(UTC).timestamp()
     assert len(outbox.claim(now, 0.2)) == 1
     assert outbox.claim(now + 0.1, 0.2) == []
@@ -236,5 +162,5 @@ def test_settings_without_a_priority_map_write_no_numeric_priority(
     default_set: LoadedSet,
 ) -> None:
     settings = WriteBackSettings(adapter="rt", base_url="http://127.0.0.1:1")
-    fields = ADAPTER.answer(_decision(default_set, "user"), settings)
+    fields = ADAPTER.answer(decision(default_set, "user"), settings)
     assert "Priority" not in fields

@@ -16,11 +16,11 @@ import redis
 from service.core.calls import Call
 from service.core.decision import Decision
 from service.dispatch import keys as item_keys
-from service.dispatch.items import Item
 from service.dispatch.store import ItemStore
 from service.files.loader import LoadedSet
 from service.sources import keys
 from service.sources.outbox import Outbox, Revision
+from tests.integration.sources.outbox_support import decision, rt_item
 from tests.support.processes import wait_for
 
 CALL = Call(type="incident", impact="user", urgency="high")
@@ -29,16 +29,6 @@ CALL = Call(type="incident", impact="user", urgency="high")
 @pytest.fixture
 def store(redis_client: redis.Redis) -> ItemStore:
     return ItemStore(redis_client)
-
-
-def _decision(base: LoadedSet, impact: str) -> Decision:
-    call = Call(type="incident", impact=impact, urgency="high")
-    return base.scorer().score(call, datetime(2026, 3, 2, 9, tzinfo=UTC))
-
-
-def _item(store: ItemStore, base: LoadedSet, ticket_id: str) -> Item:
-    item, _ = store.enqueue(CALL, _decision(base, "user"), "rt", ticket_id, None, datetime.now(UTC))
-    return item
 
 
 def _send_all(outbox: Outbox) -> list[Decision]:
@@ -56,8 +46,8 @@ def test_an_older_revision_is_dropped_after_the_sent_entry_expired(
     redis_client: redis.Redis, store: ItemStore, default_set: LoadedSet
 ) -> None:
     outbox = Outbox(redis_client, done_ttl=1)
-    item = _item(store, default_set, "41")
-    older, newer = _decision(default_set, "group"), _decision(default_set, "organisation")
+    item = rt_item(redis_client, default_set, "41")
+    older, newer = decision(default_set, "group"), decision(default_set, "organisation")
     _, _, rev_n = store.rescore_revised(item.id, older, datetime.now(UTC), reason="N")
     _, _, rev_n1 = store.rescore_revised(item.id, newer, datetime.now(UTC), reason="N+1")
     assert outbox.submit("rt", "41", newer, datetime.now(UTC), Revision(item.id, rev_n1)) > 0
@@ -74,8 +64,8 @@ def test_an_older_revision_is_dropped_when_the_tool_got_the_newer_one_in_its_ans
 ) -> None:
     """An RT scrip applies the event's answer itself: revision N+1 never passes the outbox."""
     outbox = Outbox(redis_client)
-    item = _item(store, default_set, "42")
-    older, newer = _decision(default_set, "group"), _decision(default_set, "organisation")
+    item = rt_item(redis_client, default_set, "42")
+    older, newer = decision(default_set, "group"), decision(default_set, "organisation")
     _, _, rev_n = store.rescore_revised(item.id, older, datetime.now(UTC), reason="activation")
     assert outbox.submit("rt", "42", older, datetime.now(UTC), Revision(item.id, rev_n)) > 0
     assert _send_all(outbox) == [older]
@@ -89,8 +79,8 @@ def test_a_decision_of_an_item_no_longer_kept_is_dropped(
     redis_client: redis.Redis, store: ItemStore, default_set: LoadedSet
 ) -> None:
     outbox = Outbox(redis_client)
-    item = _item(store, default_set, "43")
-    old = _decision(default_set, "group")
+    item = rt_item(redis_client, default_set, "43")
+    old = decision(default_set, "group")
     store.cancel(item.id, datetime.now(UTC), reason="closed in rt")
     # The ended item's result TTL passed: its records are gone.
     redis_client.delete(item_keys.job_key(item.id), item_keys.idem_key("rt", "43"))

@@ -21,10 +21,8 @@ from service.files.loader import LoadedSet
 from service.sources import keys
 from service.sources.outbox import Outbox, Sender
 from service.sources.watch import SHOW_SCRIPT, TargetWatch, watch_targets
-from tests.integration.sources.test_outbox import Receiver, _tables
+from tests.integration.sources.outbox_support import Receiver, rt_tables
 from tests.support.processes import wait_for
-
-pytest_plugins = ["tests.integration.sources.test_outbox"]
 
 
 def _rt(tables: TableSet) -> Source:
@@ -51,7 +49,7 @@ def _parts(
 def test_a_response_target_that_passes_while_the_item_waits_is_written_back_once(
     redis_client: redis.Redis, outbox: Outbox, receiver: Receiver, default_set: LoadedSet
 ) -> None:
-    tables = _tables(default_set, receiver.url)
+    tables = rt_tables(default_set, receiver.url)
     store, watch, sender = _parts(redis_client, outbox, tables)
     call, decision = _due_in(default_set, 2.0)
     now = datetime.now(UTC)
@@ -84,7 +82,7 @@ def test_a_response_target_that_passes_while_the_item_waits_is_written_back_once
 def test_an_item_that_ended_drops_its_note_and_nothing_is_sent(
     redis_client: redis.Redis, outbox: Outbox, receiver: Receiver, default_set: LoadedSet
 ) -> None:
-    tables = _tables(default_set, receiver.url)
+    tables = rt_tables(default_set, receiver.url)
     store, watch, sender = _parts(redis_client, outbox, tables)
     call, decision = _due_in(default_set, 0.5)
     now = datetime.now(UTC)
@@ -99,7 +97,7 @@ def test_an_item_that_ended_drops_its_note_and_nothing_is_sent(
 def test_a_target_already_passed_is_the_deliverers_and_not_noted(
     redis_client: redis.Redis, default_set: LoadedSet
 ) -> None:
-    tables = _tables(default_set, "http://127.0.0.1:1")
+    tables = rt_tables(default_set, "http://127.0.0.1:1")
     call, decision = _due_in(default_set, -1.0)
     late = msgspec.structs.replace(call, reported_at=datetime.now(UTC) - timedelta(days=30))
     old = default_set.scorer().score(late, datetime.now(UTC))
