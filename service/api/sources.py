@@ -38,6 +38,8 @@ from service.core.tables import TableSet
 from service.dispatch.store import ItemStore
 from service.errors import NotFound, QueueUnavailable, SignatureRefused
 from service.files.store import TableStore
+from service.governance.decision_log import DecisionLog
+from service.governance.event_log import EventLog
 from service.metrics.decisions import record_decision
 from service.metrics.sources import record_event
 from service.settings import Settings
@@ -148,7 +150,8 @@ class SourcesController(Controller):
         except Exception as exc:
             record_event(source, _reason(exc), known)
             raise
-        _accepted(state, found, active, event, (answer, scored, revision), started)
+        handled = (answer, scored, revision)
+        _accepted(state, found, active, event, handled, started, state.get("decision_log"))
         return answer
 
 
@@ -159,15 +162,15 @@ def _accepted(
     event: SourceEvent,
     handled: tuple[SourceAnswer, Call | None, int | None],
     started: float,
+    decision_log: DecisionLog | None,
 ) -> None:
     """What follows an accepted event, on either path: counts, the decision log, write-back."""
     answer, scored, revision = handled
     record_event(source.name, answer.action.value)
     if scored is not None and answer.decision is not None:
         record_decision(answer.decision, perf_counter() - started)
-        log_ = state.get("decision_log")
-        if log_ is not None:
-            log_.append(scored, answer.decision)
+        if decision_log is not None:
+            decision_log.append(scored, answer.decision)
         stored = (
             Revision(answer.item_id, revision)
             if answer.item_id is not None and revision is not None
@@ -211,18 +214,22 @@ class SourceEventRoute:
         self.name = name
         self.paths: tuple[str, ...] = (f"/v1/sources/{name}/events",)
         self.secrets: SecretCache = state.source_secrets
+        # Objects that live as long as the app (a reload changes the store's sets, not the
+        # store), read once: each look-up in litestar's State is a few calls.
+        self.tables: TableStore = state.tables
+        self.event_log: EventLog | None = state.get("event_log")
+        self.decision_log: DecisionLog | None = state.get("decision_log")
 
     def parse(
         self, body: bytes, query: bytes, headers: Iterable[tuple[bytes, bytes]]
     ) -> _Ready | None:
         """The checked, mapped and scored event, or None (the route above answers). The query
         string is not read, as above. Raises only what the fast path passes on as well."""
-        state = self.state
         now = datetime.now(UTC)
-        tables = table_store(state)
+        tables = self.tables
         active = tables.active(now).tables
         found = _by_name(active.sources.source).get(self.name)
-        if found is None or (found.queue and state.get("items") is not None):
+        if found is None or (found.queue and self.state.get("items") is not None):
             return None
         secret = self.secrets.get(found.name).secret
         if not secret:
@@ -237,11 +244,17 @@ class SourceEventRoute:
     def answer(self, parsed: _Ready, scope: Any = None) -> tuple[bytes, bytes]:
         """Record the event as the route above does, and the answer's JSON."""
         encoded = _encode_answer(parsed.handled[0])  # first: nothing may fail once recorded
-        recorder = self.state.get("event_log")
-        if recorder is not None:
-            recorder.append(parsed.source.name, parsed.body, parsed.now)
+        if self.event_log is not None:
+            self.event_log.append(parsed.source.name, parsed.body, parsed.now)
+        ready = parsed
         _accepted(
-            self.state, parsed.source, parsed.tables, parsed.event, parsed.handled, parsed.started
+            self.state,
+            ready.source,
+            ready.tables,
+            ready.event,
+            ready.handled,
+            ready.started,
+            self.decision_log,
         )
         return b"application/json", encoded
 
@@ -267,8 +280,10 @@ def _write_back_event(
     The item is already stored, so a Redis error here is logged, not answered: refusing now would
     make the tool resend an event that then changes nothing and writes nothing.
     """
+    if source.writeback is None or not source.writeback.events:
+        return
     outbox: Outbox | None = state.get("outbox")
-    if source.writeback is None or not source.writeback.events or outbox is None:
+    if outbox is None:
         return
     try:
         write_back(outbox, tables, source.name, ticket_id, decision, revision)

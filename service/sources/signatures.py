@@ -65,10 +65,12 @@ HEADERS: dict[Scheme, str] = {
 GLPI_TIMESTAMP = "X-GLPI-timestamp"
 """GLPI's second header: the Unix time appended to the body before signing."""
 
-_READS: dict[Scheme, tuple[bytes, ...]] = {
-    scheme: (
-        name.lower().encode(),
-        *((GLPI_TIMESTAMP.lower().encode(),) if scheme == "glpi" else ()),
+_READS: dict[Scheme, frozenset[bytes]] = {
+    scheme: frozenset(
+        (
+            name.lower().encode(),
+            *((GLPI_TIMESTAMP.lower().encode(),) if scheme == "glpi" else ()),
+        )
     )
     for scheme, name in HEADERS.items()
 }
@@ -106,14 +108,16 @@ def read_headers(scheme: Scheme, raw: Iterable[tuple[bytes, bytes]]) -> dict[str
 
 
 def _same(given: bytes, expected: bytes) -> bool:
-    """Constant-time equality that also hides the expected value's length."""
-    return hmac.compare_digest(hashlib.sha256(given).digest(), _digest(expected))
+    """Constant-time equality that also hides the expected value's length: digests of equal
+    length compared. BLAKE2s (a cryptographic hash, Python's own C code) costs about half of
+    OpenSSL's SHA-256 for a token this short, on every event."""
+    return hmac.compare_digest(hashlib.blake2s(given).digest(), _digest(expected))
 
 
 @lru_cache(maxsize=64)
 def _digest(secret: bytes) -> bytes:
-    """A secret's SHA-256, computed once: secrets are few and checked on every event."""
-    return hashlib.sha256(secret).digest()
+    """A secret's digest, computed once: secrets are few and checked on every event."""
+    return hashlib.blake2s(secret).digest()
 
 
 def _hub(scheme: Scheme, secret: str, headers: Mapping[str, str], body: bytes) -> None:
