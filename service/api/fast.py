@@ -30,6 +30,9 @@ counting the request again. The litestar routes stay registered: they document t
 calls and hostile inputs to servers with it on and off and compares status, headers, body,
 access line, decision-log row and metrics.
 
+``POST /v1/priority/batch`` rides it too (:class:`~service.api.priority.ScoreBatch`): the
+strict decode skips litestar's decode-to-dicts-then-convert of every call.
+
 Other routes join by adding a :class:`FastRoute` to :func:`fast_routes`: source events do
 (``service/api/sources.py``, one route per configured source; only sources that score without
 queueing, the item writes stay on litestar's route and its worker thread).
