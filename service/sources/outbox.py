@@ -264,8 +264,6 @@ class Claimed(msgspec.Struct, frozen=True):
     decision: Decision
     decided_ms: int
     attempts: int
-    lease_until_ms: int = 0
-    """When the claim's lease ended as claimed (ms); each request extends it."""
     token: str = ""
     """The claim's token: the entry carries it while the claim is the caller's."""
 
@@ -331,7 +329,6 @@ class Outbox:
         flat = self._claim(
             keys=[keys.DUE], args=[_ms(now), _ms(lease), limit, keys.ENTRY_PREFIX, token]
         )
-        until_ms = _ms(now) + _ms(lease)  # as the script computes it
         return [
             Claimed(
                 member=flat[i].decode(),
@@ -339,7 +336,6 @@ class Outbox:
                 decision=_DECISION.decode(flat[i + 2]),
                 decided_ms=int(flat[i + 3]),
                 attempts=int(flat[i + 4]),
-                lease_until_ms=until_ms,
                 token=token,
             )
             for i in range(0, len(flat), 5)
