@@ -633,7 +633,7 @@ return 1
 ARCHIVE_SCRIPT = """
 -- Fold a completed or cancelled item into one packed record (its call, decision, history and
 -- the usm fields no script reads once an item has ended), and drop the fields only a lease
--- holder or a waiting item needs. usm_state, usm_queue and usm_idem stay: scripts check them.
+-- holder or a waiting item needs. usm_state and usm_queue stay: scripts check them.
 -- An ended item never changes again, so this only saves memory; it runs only if the item is
 -- as the caller read it.
 -- KEYS: 1 job hash
@@ -664,9 +664,11 @@ FOLDED_FIELDS = (
     "usm_response_by",
     "usm_queued_ms",
     "usm_rev",
+    "usm_idem",
 )
 """Fields an ended item no longer needs once folded into ``usm_record`` (what the record holds,
-and the lease and queue fields only a waiting or held item uses)."""
+and the lease and queue fields only a waiting or held item uses; ``usm_idem`` names the
+idempotency key only so the end of the item can give that key its TTL, done by then)."""
 
 
 def _compile(body: str) -> str:
