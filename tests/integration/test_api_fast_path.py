@@ -194,7 +194,9 @@ class Server:
     metrics: Path
 
 
-def _start(tmp: Path, name: str, redis_url: str, db: int, fast: str, server: str) -> Server:
+def _start(
+    tmp: Path, name: str, redis_url: str, db: int, fast: str, server: str, keyed: bool = True
+) -> Server:
     (tmp / "metrics").mkdir()
     port = free_port()
     url = redis_url.rsplit("/", 1)[0] + f"/{db}"
@@ -211,6 +213,8 @@ def _start(tmp: Path, name: str, redis_url: str, db: int, fast: str, server: str
         "REDIS_URL": url,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
     }
+    if not keyed:  # open, loopback-only mode: the Host and Origin rules apply
+        del env["USM_API_KEYS"], env["USM_RATE_LIMIT"]
     command = [sys.executable, "-m", "service.cli.main", "api"]
     api = ApiProcess(command, env, tmp / f"{name}.log", port, append=False)
     api.start()
@@ -375,3 +379,47 @@ def test_the_fast_path_answers_as_litestar_does(servers: dict[str, Server]) -> N
     metrics_on, metrics_off = _metrics(on), _metrics(off)
     assert metrics_on == metrics_off
     assert any('status_code="200"' in k and v >= 12 for k, v in metrics_on.items()), metrics_on
+
+
+KEYLESS = [
+    Case("call", json=CALL, key=None),
+    Case("batch", json={"calls": [CALL, CALL]}, path="/v1/priority/batch", key=None),
+    Case("localhost", json=CALL, key=None, headers=[("host", "localhost")]),
+    Case("localhost.", json=CALL, key=None, headers=[("host", "localhost.:8000")]),
+    Case("[::1]", json=CALL, key=None, headers=[("host", "[::1]:8000")]),
+    Case("127.1.2.3", json=CALL, key=None, headers=[("host", "127.1.2.3")]),
+    Case("foreign Host", json=CALL, key=None, headers=[("host", "evil.example")]),
+    Case("rebound Host", json=CALL, key=None, headers=[("host", "127.0.0.1.evil.example")]),
+    Case("loopback Origin", json=CALL, key=None, headers=[("origin", "http://localhost:3000")]),
+    Case("foreign Origin", json=CALL, key=None, headers=[("origin", "https://evil.example")]),
+    Case("null Origin", json=CALL, key=None, headers=[("origin", "null")]),
+    Case("a key anyway", json=CALL, key="nobody"),
+    Case("bad call", json={**CALL, "urgency": "hgih"}, key=None),
+]
+
+
+def test_without_keys_the_fast_path_answers_as_litestar_does(
+    redis_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Keyless mode: the loopback Host and Origin rules, no rate limit, key name ``local``."""
+    started: dict[str, Server] = {}
+    try:
+        for db, name in enumerate(("on", "off"), start=3):
+            tmp = tmp_path_factory.mktemp(f"keyless-{name}")
+            started[name] = _start(tmp, name, redis_server.url, db, name, "uvicorn", keyed=False)
+        answers: dict[str, list[tuple[Any, ...]]] = {"on": [], "off": []}
+        for case in KEYLESS:
+            for name, server in started.items():
+                answers[name].append(_answer(_send(server.api.url, case, 0), clock=False))
+            _same(answers["on"][-1], answers["off"][-1], case.name)
+        statuses = [a[0] for a in answers["on"]]
+        assert statuses.count(200) >= 6 and 421 in statuses and 403 in statuses, statuses
+        on, off = started["on"], started["off"]
+        sent = len(KEYLESS)
+        wait_for("the access lines", lambda: all(len(_access_lines(s)) >= sent for s in (on, off)))
+        assert _access_lines(on) == _access_lines(off)
+        assert _metrics(on) == _metrics(off)
+    finally:
+        for s in started.values():
+            s.api.stop()
+            s.redis.close()
