@@ -95,8 +95,10 @@ def _api(env: dict[str, str]) -> Iterator[tuple[str, int]]:
         proc.wait(15)
 
 
-def _flush_cost(url: str, n: int = 20_000) -> float:
-    """Client CPU microseconds per decision for buffering and flushing ``n`` decisions."""
+def _flush_cost(url: str, n: int = 20_000) -> tuple[float, float]:
+    """Client CPU and Redis CPU (the server's ``used_cpu_*``, AOF on) in microseconds per
+    decision for buffering and flushing ``n`` decisions."""
+    import redis
     import redis.asyncio
 
     from service.core.calls import Call
@@ -108,9 +110,15 @@ def _flush_cost(url: str, n: int = 20_000) -> float:
     calls = [Call(type="incident", impact=1 + i % 4, urgency=1 + i // 4 % 4) for i in range(1000)]
     decisions = [scorer.score(c, now) for c in calls]
 
-    async def run() -> float:
+    def redis_cpu() -> float:
+        with redis.Redis.from_url(url) as sync:
+            info = sync.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    async def run() -> tuple[float, float]:
         client = redis.asyncio.Redis.from_url(url)
         log = DecisionLog(maxlen=100_000, buffer=n)
+        server = redis_cpu()
         started = time.process_time()
         for i in range(n):
             log.append(calls[i % 1000], decisions[i % 1000])
@@ -118,8 +126,9 @@ def _flush_cost(url: str, n: int = 20_000) -> float:
                 await log.flush(client)
         await log.flush(client)
         spent = time.process_time() - started
+        server = redis_cpu() - server
         await client.aclose()
-        return spent / n * 1e6
+        return spent / n * 1e6, server / n * 1e6
 
     return asyncio.run(run())
 
@@ -189,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = load(tool, f"{base}/v1/priority", body, args.connections, args.seconds)
                     rps[name].append(r.rps)
                     per_cpu[name].append(r.requests / max(tree_cpu(pid) - before, 1e-9))
-        flush_us = _flush_cost(url)
+        flush_us, redis_us = _flush_cost(url)
         event_us = _event_flush_cost(url)
     m = {k: statistics.median(v) for k, v in rps.items()}
     c = {k: statistics.median(v) for k, v in per_cpu.items()}
@@ -198,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("off", "on"):
         print(f"{k:<14}{m[k]:>10.0f}{c[k]:>12.0f}")
     print(f"ratio on/off: req/s {m['on'] / m['off']:.3f}, req/CPU-s {c['on'] / c['off']:.3f}")
-    print(f"flush, client CPU per decision: {flush_us:.2f} us")
+    print(f"flush, client CPU per decision: {flush_us:.2f} us, Redis CPU: {redis_us:.2f} us")
     print(f"source event log, client CPU per recorded event: {event_us:.2f} us")
     print(f"load1 after the run: {os.getloadavg()[0]:.1f}")
     # Each round's on/off pair ran back to back: the median of the pairs' ratios cancels the
