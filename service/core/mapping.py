@@ -166,13 +166,13 @@ class SourceMapper:
         if source.reported_at is not None:
             self._reported = (source.reported_at, _reader(source.reported_at))
             self._paths["reported_at"] = source.reported_at
-        self._calls: dict[tuple[tuple[str, Any], ...], Call] = {}
+        self._calls: dict[tuple[str | int | None, ...], Call] = {}
 
     def map(self, payload: Any) -> SourceEvent:
         """See :func:`map_event`."""
         source = self.source
         raw_id = self._ticket(payload)
-        ticket_id = tool_text(raw_id)
+        ticket_id = raw_id if type(raw_id) is str else tool_text(raw_id)
         if ticket_id is None or ticket_id == "":
             raise InvalidEvent(source.ticket_id, "missing ticket id", value=raw_id)
         state = self._lifecycle(payload)
@@ -182,6 +182,7 @@ class SourceMapper:
                 source=source.name, ticket_id=ticket_id, call=None, state=state, paths={}
             )
         fields: dict[str, Any] = {}
+        values: list[str | int | None] = []  # in field order: the key of a known combination
         for field in self._fields:
             keys = field.keys
             if keys is None:
@@ -200,6 +201,7 @@ class SourceMapper:
                     value = field.map.get(raw) if field.map else raw
                 if value is None:
                     value = field.value_of(raw)
+            values.append(value)
             if value is not None:
                 fields[field.key] = value
         if "type" not in fields:
@@ -209,18 +211,23 @@ class SourceMapper:
             )
         paths = dict(self._paths)  # the event's own: a caller may keep or change it
         reported = _reported_at(*self._reported, payload) if self._reported is not None else None
-        call = self._call(fields, reported, paths)
+        call = self._call(tuple(values), fields, reported, paths)
         return SourceEvent(
             source=source.name, ticket_id=ticket_id, call=call, state=state, paths=paths
         )
 
     def _call(
-        self, fields: dict[str, Any], reported: datetime | None, paths: dict[str, str]
+        self,
+        key: tuple[str | int | None, ...],
+        fields: dict[str, Any],
+        reported: datetime | None,
+        paths: dict[str, str],
     ) -> Call:
-        """The validated call of ``fields``. Tickets repeat the same few combinations of mapped
-        values, so a combination validated once is remembered (without its reported time, which
-        differs per ticket and is checked here: the only rule on it is a timezone)."""
-        key = tuple(fields.items())  # str and int values only: bools and floats become text
+        """The validated call of ``fields`` (``key``: their values in field order, None where
+        absent; str and int only, bools and floats become text). Tickets repeat the same few
+        combinations of mapped values, so a combination validated once is remembered (without
+        its reported time, which differs per ticket and is checked here: the only rule on it is
+        a timezone)."""
         known = self._calls.get(key)
         if known is not None and (reported is None or reported.tzinfo is not None):
             return (
@@ -242,7 +249,8 @@ class SourceMapper:
     def _lifecycle(self, payload: Any) -> TicketState:
         if self._state is None:
             return TicketState.OPEN
-        state = tool_text(self._state(payload))
+        found = self._state(payload)
+        state = found if type(found) is str else tool_text(found)
         if state is not None and state in self._resolved:
             return TicketState.RESOLVED
         if state is not None and state in self._closed:
