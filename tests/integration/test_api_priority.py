@@ -96,3 +96,41 @@ def test_a_call_may_ask_for_a_loaded_version_by_name(client: Client) -> None:
     assert response.json()["table_version"] == "2026.1"
     batch = client.post("/v1/priority/batch", params={"version": "2026.1"}, json={"calls": [body]})
     assert batch.json()["decisions"][0]["table_version"] == "2026.1"
+
+
+def test_a_batch_answers_each_call_as_the_single_call_endpoint_does(client: Client) -> None:
+    # A realistic mix: every call type, names and ranks, floors, routed and free categories,
+    # duplicates, reported times in UTC, with microseconds, in another offset, and none (now).
+    calls: list[dict[str, Any]] = [
+        {"type": "incident", "impact": "group", "urgency": "high", "service": "email"},
+        {"type": "incident", "impact": 1, "urgency": 1, "category": "security"},
+        {"type": "incident", "urgency": "normal", "service": "erp"},
+        {"type": "service_request", "impact": "3", "urgency": "low", "service": "website"},
+        {"type": "change", "impact": "department", "urgency": 2, "category": "printer"},
+        {"type": "wish", "impact": "user", "urgency": "low"},
+        {"type": "risk", "impact": 2, "likelihood": "likely", "proximity": "near"},
+        {"type": "risk", "impact": "organisation", "urgency": "immediate", "service": "payroll"},
+    ]
+    times = [
+        None,
+        "2026-03-01T08:00:00Z",
+        "2026-03-01T08:00:00.123456Z",
+        "2026-02-27T23:59:59+01:00",
+    ]
+    mix = [c if t is None else {**c, "reported_at": t} for t in times for c in calls]
+    mix += [*mix[:5], mix[9]]  # duplicates, also non-adjacent
+    batch = client.post("/v1/priority/batch", json={"calls": mix})
+    assert batch.status_code == 200
+    decisions = batch.json()["decisions"]
+    assert len(decisions) == len(mix)
+    clock = {"reported_at", "response_by", "resolve_by"}
+    for call, decided in zip(mix, decisions, strict=True):
+        single = client.post("/v1/priority", json=call).json()
+        if "reported_at" in call:
+            assert decided == single
+        else:  # scored at another now: every field but the times is the same
+            assert {k: v for k, v in decided.items() if k not in clock} == {
+                k: v for k, v in single.items() if k not in clock
+            }
+    now_calls = [d for c, d in zip(mix, decisions, strict=True) if "reported_at" not in c]
+    assert len({d["reported_at"] for d in now_calls}) == 1  # one now for the whole batch
