@@ -14,9 +14,11 @@ itself, so the limit is exact where it matters. Replicas can overshoot only by w
 locally within one sync interval while the key was below half its limit. A sync hands the
 local count to Redis exactly once, however many requests arrive while it is in flight.
 
-Redis down: the counter moves to a per-process :class:`~litestar.stores.memory.MemoryStore`-like
-fallback for a second at a time (then Redis is tried again), so limits still hold per process and
-scoring keeps answering; no request waits on a dead Redis longer than the connect timeout.
+Redis down: a key's count goes on from the last count Redis gave for its window (sent to Redis
+once it is back), or, for a key not seen in this window, moves to a per-process
+:class:`~litestar.stores.memory.MemoryStore`-like fallback; Redis is tried again after a second.
+So limits still hold per process and scoring keeps answering; no request waits on a dead Redis
+longer than the connect timeout.
 """
 
 from __future__ import annotations
@@ -176,10 +178,26 @@ class RateLimitStore(Store):
                 )
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc)
-                if shared is not None:
-                    shared.pending += pending - amount  # sent with the next sync instead
+                # This hit and the local ones handed to the failed sync: sent with the next one.
+                # Read again: a concurrent sync may have replaced the view while this one waited.
+                return self._hit_local(key, window, pending, amount)
             else:
                 return self._synced(key, int(n), int(ttl_ms) / 1000, window)
+        return self._hit_local(key, window, amount, amount)
+
+    def _hit_local(self, key: str, window: int, pending: int, amount: int) -> tuple[int, float]:
+        """Redis is away: count on from the key's last view of its window, else in memory.
+
+        Restarting the count at zero let a key run up to twice its limit: a burst of requests
+        whose rate-limit connects timed out on a loaded machine fell back mid-window (issue 12
+        #11, found through the fast path). The hits counted here go to Redis with its next
+        sync.
+        """
+        now = self.clock()
+        shared = self._shared.get(key)
+        if shared is not None and shared.reset_at > now:
+            shared.pending += pending
+            return shared.count, shared.reset_at - now
         return self._hit_memory(key, window, amount)
 
     def _synced(self, key: str, n: int, ttl: float, window: int) -> tuple[int, float]:
