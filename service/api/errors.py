@@ -20,6 +20,7 @@ from litestar import Request, Response
 from litestar.exceptions import (
     ClientException,
     HTTPException,
+    InternalServerException,
     MethodNotAllowedException,
     NotFoundException,
     SerializationException,
@@ -184,15 +185,19 @@ def _usm(request: Request[Any, Any, Any], exc: UsmError) -> Response[Any]:
             headers={"Retry-After": str(exc.retry_after)},
         )
     if exc.status_code >= 500:
-        log.exception("internal error on %s %s", request.method, request.url.path)
+        log.exception("internal error on %s %s", request.method, _path(request))
         return problem(exc.status_code, "internal error")
     return problem(exc.status_code, str(exc))
+
+
+_BODY_CUT_SHORT = "client disconnected prematurely"
+"""litestar's detail when the server ends the request body with a disconnect."""
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Refusals raised by litestar itself, reworded to name what was wrong and what is allowed."""
     status, detail, headers = exc.status_code, str(exc.detail), exc.headers
-    method, path = request.method, request.url.path
+    method, path = request.method, _path(request)
     if isinstance(exc, MethodNotAllowedException):
         # litestar builds the Allow header from a set: sort for a stable message.
         allowed = sorted(
@@ -202,6 +207,14 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         return problem(status, f"{text}; allowed: {', '.join(allowed)}", None, allowed, headers)
     if isinstance(exc, NotFoundException):
         return problem(status, f"no route {method} {path}; the API is described at /schema")
+    if isinstance(exc, InternalServerException) and detail == _BODY_CUT_SHORT:
+        # The server saw the body end before it was whole: granian says so for a malformed
+        # chunked body (uvicorn answers 400 itself). The client's fault, not ours.
+        text = (
+            "request body is incomplete or its chunked encoding is malformed - at `$`; "
+            "allowed: a body as long as Content-Length, or well-formed chunks"
+        )
+        return problem(400, text, "$", None, headers)
     if isinstance(exc, RequestEntityTooLarge):
         settings = getattr(request.app.state, "settings", None)
         limit = getattr(settings, "max_body_bytes", None)
@@ -216,6 +229,14 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         text = f"{detail} - at `$`; allowed: a JSON object"
         return problem(status, text, "$", ["a JSON object"], headers)
     return problem(status, detail, headers=headers)
+
+
+def _path(request: Request[Any, Any, Any]) -> str:
+    """The request's path, from the scope: ``request.url`` parses the client's ``Host`` header,
+    and one such as ``127.0.0.1:80:80`` or ``h:99999`` raised there, turning every refusal
+    into a 500."""
+    scope = request.scope
+    return scope.get("root_path", "") + scope["path"]
 
 
 def _lone_surrogate(request: Request[Any, Any, Any], detail: str) -> str:
@@ -243,7 +264,7 @@ def _redis(request: Request[Any, Any, Any], exc: redis.RedisError) -> Response[A
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Details go to the log only: they may hold data the caller must not see.
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, _path(request))
     return problem(500, "internal error")
 
 

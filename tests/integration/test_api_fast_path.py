@@ -30,6 +30,7 @@ import redis
 from service.governance.decision_log import read_log
 from service.security.keys import hash_key
 from tests.support.processes import ApiProcess, wait_for
+from tests.support.raw_http import exchange, request, statuses, without
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,8 @@ AT = "2026-11-30T09:00:00Z"
 """``reported_at`` of most calls: their decisions do not depend on the clock."""
 
 CALL = {"type": "incident", "impact": "group", "urgency": 2, "service": "email", "reported_at": AT}
+RAW_PROBES = 64
+"""Keys made for the byte-level probes (one each, so their rate-limit headers match)."""
 
 
 @dataclass
@@ -176,6 +179,7 @@ def _json(value: Any) -> bytes:
 
 CASES = _cases()
 KEYS = {f"c{i}": f"key-for-case-{i}-" + "k" * 24 for i in range(len(CASES))}
+KEYS |= {f"r{i}": f"key-for-raw-probe-{i}-" + "r" * 24 for i in range(RAW_PROBES)}
 KEYS |= {"burst": "key-for-the-burst-" + "b" * 24, "dispatcher": "key-of-dispatch-" + "d" * 24}
 
 
@@ -379,6 +383,197 @@ def test_the_fast_path_answers_as_litestar_does(servers: dict[str, Server]) -> N
     metrics_on, metrics_off = _metrics(on), _metrics(off)
     assert metrics_on == metrics_off
     assert any('status_code="200"' in k and v >= 12 for k, v in metrics_on.items()), metrics_on
+
+
+def _raw_cases() -> list[tuple[str, str, bytes, list[tuple[str, str]]]]:
+    """(name, path, body, headers) of requests no HTTP client library sends; ``Host`` and
+    ``Content-Length`` only where the case names them, the key and ``Connection: close``
+    added to each."""
+    call = _json(CALL)
+    size = str(len(call))
+    json_type = ("Content-Type", "application/json")
+    plain = [("Host", "127.0.0.1"), json_type, ("Content-Length", size)]
+
+    def chunked(body: bytes) -> bytes:
+        return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+    def level(text: bytes) -> bytes:
+        return call.replace(b'"urgency": 2', b'"urgency": ' + text)
+
+    batch = _json({"calls": [CALL, CALL]})
+    cases: list[tuple[str, str, bytes, list[tuple[str, str]]]] = [
+        ("plain", "/v1/priority", call, plain),
+        ("Content-Length twice, equal", "/v1/priority", call, [*plain, ("Content-Length", size)]),
+        ("Content-Length twice, unequal", "/v1/priority", call, [*plain, ("Content-Length", "5")]),
+        (
+            "Content-Length with +",
+            "/v1/priority",
+            call,
+            [*plain[:2], ("Content-Length", "+" + size)],
+        ),
+        (
+            "Content-Length, spaces",
+            "/v1/priority",
+            call,
+            [*plain[:2], ("Content-Length", f"  {size} ")],
+        ),
+        (
+            "Content-Length, zeros",
+            "/v1/priority",
+            call,
+            [*plain[:2], ("Content-Length", "00" + size)],
+        ),
+        ("Content-Length, hex", "/v1/priority", call, [*plain[:2], ("Content-Length", "0x10")]),
+        ("Content-Length 0, a body", "/v1/priority", call, [*plain[:2], ("Content-Length", "0")]),
+        ("body longer", "/v1/priority", call + b"}}", plain),
+        (
+            "at the body limit",
+            "/v1/priority",
+            call + b" " * (LIMIT - len(call)),
+            [*plain[:2], ("Content-Length", str(LIMIT))],
+        ),
+        ("chunked", "/v1/priority", chunked(call), [*plain[:2], ("Transfer-Encoding", "chunked")]),
+        (
+            "chunked and a length",
+            "/v1/priority",
+            chunked(call),
+            [*plain, ("Transfer-Encoding", "chunked")],
+        ),
+        (
+            "chunked, a bad chunk size",
+            "/v1/priority",
+            b"zz\r\n" + call + b"\r\n0\r\n\r\n",
+            [*plain[:2], ("Transfer-Encoding", "chunked")],
+        ),
+        (
+            "chunked, a chunk longer than its size",
+            "/v1/priority",
+            b"5\r\n" + call + b"\r\n0\r\n\r\n",
+            [*plain[:2], ("Transfer-Encoding", "chunked")],
+        ),
+        (
+            "chunked past the limit",
+            "/v1/priority",
+            chunked(call + b" " * LIMIT),
+            [*plain[:2], ("Transfer-Encoding", "chunked")],
+        ),
+        ("Expect: 100-continue", "/v1/priority", call, [*plain, ("Expect", "100-continue")]),
+        ("no Host, HTTP/1.0", "/v1/priority", call, plain[1:]),
+        ("Host with two ports", "/v1/priority", call, [("Host", "127.0.0.1:80:80"), *plain[1:]]),
+        ("Host port out of range", "/v1/priority", call, [("Host", "h:99999"), *plain[1:]]),
+        (
+            "Host, bad port, bad JSON",
+            "/v1/priority",
+            b"{",
+            [("Host", "a:b"), json_type, ("Content-Length", "1")],
+        ),
+        ("Host twice", "/v1/priority", call, [*plain, ("Host", "evil.example")]),
+        ("Origin (keys on)", "/v1/priority", call, [*plain, ("Origin", "https://evil.example")]),
+        (
+            "charset utf-8",
+            "/v1/priority",
+            call,
+            [plain[0], ("Content-Type", 'application/json; charset="UTF-8"'), plain[2]],
+        ),
+        (
+            "form post",
+            "/v1/priority",
+            call,
+            [plain[0], ("Content-Type", "application/x-www-form-urlencoded"), plain[2]],
+        ),
+        (
+            "two byte-order marks",
+            "/v1/priority",
+            b"\xef\xbb\xbf" * 2 + call[:-6],
+            [*plain[:2], ("Content-Length", size)],
+        ),
+        (
+            "UTF-16",
+            "/v1/priority",
+            call.decode().encode("utf-16"),
+            [*plain[:2], ("Content-Length", str(len(call.decode().encode("utf-16"))))],
+        ),
+        ("invalid UTF-8", "/v1/priority", call.replace(b"email", b"em\xffil"), plain),
+        (
+            "NaN",
+            "/v1/priority",
+            level(b"NaN"),
+            [*plain[:2], ("Content-Length", str(len(level(b"NaN"))))],
+        ),
+        (
+            "Infinity",
+            "/v1/priority",
+            level(b"1e400"),
+            [*plain[:2], ("Content-Length", str(len(level(b"1e400"))))],
+        ),
+        (
+            "400 digits",
+            "/v1/priority",
+            level(b"9" * 400),
+            [*plain[:2], ("Content-Length", str(len(level(b"9" * 400))))],
+        ),
+        (
+            "true as a level",
+            "/v1/priority",
+            level(b"true"),
+            [*plain[:2], ("Content-Length", str(len(level(b"true"))))],
+        ),
+        (
+            "deep nesting",
+            "/v1/priority",
+            b"[" * 2000 + b"]" * 2000,
+            [*plain[:2], ("Content-Length", "4000")],
+        ),
+        ("?version twice", "/v1/priority?version=2026.1&version=2027.1", call, plain),
+        ("?version, NUL", "/v1/priority?version=2026.1%00", call, plain),
+        ("?version=2026.1+", "/v1/priority?version=2026.1+", call, plain),
+        ("?Version", "/v1/priority?Version=2026.1", call, plain),
+        ("empty query", "/v1/priority?", call, plain),
+        ("escaped path", "/v1/%70riority", call, plain),
+        ("absolute form", "http://127.0.0.1/v1/priority", call, plain),
+        ("x-api-key wrong, bearer right", "/v1/priority", call, [*plain, ("X-API-Key", "wrong")]),
+        (
+            "batch, chunked",
+            "/v1/priority/batch",
+            chunked(batch),
+            [*plain[:2], ("Transfer-Encoding", "chunked")],
+        ),
+        (
+            "batch, calls twice",
+            "/v1/priority/batch",
+            b'{"calls":[],"calls":' + _json([CALL]) + b"}",
+            [*plain[:2], ("Content-Length", str(len(_json([CALL])) + 20))],
+        ),
+        (
+            "batch, bare list",
+            "/v1/priority/batch",
+            _json([CALL]),
+            [*plain[:2], ("Content-Length", str(len(_json([CALL]))))],
+        ),
+    ]
+    assert len(cases) <= RAW_PROBES
+    return cases
+
+
+def test_requests_no_client_library_sends_answer_alike_and_never_with_a_5xx(
+    servers: dict[str, Server],
+) -> None:
+    """Bytes on the socket: repeated and odd ``Content-Length``, chunked bodies, odd ``Host``
+    headers (a bad port made every refusal a 500 on both paths), JSON edge cases, odd query
+    strings. Both servers answer each alike (status, headers, body), none with a 5xx (granian
+    ended a malformed chunked body as a disconnect, which litestar answered with a 500)."""
+    on, off = servers["on"], servers["off"]
+    granian = "granian" in on.api.env["USM_SERVER"]
+    volatile = ("date", "ratelimit-reset", "retry-after") + (("connection",) if granian else ())
+    for index, (name, path, body, headers) in enumerate(_raw_cases()):
+        key = ("Authorization", f"Bearer {KEYS[f'r{index}']}")
+        version = "HTTP/1.0" if "HTTP/1.0" in name else "HTTP/1.1"
+        data = request(path, body, [*headers, key, ("Connection", "close")], version=version)
+        answers = [exchange(s.api.port, data) for s in (on, off)]
+        got = [statuses(a) for a in answers]
+        assert got[0] == got[1] and got[0], (name, answers)
+        assert all(code < 500 for code in got[0]), (name, answers[0])
+        assert without(answers[0], volatile) == without(answers[1], volatile), name
 
 
 KEYLESS = [
