@@ -119,7 +119,8 @@ class Intake:
 
         Args:
             scope: The routed request.
-            headers: ``dict(scope["headers"])`` (the last of repeated headers counts).
+            headers: ``dict(scope["headers"])`` (the last of repeated headers counts, but for
+                the keyless Host and Origin rules every one of them does).
 
         Raises:
             UnsupportedMediaType: a body for a JSON route, not declared as UTF-8 JSON (415).
@@ -132,6 +133,15 @@ class Intake:
                 None if host is None else host.decode("latin-1"),
                 None if origin is None else origin.decode("latin-1"),
             )
+            raw: list[tuple[bytes, bytes]] = scope["headers"]  # type: ignore[assignment]
+            if len(raw) != len(headers):
+                # A repeated name: the dict kept only the last Host or Origin, so
+                # ``Host: evil.example`` followed by ``Host: localhost`` passed. Every one counts.
+                for name, value in raw:
+                    if name == b"host":
+                        self._check_loopback(value.decode("latin-1"), None)
+                    elif name == b"origin":
+                        self._check_loopback(None, value.decode("latin-1"))
         if not _takes_json(scope):
             return False
         length = headers.get(b"content-length")

@@ -354,9 +354,9 @@ def test_the_fast_path_answers_as_litestar_does(servers: dict[str, Server]) -> N
             response = _send(server.api.url, case, 0)
             answers[name].append(_answer(response, clock=False))
         _same(answers["on"][-1], answers["off"][-1], "burst")
-    statuses = [a[0] for a in answers["on"]]
+    codes = [a[0] for a in answers["on"]]
     # Two single calls past the limit, and the batch whose calls run past it.
-    assert statuses.count(429) == 3 and statuses.count(200) >= 16, statuses
+    assert codes.count(429) == 3 and codes.count(200) >= 16, codes
 
     # The background writers: access lines (50 ms), decision log (200 ms), metric tallies.
     sent = len(answers["on"])
@@ -593,6 +593,54 @@ KEYLESS = [
 ]
 
 
+def _keyless_raw() -> list[tuple[str, list[tuple[str, str]], int]]:
+    """(name, headers, status) of keyless requests an HTTP client library will not send."""
+    length = ("Content-Length", str(len(_json(CALL))))
+    json_type = ("Content-Type", "application/json")
+
+    def host(*names: str, kind: str = "application/json") -> list[tuple[str, str]]:
+        return [*(("Host", n) for n in names), ("Content-Type", kind), length]
+
+    return [
+        ("a foreign Host, then a loopback one", host("evil.example", "localhost"), 421),
+        ("a loopback Host, then a foreign one", host("localhost", "evil.example"), 421),
+        (
+            "a foreign Origin, then a loopback one",
+            [
+                *host("localhost"),
+                ("Origin", "https://evil.example"),
+                ("Origin", "http://localhost"),
+            ],
+            403,
+        ),
+        ("HTTP/1.0 without Host", [json_type, length], 200),
+        ("Host with two ports", host("127.0.0.1:80:80"), 421),
+        ("Host ::1", host("::1"), 200),
+        ("Host [::ffff:127.0.0.1]", host("[::ffff:127.0.0.1]"), 421),
+        ("Host 127.1", host("127.1"), 421),
+        ("Host 2130706433", host("2130706433"), 421),
+        ("Host localhost@evil.example", host("localhost@evil.example"), 421),
+        ("an empty Host", host(""), 421),
+        ("Origin null", [*host("localhost"), ("Origin", "null")], 403),
+        ("an empty Origin", [*host("localhost"), ("Origin", "")], 403),
+        (
+            "Origin localhost.evil.example",
+            [*host("localhost"), ("Origin", "http://localhost.evil.example")],
+            403,
+        ),
+        ("text/plain", host("localhost", kind="text/plain"), 415),
+        ("a form", host("localhost", kind="application/x-www-form-urlencoded"), 415),
+        ("multipart", host("localhost", kind="multipart/form-data; boundary=x"), 415),
+        ("no content type", [("Host", "localhost"), length], 415),
+        ("text/json", host("localhost", kind="text/json"), 415),
+        ("charset latin-1", host("localhost", kind="application/json; charset=latin-1"), 415),
+        ("charset UTF-8", host("localhost", kind='application/json; charset="UTF-8"'), 200),
+    ]
+
+
+KEYLESS_RAW = _keyless_raw()
+
+
 def test_without_keys_the_fast_path_answers_as_litestar_does(
     redis_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -607,10 +655,17 @@ def test_without_keys_the_fast_path_answers_as_litestar_does(
             for name, server in started.items():
                 answers[name].append(_answer(_send(server.api.url, case, 0), clock=False))
             _same(answers["on"][-1], answers["off"][-1], case.name)
-        statuses = [a[0] for a in answers["on"]]
-        assert statuses.count(200) >= 6 and 421 in statuses and 403 in statuses, statuses
+        codes = [a[0] for a in answers["on"]]
+        assert codes.count(200) >= 6 and 421 in codes and 403 in codes, codes
         on, off = started["on"], started["off"]
-        sent = len(KEYLESS)
+        for name, headers, expected in KEYLESS_RAW:
+            data = request("/v1/priority", _json(CALL), [*headers, ("Connection", "close")])
+            if name == "HTTP/1.0 without Host":
+                data = data.replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+            raw = [exchange(s.api.port, data) for s in (on, off)]
+            assert statuses(raw[0]) == statuses(raw[1]) == [expected], (name, raw)
+            assert without(raw[0], ("date",)) == without(raw[1], ("date",)), name
+        sent = len(KEYLESS) + len(KEYLESS_RAW)
         wait_for("the access lines", lambda: all(len(_access_lines(s)) >= sent for s in (on, off)))
         assert _access_lines(on) == _access_lines(off)
         assert _metrics(on) == _metrics(off)
