@@ -15,6 +15,7 @@ paths, and a key running past its rate limit.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sys
@@ -181,6 +182,7 @@ CASES = _cases()
 KEYS = {f"c{i}": f"key-for-case-{i}-" + "k" * 24 for i in range(len(CASES))}
 KEYS |= {f"r{i}": f"key-for-raw-probe-{i}-" + "r" * 24 for i in range(RAW_PROBES)}
 KEYS |= {"burst": "key-for-the-burst-" + "b" * 24, "dispatcher": "key-of-dispatch-" + "d" * 24}
+KEYS |= {"at-once": "key-for-requests-at-once-" + "o" * 24}
 
 
 def _key_env() -> str:
@@ -383,6 +385,26 @@ def test_the_fast_path_answers_as_litestar_does(servers: dict[str, Server]) -> N
     metrics_on, metrics_off = _metrics(on), _metrics(off)
     assert metrics_on == metrics_off
     assert any('status_code="200"' in k and v >= 12 for k, v in metrics_on.items()), metrics_on
+
+
+def test_a_key_sending_its_whole_allowance_at_once_is_refused_only_past_it(
+    servers: dict[str, Server],
+) -> None:
+    """RATE requests of one key at the same moment: all admitted, the next one refused, on
+    both servers; the counter in Redis never runs past what was sent."""
+    key = {"authorization": f"Bearer {KEYS['at-once']}"}
+
+    async def at_once(url: str) -> list[int]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            sent = (client.post(f"{url}/v1/priority", json=CALL, headers=key) for _ in range(RATE))
+            return sorted(r.status_code for r in await asyncio.gather(*sent))
+
+    for name, server in servers.items():
+        assert asyncio.run(at_once(server.api.url)) == [200] * RATE, name
+        after = httpx.post(f"{server.api.url}/v1/priority", json=CALL, headers=key, timeout=30)
+        assert after.status_code == 429, name
+        counter = server.redis.get("usm:ratelimit:KeyRateLimitMiddleware::at-once")
+        assert counter is not None and 1 <= int(counter) <= RATE + 1, (name, counter)
 
 
 def _raw_cases() -> list[tuple[str, str, bytes, list[tuple[str, str]]]]:
