@@ -14,11 +14,10 @@ itself, so the limit is exact where it matters. Replicas can overshoot only by w
 locally within one sync interval while the key was below half its limit. A sync hands the
 local count to Redis exactly once, however many requests arrive while it is in flight.
 
-Redis down: a key's count goes on from the last count Redis gave for its window (sent to Redis
-once it is back), or, for a key not seen in this window, moves to a per-process
-:class:`~litestar.stores.memory.MemoryStore`-like fallback; Redis is tried again after a second.
-So limits still hold per process and scoring keeps answering; no request waits on a dead Redis
-longer than the connect timeout.
+Redis down: a key's count goes on in process from the last count Redis gave for its window (from
+zero for a key not seen in this window), and what was counted meanwhile goes to Redis with the
+key's next sync; Redis is tried again after a second. So limits still hold per process and
+scoring keeps answering; no request waits on a dead Redis longer than the connect timeout.
 """
 
 from __future__ import annotations
@@ -183,10 +182,12 @@ class RateLimitStore(Store):
                 return self._hit_local(key, window, pending, amount)
             else:
                 return self._synced(key, int(n), int(ttl_ms) / 1000, window)
+        if self._hit is None:  # no Redis configured: this process's count is the count
+            return self._hit_memory(key, window, amount)
         return self._hit_local(key, window, amount, amount)
 
     def _hit_local(self, key: str, window: int, pending: int, amount: int) -> tuple[int, float]:
-        """Redis is away: count on from the key's last view of its window, else in memory.
+        """Redis is away: count on from the key's last view of its window (or a new one).
 
         Restarting the count at zero let a key run up to twice its limit: a burst of requests
         whose rate-limit connects timed out on a loaded machine fell back mid-window (issue 12
@@ -195,10 +196,14 @@ class RateLimitStore(Store):
         """
         now = self.clock()
         shared = self._shared.get(key)
-        if shared is not None and shared.reset_at > now:
-            shared.pending += pending
-            return shared.count, shared.reset_at - now
-        return self._hit_memory(key, window, amount)
+        if shared is None or shared.reset_at <= now:
+            # No view of this key's window yet (Redis failed at first contact): start one here.
+            # Counted apart, in memory, these hits were forgotten once Redis answered again,
+            # and a burst whose first connects timed out ran past the limit.
+            shared = self._shared[key] = _Shared(0, now + window, float("-inf"))
+            pending = amount
+        shared.pending += pending
+        return shared.count, shared.reset_at - now
 
     def _synced(self, key: str, n: int, ttl: float, window: int) -> tuple[int, float]:
         """Take Redis's answer ``n`` into the local view of ``key``'s window."""

@@ -191,3 +191,31 @@ def test_a_key_under_its_limit_is_never_refused(redis_url: str, redis_client: re
     assert len(seen) == limit
     assert max(seen) == limit, "a request within the limit was counted past it"
     assert int(redis_client.get(f"usm:ratelimit:{key}") or 0) == limit
+
+
+def test_hits_counted_while_redis_is_away_reach_redis_once_it_is_back(
+    redis_url: str, redis_client: redis.Redis, redis_server: RedisServer
+) -> None:
+    """A key whose first requests find Redis away (a burst's connects timing out on a loaded
+    machine): they count in process and go to Redis with the next sync, so the key never gets
+    its limit twice (it did: counted in memory, then from zero in Redis)."""
+    clock = ManualClock()
+    key, window, limit = "away-first", 60, 4
+
+    async def run() -> list[int]:
+        store = RateLimitStore.for_url(redis_url, clock=clock)
+        seen: list[int] = []
+        try:
+            redis_server.stop()
+            try:
+                seen += [(await store.hit(key, window, limit))[0] for _ in range(3)]
+            finally:
+                redis_server.start()
+            clock.now += RETRY_REDIS_AFTER  # the fallback tries Redis again after this long
+            seen += [(await store.hit(key, window, limit))[0] for _ in range(2)]
+            return seen
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == [1, 2, 3, 4, 5]
+    assert int(redis_client.get(f"usm:ratelimit:{key}") or 0) == 5
