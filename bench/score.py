@@ -1,7 +1,7 @@
 """In-process scoring throughput next to its bare ceiling, measured side by side in one run.
 
 Product: decode a JSON batch (``BatchRequest``), ``Scorer.score_encoded`` (the decisions' JSON
-from memoised prototypes, service/core/wire.py) and the answer's bytes -- what
+from memoised prototypes, service/core/encoded.py) and the answer's bytes -- what
 ``POST /v1/priority/batch`` does between the socket reads and writes, besides the decision log
 and the counters. Ceiling: decode the same bytes with the same decoder, one dict lookup per call
 (a ready-made decision of the same shape for the call's type), encode the result with msgspec.

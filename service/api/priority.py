@@ -16,8 +16,8 @@ from litestar.params import JSONBody, QueryParameter
 from service.core.base import Base
 from service.core.calls import Call
 from service.core.decision import Decision
+from service.core.encoded import EncodedBatch
 from service.core.scoring import Scorer
-from service.core.wire import EncodedBatch
 from service.files.store import TableStore
 from service.governance.decision_log import DecisionLog
 from service.metrics.decisions import record_decision, record_encoded
@@ -145,7 +145,7 @@ class PriorityController(Controller):
         record_encoded(batch, scorer.version, perf_counter() - started)
         decision_log.extend_batch(batch)
         # Encoded by the scorer, a decision's bytes from its memoised prototype plus its times
-        # (service/core/wire.py): the annotation keeps the documented schema, the bytes pass
+        # (service/core/encoded.py): the annotation keeps the documented schema, the bytes pass
         # through as they are.
         return cast("Response[BatchResponse]", Response(batch.body(), media_type=MediaType.JSON))
 

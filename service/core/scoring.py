@@ -23,9 +23,9 @@ from typing import NamedTuple
 
 from service.core.calls import Call
 from service.core.decision import Decision, LevelRef, PriorityRef, Step
+from service.core.encoded import EncodedBatch, PrototypeMemo
 from service.core.scales import Scale, given, iso_duration
 from service.core.tables import CallType, PriorityLevel, Service, TableSet, Trigger
-from service.core.wire import EncodedBatch, WireMemo
 from service.errors import InvalidCall
 
 __all__ = ["Scorer"]
@@ -35,7 +35,7 @@ _CACHE_LIMIT = 16_384
 
 Only valid shapes are remembered and a category counts only when a route names it, so the
 shapes of one table set are bounded (types x levels x services x routed categories); the limit
-caps memory (~2.6 kB a shape, ~4 kB with its JSON prototype for batches, service/core/wire.py)
+caps memory (~2.6 kB a shape, ~4 kB with its JSON prototype for batches, service/core/encoded.py)
 should a set have more.
 """
 
@@ -89,7 +89,7 @@ class Scorer:
         # Free-text categories no route names cannot change a decision: keep them out of the memo.
         self._routed = frozenset(r.category for r in tables.routing.route if r.category is not None)
         self._cache: dict[tuple[object, ...], Resolved] = {}
-        self._wire = WireMemo(self.version, table_hash, _CACHE_LIMIT)
+        self._prototypes = PrototypeMemo(self.version, table_hash, _CACHE_LIMIT)
 
     def score(self, call: Call, now: datetime) -> Decision:
         """The decision for one call.
@@ -149,7 +149,7 @@ class Scorer:
         self, calls: Sequence[Call], now: datetime, first: int = 0, into: EncodedBatch | None = None
     ) -> EncodedBatch:
         """:meth:`score_many` straight to JSON: the same decisions, byte for byte as msgspec
-        encodes them, with their decision-log rows (see :mod:`service.core.wire`).
+        encodes them, with their decision-log rows (see :mod:`service.core.encoded`).
 
         ``first`` is the index of ``calls[0]`` in the request; ``into`` a batch to append to,
         when a batch is scored in parts.
@@ -157,7 +157,7 @@ class Scorer:
         Raises:
             InvalidCall: For the first bad call, located by its index, e.g. ``calls[3].urgency``.
         """
-        return self._wire.score(self, calls, now, first, into)
+        return self._prototypes.score(self, calls, now, first, into)
 
     def memo_key(self, call: Call) -> tuple[object, ...]:
         """The memo key: the fields scoring reads, a category only when a route names it."""

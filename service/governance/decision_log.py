@@ -6,7 +6,7 @@ entries and appends up to :data:`FLUSH_CHUNK` of them per call of :data:`APPEND_
 stream entry. When the buffer overflows or Redis is down the entries are dropped and counted.
 
 A batch arrives already encoded (:meth:`DecisionLog.extend_batch`): each row's start is made
-once per distinct decision (:class:`service.core.wire.Prototype`), so a row costs a join, not an
+once per distinct decision (:class:`service.core.encoded.Prototype`), so a row costs a join, not an
 encode and an ``isoformat``. The calls' JSON travels as one string with their lengths, not as JSON
 strings inside the rows: no escaping on the way in, none to undo on the way out.
 
@@ -32,7 +32,7 @@ import redis.asyncio
 
 from service.core.calls import Call
 from service.core.decision import Decision
-from service.core.wire import EncodedBatch
+from service.core.encoded import EncodedBatch
 from service.governance.keys import DECISION_LOG, stream_index
 from service.governance.stream_buffer import StreamBuffer, text
 from service.metrics.governance import (

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 
 from service.core.decision import Decision
-from service.core.wire import EncodedBatch
+from service.core.encoded import EncodedBatch
 from service.metrics.instruments import DECISIONS, SCORING_SECONDS
 from service.metrics.tally import CounterTally, HistogramTally
 

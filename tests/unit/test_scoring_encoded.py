@@ -13,8 +13,8 @@ from service.api.priority import BatchResponse
 from service.core import scoring
 from service.core.calls import Call
 from service.core.decision import Decision
+from service.core.encoded import EncodedBatch
 from service.core.scoring import Scorer
-from service.core.wire import EncodedBatch
 from service.errors import InvalidCall
 from service.files.loader import LoadedSet
 from tests.unit.conftest import NOW

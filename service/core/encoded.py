@@ -6,7 +6,7 @@ timestamps. So each distinct input gets its decision encoded once, by msgspec fr
 its decision-log row and the call's own JSON up to ``reported_at`` (a :class:`Prototype`). A call
 then costs a memo lookup, a few joins and, when it brings its own ``reported_at``, encoding three
 datetimes; calls without one share ``now``, whose timestamps are encoded once per priority per
-batch. Every byte is msgspec's (``tests/unit/test_scoring_wire.py`` holds a batch equal to
+batch. Every byte is msgspec's (``tests/unit/test_scoring_encoded.py`` holds a batch equal to
 encoding the :meth:`Scorer.score` answers), only cut and joined.
 
 Why: scoring 1,000 calls into ``Decision`` structs, encoding them and encoding a log row per call
@@ -31,7 +31,7 @@ from service.errors import InvalidCall
 if TYPE_CHECKING:
     from service.core.scoring import Resolved
 
-__all__ = ["EncodedBatch", "Prototype", "Resolver", "WireMemo", "call_key"]
+__all__ = ["EncodedBatch", "Prototype", "PrototypeMemo", "Resolver", "call_key"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -139,7 +139,7 @@ class Prototype:
 class EncodedBatch:
     """A batch's decisions as JSON, with the log's and the counters' share, in call order.
 
-    Filled a part at a time by :meth:`WireMemo.score` (``into``), so a big batch can yield
+    Filled a part at a time by :meth:`PrototypeMemo.score` (``into``), so a big batch can yield
     between parts.
     """
 
@@ -170,7 +170,7 @@ class EncodedBatch:
             self.parts[0] = first
 
 
-class WireMemo:
+class PrototypeMemo:
     """Prototypes of one scorer's distinct inputs; scores calls into an :class:`EncodedBatch`.
 
     Keyed by :data:`call_key` as the call gives it. A category no route names cannot change a
