@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 from service.core.calls import Call
-from service.core.decision import Decision
 from service.errors import InvalidCall
 
 if TYPE_CHECKING:
@@ -75,23 +74,7 @@ class _Decided:
         self.counted = (r.call_type, r.priority.name)
         # Encoded by msgspec from a real Decision, so the bytes cannot drift from the struct.
         when = datetime(2000, 1, 1, tzinfo=UTC)
-        whole = _encode(
-            Decision(
-                call_type=r.call_type,
-                workflow=r.workflow,
-                trigger=r.trigger,
-                priority=r.priority,
-                impact=r.impact,
-                urgency=r.urgency,
-                team=r.team,
-                reported_at=when,
-                response_by=when,
-                resolve_by=when,
-                table_version=version,
-                table_hash=table_hash,
-                explanation=r.explanation,
-            )
-        )
+        whole = _encode(r.decision(when, when, when, version, table_hash))
         # The comma that separates decisions leads the head; the batch's first one drops it.
         self.head = b"," + whole[: whole.index(b'"reported_at":')]
         self.tail = whole[whole.index(b',"table_version":') :]

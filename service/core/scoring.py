@@ -54,6 +54,27 @@ class Resolved(NamedTuple):
     resolve: timedelta
     explanation: tuple[Step, ...]
 
+    def decision(
+        self, reported: datetime, response_by: datetime, resolve_by: datetime, version: str,
+        table_hash: str,
+    ) -> Decision:  # fmt: skip
+        """The decision with these times, for the set ``version`` with ``table_hash``."""
+        return Decision(
+            call_type=self.call_type,
+            workflow=self.workflow,
+            trigger=self.trigger,
+            priority=self.priority,
+            impact=self.impact,
+            urgency=self.urgency,
+            team=self.team,
+            reported_at=reported,
+            response_by=response_by,
+            resolve_by=resolve_by,
+            table_version=version,
+            table_hash=table_hash,
+            explanation=self.explanation,
+        )
+
 
 def _level_step(kind: str, value: object, ref: LevelRef, rule: str) -> Step:
     return Step(
@@ -113,21 +134,7 @@ class Scorer:
                 f"reported_at {reported.isoformat()} puts the {r.priority.name} targets "
                 "after the year 9999",
             ) from None
-        return Decision(
-            call_type=r.call_type,
-            workflow=r.workflow,
-            trigger=r.trigger,
-            priority=r.priority,
-            impact=r.impact,
-            urgency=r.urgency,
-            team=r.team,
-            reported_at=reported,
-            response_by=response_by,
-            resolve_by=resolve_by,
-            table_version=self.version,
-            table_hash=self.table_hash,
-            explanation=r.explanation,
-        )
+        return r.decision(reported, response_by, resolve_by, self.version, self.table_hash)
 
     def score_many(self, calls: Sequence[Call], now: datetime, first: int = 0) -> list[Decision]:
         """Decisions in call order, all with the same ``now``.
