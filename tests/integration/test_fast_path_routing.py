@@ -19,36 +19,10 @@ from service.api.app import create_app
 from service.api.fast import FastPath, fast_routes, with_fast_path
 from service.security.keys import hash_key
 from service.settings import Settings
+from tests.support.asgi_recorder import Recorder
 
 KEY = "fast-path-routing-key-" + "k" * 20
 CALL = {"type": "incident", "impact": "group", "urgency": 2, "reported_at": "2026-11-30T09:00:00Z"}
-
-
-class Recorder:
-    """litestar's app, noting each request it gets and the body it reads."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.bodies: list[bytes] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        read = bytearray()
-
-        async def reading() -> Any:
-            message = await receive()
-            read.extend(message.get("body", b""))
-            return message
-
-        try:
-            await self.app(scope, reading, send)
-        finally:
-            self.bodies.append(bytes(read))
 
 
 @pytest.fixture

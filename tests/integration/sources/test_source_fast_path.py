@@ -39,6 +39,7 @@ from service.governance.event_log import read_events
 from service.security.keys import hash_key
 from service.settings import Settings
 from service.sources.signatures import Scheme, sign
+from tests.support.asgi_recorder import Recorder
 from tests.support.processes import ApiProcess, wait_for
 from tests.support.redis_server import free_port
 
@@ -272,33 +273,6 @@ def test_source_events_on_the_fast_path_answer_as_litestars_route(
 
 
 # --- The fast path is taken at all (else the comparison above would hold trivially). ----------
-
-
-class Recorder:
-    """litestar's app, noting the body of each request it gets."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.bodies: list[bytes] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        read = bytearray()
-
-        async def reading() -> Any:
-            message = await receive()
-            read.extend(message.get("body", b""))
-            return message
-
-        try:
-            await self.app(scope, reading, send)
-        finally:
-            self.bodies.append(bytes(read))
 
 
 def _post(app: Any, source: str, body: bytes, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
