@@ -227,8 +227,7 @@ def sources_view() -> list[Panel]:
         timeseries(
             "Write-backs pending",
             [("max by (source) (usm_source_writebacks_pending)", "{{source}}")],
-            description="Decisions waiting to reach their tool; should return to 0 within "
-            "seconds.",
+            description="Decisions waiting to reach their tool; should return to 0 within seconds.",
         ),
         timeseries(
             "Write-back: longest wait",
