@@ -160,6 +160,7 @@ class Worker:
         self._metrics: dict[tuple[str, str], _Instruments] = {}
         self.handled = 0
         self._signals = 0
+        self._last_signal = 0
         self._max_items: int | None = None
         self._beat_stop = threading.Event()
         # prepare_for_work=False: RQ would talk to Redis here (CLIENT SETNAME); a worker must
@@ -220,6 +221,7 @@ class Worker:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
+        self._last_signal = signum
         self.stop_event.set()
         if self._signals == 1:
             log.info("worker %s: stopping after the current item", self.name)
@@ -363,14 +365,19 @@ class Worker:
     def _handle(self, leased: Leased) -> Leased | str | _NotTaken | None:
         """Run the item's handler and end its lease. When the worker goes on, the same call
         leases the next item, returned here (else ``_NOT_TAKEN``)."""
-        self.current = leased
         team, priority = leased.team, leased.priority
         metrics = self._instruments(team, priority)
-        metrics.started.inc()
-        metrics.wait.observe(max(0.0, (now_ms() - leased.queued_ms) / 1000))
         started = time.perf_counter()
         outcome, detail = Outcome.COMPLETED, ""
         try:
+            # In hand from here: a second stop signal raises Interrupted, which only this try
+            # catches. Both signals may also have come since the hand-out, while nothing was in
+            # hand to interrupt; the item goes back all the same.
+            self.current = leased
+            if self._signals > 1:
+                raise Interrupted(f"signal {self._last_signal} while handling {leased.id}")
+            metrics.started.inc()
+            metrics.wait.observe(max(0.0, (now_ms() - leased.queued_ms) / 1000))
             delivery = Delivery(
                 id=leased.id,
                 team=team,

@@ -118,3 +118,46 @@ def test_a_second_sigterm_interrupts_a_handler_that_catches_every_exception(
     _run(redis_client, base_set, config, handler)
     assert finished == [], "the handler's own `except Exception` swallowed the second signal"
     _released(store, item.id)
+
+
+class _SignalledBeforeHandling(Worker):
+    """Both stop signals land after the hand-out, before the item is in hand."""
+
+    def _handle(self, leased: Any) -> Any:
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)
+        return super()._handle(leased)
+
+
+class _SignalledWhileCounting(Worker):
+    """Both stop signals land while the handling's metrics are looked up."""
+
+    def _instruments(self, team: str, priority: str) -> Any:
+        if not self._signals:
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+        return super()._instruments(team, priority)
+
+
+@pytest.mark.parametrize("worker_class", [_SignalledBeforeHandling, _SignalledWhileCounting])
+def test_two_signals_before_the_handler_starts_release_the_item_unrun(
+    worker_class: type[Worker],
+    redis_client: redis.Redis,
+    base_set: LoadedSet,
+    store: ItemStore,
+    enqueue: Enqueue,
+    config: DispatchConfig,
+) -> None:
+    # Before: the first case ran the handler (nothing was in hand when the signals came), the
+    # second let Interrupted escape the worker's loop with the item still leased.
+    item = enqueue(Call(type="incident", impact="user", urgency="low"))
+    ran: list[str] = []
+    worker_class(
+        redis_client,
+        base_set.tables,
+        ["service_desk"],
+        config,
+        handlers={"service_desk": lambda delivery: ran.append(delivery.id)},
+    ).run(burst=True)
+    assert ran == [], "the handler ran after two stop signals"
+    _released(store, item.id)
