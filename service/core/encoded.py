@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from service.core.calls import Call
+from service.core.calls import Call, UncheckedCall
 from service.errors import InvalidCall
 
 if TYPE_CHECKING:
@@ -181,16 +181,21 @@ class PrototypeMemo:
     def score(
         self,
         scorer: Resolver,
-        calls: Sequence[Call],
+        calls: Sequence[Call | UncheckedCall],
         now: datetime,
         first: int = 0,
         into: EncodedBatch | None = None,
     ) -> EncodedBatch:
         """Decisions for ``calls`` in order, appended to ``into`` (a new batch if not given).
 
+        An :class:`UncheckedCall` is checked when its values are new to the memo: a prototype
+        is only ever made from a checked call, so a known key is a checked one.
+
         Raises:
             InvalidCall: For the first bad call, located by its index (``first`` is the index of
                 ``calls[0]`` in the request), e.g. ``calls[3].urgency``.
+            msgspec.ValidationError: For the first unchecked call whose values a :class:`Call`
+                refuses (its message names the field, not the call's index).
         """
         out = EncodedBatch() if into is None else into
         parts, own, rows, prototypes = out.parts, out.calls, out.rows, out.prototypes
@@ -200,7 +205,7 @@ class PrototypeMemo:
         # Calls without reported_at share now: their timestamps depend on the priority only.
         now_times: dict[str, bytes] = {}
         now_at = b'"' + now.isoformat().encode() + b'"]'
-        call: Call | None = None
+        call: Call | UncheckedCall | None = None
         try:
             for call in calls:
                 p = known(call_key(call))
@@ -239,8 +244,9 @@ class PrototypeMemo:
             ).at(f"calls[{first + _index(calls, call)}]") from None
         return out
 
-    def _prototype(self, scorer: Resolver, call: Call) -> Prototype:
+    def _prototype(self, scorer: Resolver, given: Call | UncheckedCall) -> Prototype:
         """The prototype for a call the memo does not know under its own key yet."""
+        call = given if given.__class__ is Call else given.checked()  # type: ignore[union-attr]
         canonical = scorer.memo_key(call)
         decided = self._by_canonical.get(canonical)
         if decided is None:
@@ -255,6 +261,6 @@ class PrototypeMemo:
         return p
 
 
-def _index(calls: Sequence[Call], call: Call | None) -> int:
+def _index(calls: Sequence[Call | UncheckedCall], call: Call | UncheckedCall | None) -> int:
     """Where ``call`` (the object, not an equal one) is in ``calls``."""
     return next(i for i, c in enumerate(calls) if c is call)

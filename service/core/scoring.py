@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from service.core.calls import Call
+from service.core.calls import Call, UncheckedCall
 from service.core.decision import Decision, LevelRef, PriorityRef, Step
 from service.core.encoded import EncodedBatch, PrototypeMemo
 from service.core.scales import Scale, given, iso_duration
@@ -153,7 +153,11 @@ class Scorer:
         return out
 
     def score_encoded(
-        self, calls: Sequence[Call], now: datetime, first: int = 0, into: EncodedBatch | None = None
+        self,
+        calls: Sequence[Call | UncheckedCall],
+        now: datetime,
+        first: int = 0,
+        into: EncodedBatch | None = None,
     ) -> EncodedBatch:
         """:meth:`score_many` straight to JSON: the same decisions, byte for byte as msgspec
         encodes them, with their decision-log rows (see :mod:`service.core.encoded`).
@@ -163,6 +167,8 @@ class Scorer:
 
         Raises:
             InvalidCall: For the first bad call, located by its index, e.g. ``calls[3].urgency``.
+            msgspec.ValidationError: For the first :class:`UncheckedCall` whose values a
+                :class:`Call` refuses (each distinct set of values is checked once).
         """
         return self._prototypes.score(self, calls, now, first, into)
 

@@ -164,6 +164,24 @@ def _cases() -> list[Case]:
             json={"calls": [CALL, {**CALL, "urgency": "hgih"}]},
             path="/v1/priority/batch",
         ),
+        # The fast path decodes batches unchecked and checks each new set of values as it
+        # scores: a value only the constraints refuse must still get litestar's 400.
+        *(
+            Case(
+                f"batch, {what}",
+                json={"calls": [CALL, {**CALL, **bad}, {**CALL, **bad}]},
+                path="/v1/priority/batch",
+            )
+            for what, bad in (
+                ("a call type against the name pattern", {"type": "Incident"}),
+                ("level 0", {"urgency": 0}),
+                ("a huge level", {"impact": 10**30}),
+                ("a level name too long", {"impact": "x" * 65}),
+                ("a category too long", {"category": "x" * 201}),
+                ("a service against the name pattern", {"service": "E-mail"}),
+                ("naive reported_at", {"reported_at": "2026-11-30T09:00:00"}),
+            )
+        ),
         Case("empty batch", json={"calls": []}, path="/v1/priority/batch"),
         Case(
             "batch past the limit", json={"calls": [CALL] * (RATE + 1)}, path="/v1/priority/batch"
@@ -603,8 +621,10 @@ def test_requests_no_client_library_sends_answer_alike_and_never_with_a_5xx(
     expected = logged + answered
 
     def logged_alike() -> bool:
-        lines = _access_lines(on)
-        return len(lines) >= expected and lines == _access_lines(off)
+        # As a multiset: each probe has its own key. A server may log a closed connection's
+        # line after it has answered the next probe (seen under load: r13 after r15).
+        lines = sorted(_access_lines(on))
+        return len(lines) >= expected and lines == sorted(_access_lines(off))
 
     wait_for("the same access lines on both servers", logged_alike)
     assert _metrics(on) == _metrics(off)
