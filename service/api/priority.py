@@ -175,8 +175,7 @@ async def _score_in_parts(
     return batch
 
 
-_decode_call = msgspec.json.Decoder(Call).decode
-_encode = msgspec.json.Encoder().encode
+_decode_unchecked = msgspec.json.Decoder(UncheckedCall).decode
 _VERSION = re.compile(rb"version=([A-Za-z0-9._-]{1,64})")
 """The one query string the fast path reads; any other goes to litestar's parsing."""
 
@@ -186,7 +185,8 @@ class ScoreOne:
 
     It answers only what it is sure of: a body that msgspec's strict decoder takes as a
     :class:`Call` (litestar's lax conversion accepts all of those, with the same result), and
-    no query string or a loaded ``?version=``. Everything else, litestar answers.
+    no query string or a loaded ``?version=``. Everything else, litestar answers. The call is
+    decoded unchecked and checked when the scorer's memo first meets its values, as a batch's.
     """
 
     method = "POST"
@@ -199,15 +199,21 @@ class ScoreOne:
 
     def parse(
         self, body: bytes, query: bytes, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[Call, str | None] | None:
-        return _decode_call(body), _version(self.tables, query)
+    ) -> tuple[UncheckedCall, str | None] | None:
+        return _decode_unchecked(body), _version(self.tables, query)
 
-    def answer(self, parsed: tuple[Call, str | None], scope: Any) -> tuple[bytes, bytes]:
+    def answer(self, parsed: tuple[UncheckedCall, str | None], scope: Any) -> tuple[bytes, bytes]:
+        # Scored as a batch of one (service/core/encoded.py): the decision's bytes and its log
+        # row are joined from the memoised prototype; no Decision is built or encoded.
         call, version = parsed
-        decision, seconds = decide(self.tables, call, version)
-        body = _encode(decision)  # before the side effects: a failure here passes on cleanly
-        keep(self.decision_log, call, decision, seconds)
-        return b"application/json", body
+        now = datetime.now(UTC)
+        started = perf_counter()
+        scorer = scorer_for(self.tables, now, version)
+        batch = scorer.score_encoded((call,), now)  # raises before any side effect
+        seconds = perf_counter() - started
+        record_encoded(batch, scorer.version, seconds)
+        self.decision_log.extend_batch(batch)
+        return b"application/json", batch.decision(0)
 
 
 def _version(tables: TableStore, query: bytes) -> str | None:

@@ -141,6 +141,11 @@ class EncodedBatch:
     def __len__(self) -> int:
         return len(self.prototypes)
 
+    def decision(self, i: int) -> bytes:
+        """The JSON of the ``i``-th decision alone (``POST /v1/priority``'s answer)."""
+        head, times, tail = self.parts[3 * i : 3 * i + 3]
+        return b"".join((head[1:], times, tail))
+
     def body(self) -> bytes:
         """``{"decisions":[...]}``: what the batch endpoint answers (one copy of the pieces)."""
         if not self.parts:

@@ -7,8 +7,12 @@ stream entry. When the buffer overflows or Redis is down the entries are dropped
 
 A batch arrives already encoded (:meth:`DecisionLog.extend_batch`): each row's start is made
 once per distinct decision (:class:`service.core.encoded.Prototype`), so a row costs a join, not an
-encode and an ``isoformat``. The calls' JSON travels as one string with their lengths, not as JSON
-strings inside the rows: no escaping on the way in, none to undo on the way out.
+encode and an ``isoformat``. A decision appended on its own is encoded as it is appended, never
+held: a :class:`Decision` is a tree of some twenty objects the garbage collector tracks, and the
+thousands a flush interval held were carried through its generations, costing the API about a
+tenth of its requests per CPU-second (bench/governance.py: on/off 0.90 -> 0.95 moving the same
+encode from the flush to the append). The calls' JSON travels as one string with their lengths,
+not as JSON strings inside the rows: no escaping on the way in, none to undo on the way out.
 
 A stream entry holds ``n`` decisions: ``calls`` (their calls' JSON, what replay needs, one after
 the other), ``lengths`` (JSON array of their lengths in bytes) and ``rows`` (JSON array of
@@ -94,8 +98,8 @@ class LoggedDecision(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
 
 
-Entry = tuple[Call, Decision] | tuple[bytes, bytes]
-"""A decision as appended, or a batch's: the call's JSON and its row (see the module doc)."""
+Entry = tuple[bytes, bytes]
+"""A decision as buffered: the call's JSON and its row (see the module doc)."""
 
 
 class DecisionLog(StreamBuffer[Entry]):
@@ -115,20 +119,21 @@ class DecisionLog(StreamBuffer[Entry]):
 
     def append(self, call: Call, decision: Decision) -> None:
         """Remember one decision; O(1), never blocks, never raises."""
-        self._add((call, decision))
+        if self.maxlen:
+            self._add(_encoded(call, decision))
 
     def extend(self, calls: Iterable[Call], decisions: Iterable[Decision]) -> None:
         """Remember a batch of decisions, pairwise with their calls."""
-        self._add_many(zip(calls, decisions, strict=False))
+        if self.maxlen:
+            self._add_many(map(_encoded, calls, decisions))
 
     def extend_batch(self, batch: EncodedBatch) -> None:
         """Remember a batch scored by :meth:`Scorer.score_encoded`: its calls' JSON and rows."""
         self._add_many(zip(batch.calls, batch.rows, strict=True))
 
     def _args(self, chunk: list[Entry]) -> list[Any]:
-        entries = [e if e[0].__class__ is bytes else _encoded(e) for e in chunk]  # type: ignore[arg-type]
-        calls = list(map(_first, entries))
-        rows = b"[" + b",".join(map(_second, entries)) + b"]"
+        calls = list(map(_first, chunk))
+        rows = b"[" + b",".join(map(_second, chunk)) + b"]"
         return [self.maxlen, b"".join(calls), _encode(list(map(len, calls))), rows, len(calls)]
 
 
@@ -136,9 +141,8 @@ _first = itemgetter(0)
 _second = itemgetter(1)
 
 
-def _encoded(entry: tuple[Call, Decision]) -> tuple[bytes, bytes]:
+def _encoded(call: Call, d: Decision) -> tuple[bytes, bytes]:
     """A decision appended on its own, as a batch's entries are: the call's JSON and its row."""
-    call, d = entry
     at = d.reported_at.isoformat()
     return _encode(call), _encode((d.table_version, d.table_hash, d.priority.name, d.team, at))
 

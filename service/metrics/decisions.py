@@ -75,7 +75,13 @@ def record_encoded(batch: EncodedBatch, version: str, seconds: float) -> None:
         version: The table set version that scored it.
         seconds: Time spent scoring the whole batch.
     """
-    tally = Tally(map(_counted, batch.prototypes))
+    prototypes = batch.prototypes
+    if len(prototypes) == 1:  # a single call's: no tally to build
+        with _lock:
+            _observe(seconds)
+            _child(*prototypes[0].counted, version).inc()
+        return
+    tally = Tally(map(_counted, prototypes))
     with _lock:
         _observe(seconds)
         for (call_type, priority), n in tally.items():
