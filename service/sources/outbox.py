@@ -480,20 +480,28 @@ class Sender:
                 entry.ticket_id, entry.decision, wb, token, missed
             )
             variables: dict[str, str] = {}
-            for built in requests:
-                # Right before each request: still the newest revision, still our claim.
-                if not self.outbox.still_newest(entry, time.time(), hold):
-                    log.info(
-                        "write-back of %s revision %s stopped: superseded", entry.member, entry.rev
-                    )
-                    record_writeback(source.name, WriteBackOutcome.STALE)
-                    return
-                request = fill(built, variables)  # e.g. GLPI's session token from initSession
-                with self._hold(entry, hold):
-                    status, answer = self.transport(request, wb.timeout)
-                if not 200 <= status < 300:
-                    raise OSError(f"{request.method} {request.url} answered {status}")
-                variables.update(capture(request, answer))
+            try:
+                for built in requests:
+                    if built.closes:
+                        continue  # sent below, whatever happens to the rest
+                    # Right before each request: still the newest revision, still our claim.
+                    if not self.outbox.still_newest(entry, time.time(), hold):
+                        log.info(
+                            "write-back of %s revision %s stopped: superseded",
+                            entry.member,
+                            entry.rev,
+                        )
+                        record_writeback(source.name, WriteBackOutcome.STALE)
+                        return
+                    request = fill(built, variables)  # e.g. GLPI's session token
+                    with self._hold(entry, hold):
+                        status, answer = self.transport(request, wb.timeout)
+                    if not 200 <= status < 300:
+                        raise OSError(f"{request.method} {request.url} answered {status}")
+                    variables.update(capture(request, answer))
+            finally:
+                if variables:  # a session is open: end it, superseded or failed too
+                    self._close(entry, requests, variables, wb.timeout)
         except redis.RedisError:
             raise  # not the tool's failure: the claim falls due again after its lease
         except Exception as exc:  # any failure is an attempt to retry, never a lost entry
@@ -503,6 +511,27 @@ class Sender:
         # False when a newer revision arrived meanwhile (due now) or the claim lapsed.
         self.outbox.done(entry, now, render_missed(missed or ()))
         record_writeback(source.name, WriteBackOutcome.DONE, now - entry.decided_ms / 1000)
+
+    def _close(
+        self,
+        entry: Claimed,
+        requests: list[HttpRequest],
+        variables: dict[str, str],
+        timeout: float,
+    ) -> None:
+        """Send the requests that end the session; a failure is logged, never the outcome
+        (the tool's session then times out on its side)."""
+        for built in requests:
+            if not built.closes:
+                continue
+            request = fill(built, variables)
+            try:
+                status, _ = self.transport(request, timeout)
+            except Exception as exc:  # best effort: the update's outcome stands
+                log.warning("write-back of %s: %s failed: %s", entry.member, request.url, exc)
+                continue
+            if not 200 <= status < 300:
+                log.warning("write-back of %s: %s answered %s", entry.member, request.url, status)
 
     @contextlib.contextmanager
     def _hold(self, entry: Claimed, hold: float) -> Iterator[None]:

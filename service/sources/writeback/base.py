@@ -45,6 +45,10 @@ class HttpRequest(Base):
     For tools whose API works in sessions (GLPI's ``initSession`` answers a ``session_token``):
     the builder stays pure, the sender runs :func:`capture` on the answer and :func:`fill` on
     each later request, whose header values name the variable as ``{variable}``."""
+    closes: bool = False
+    """Ends the session an earlier request opened (GLPI's ``killSession``): once a session is
+    open it is sent even when the write-back stops early (superseded, or a request failed), so
+    no session is left open on the tool's side."""
 
 
 class WriteBack(Protocol):

@@ -99,7 +99,7 @@ class Glpi(ToolAdapter):
                 headers={**session, "Content-Type": "application/json"},
                 body=body,
             ),
-            HttpRequest(method="GET", url=f"{glpi.api}/killSession", headers=session),
+            HttpRequest(method="GET", url=f"{glpi.api}/killSession", headers=session, closes=True),
         ]
 
     def authorization(self, token: str) -> str:
