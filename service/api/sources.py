@@ -32,21 +32,25 @@ from service.api.queues import problems, table_store
 from service.connection import connect
 from service.core.calls import Call
 from service.core.decision import Decision
-from service.core.mapping import SourceEvent, map_event
+from service.core.mapping import SourceEvent, map_event, reported_time
+from service.core.scoring import Scorer
 from service.core.sources import Source
 from service.core.tables import TableSet
 from service.dispatch.store import ItemStore
 from service.errors import NotFound, QueueUnavailable, SignatureRefused
+from service.files.loader import LoadedSet
 from service.files.store import TableStore
 from service.governance.decision_log import DecisionLog
 from service.governance.event_log import EventLog
 from service.metrics.decisions import record_decision
 from service.metrics.sources import record_event
 from service.settings import Settings
-from service.sources.inbound import SourceAnswer, handle_event
+from service.sources.answers import EventPrototype, times_of
+from service.sources.inbound import Action, SourceAnswer, handle_event
 from service.sources.outbox import Outbox, Revision, Sender
+from service.sources.reading import reader
 from service.sources.secrets import SecretCache
-from service.sources.signatures import HEADERS, SCHEMES, read_headers, verify
+from service.sources.signatures import HEADERS, SCHEMES, accepts_as_signed, read_headers, verify
 from service.sources.triggers import write_back
 from service.sources.watch import TargetWatch
 
@@ -194,6 +198,41 @@ class _Ready(NamedTuple):
     started: float
 
 
+class _Remembered(NamedTuple):
+    """An event whose mapped input has a prototype: the answer is joined from its bytes."""
+
+    source: Source
+    tables: TableSet
+    prototype: EventPrototype
+    ticket_id: str
+    reported: datetime | None
+    times: bytes
+    """The decision's timestamps, encoded (:func:`times_of`)."""
+    body: bytes
+    now: datetime
+    started: float
+
+
+class _Context:
+    """What the fast route keeps per loaded table set: the source (None: not configured there),
+    its reader and the prototypes of its mapped inputs (:mod:`service.sources.answers`)."""
+
+    __slots__ = ("loaded", "prototypes", "read", "scheme", "source")
+
+    def __init__(self, loaded: LoadedSet, name: str) -> None:
+        self.loaded = loaded
+        """Kept, so that its id is not reused while this lives."""
+        self.source = _by_name(loaded.tables.sources.source).get(name)
+        self.scheme = SCHEMES[self.source.signature] if self.source is not None else None
+        self.read = reader(self.source)[0] if self.source is not None else None
+        self.prototypes: dict[tuple[Any, ...], EventPrototype] = {}
+        """By the mapped values (:data:`~service.sources.reading.Read`); emptied when full."""
+
+
+_PROTOTYPES_KEPT = 4096
+"""Distinct mapped inputs remembered per source and table set (as the mapper's own memo)."""
+
+
 class SourceEventRoute:
     """``POST /v1/sources/<name>/events`` of one source for :mod:`service.api.fast`.
 
@@ -204,6 +243,10 @@ class SourceEventRoute:
     route above's, which counts it and keeps its body in the event log; what this serves gets
     the same records (event log, event and decision counts, decision log, write-back) and the
     same answer, byte for byte.
+
+    The first event of each distinct mapped input (per table set) takes the route above's steps
+    (map, score, answer) and leaves an :class:`EventPrototype`; the next ones are answered from
+    it: read (:func:`~service.sources.reading.reader`), look up, join.
     """
 
     method = "POST"
@@ -219,30 +262,76 @@ class SourceEventRoute:
         self.tables: TableStore = state.tables
         self.event_log: EventLog | None = state.get("event_log")
         self.decision_log: DecisionLog | None = state.get("decision_log")
+        self._contexts: dict[int, _Context] = {}
+
+    def _context(self, loaded: LoadedSet) -> _Context:
+        found = self._contexts.get(id(loaded))
+        if found is None or found.loaded is not loaded:
+            if len(self._contexts) >= 16:  # a few sets per process; reloads make new ones
+                self._contexts.clear()
+            found = self._contexts[id(loaded)] = _Context(loaded, self.name)
+        return found
 
     def parse(
         self, body: bytes, query: bytes, headers: Iterable[tuple[bytes, bytes]]
-    ) -> _Ready | None:
+    ) -> _Ready | _Remembered | None:
         """The checked, mapped and scored event, or None (the route above answers). The query
         string is not read, as above. Raises only what the fast path passes on as well."""
-        now = datetime.now(UTC)
-        tables = self.tables
-        active = tables.active(now).tables
-        found = _by_name(active.sources.source).get(self.name)
+        return self.parse_at(body, headers, datetime.now(UTC))
+
+    def parse_at(
+        self, body: bytes, headers: Iterable[tuple[bytes, bytes]], now: datetime
+    ) -> _Ready | _Remembered | None:
+        """:meth:`parse` of an event received at ``now`` (UTC)."""
+        loaded = self.tables.active(now)
+        context = self._context(loaded)
+        found = context.source
         if found is None or (found.queue and self.state.get("items") is not None):
             return None
         secret = self.secrets.get(found.name).secret
         if not secret:
             return None
-        scheme = SCHEMES[found.signature]
-        verify(scheme, secret, read_headers(scheme, headers), body)
-        event = map_event(found, msgspec.json.decode(body))
+        scheme = context.scheme
+        assert scheme is not None and context.read is not None
+        if not accepts_as_signed(scheme, secret, headers):
+            verify(scheme, secret, read_headers(scheme, headers), body)
+        payload = msgspec.json.decode(body)
+        ticket_id, _, values, raw_reported = context.read(payload)
+        prototype = context.prototypes.get(values) if values is not None else None
+        if prototype is not None:
+            reported = reported_time(found.reported_at, raw_reported) if found.reported_at else None
+            if reported is None or reported.tzinfo is not None:  # naive: the mapper refuses it
+                started = perf_counter()
+                at = now if reported is None else reported
+                times = times_of(prototype, at)  # OverflowError near year 9999: the route above
+                return _Remembered(
+                    found, loaded.tables, prototype, ticket_id, reported, times, body, now, started
+                )
+        event = map_event(found, payload)
         started = perf_counter()
-        handled = handle_event(found, event, tables.scorer(now), None, now)
-        return _Ready(found, active, event, handled, body, now, started)
+        scorer = self.tables.scorer(now)
+        handled = handle_event(found, event, scorer, None, now)
+        if values is not None and event.call is not None and scorer.version == loaded.version:
+            self._remember(context, values, event.call, scorer)
+        return _Ready(found, loaded.tables, event, handled, body, now, started)
 
-    def answer(self, parsed: _Ready, scope: Any = None) -> tuple[bytes, bytes]:
+    def _remember(
+        self, context: _Context, values: tuple[Any, ...], call: Call, scorer: Scorer
+    ) -> None:
+        """A prototype for the mapped input ``values``, whose event just scored as ``call``."""
+        assert context.source is not None
+        call = msgspec.structs.replace(call, reported_at=None)
+        prototype = EventPrototype(
+            context.source, call, scorer.resolved(call), scorer.version, scorer.table_hash
+        )
+        if len(context.prototypes) >= _PROTOTYPES_KEPT:
+            context.prototypes.clear()
+        context.prototypes[values] = prototype
+
+    def answer(self, parsed: _Ready | _Remembered, scope: Any = None) -> tuple[bytes, bytes]:
         """Record the event as the route above does, and the answer's JSON."""
+        if isinstance(parsed, _Remembered):
+            return b"application/json", self._answer_remembered(parsed)
         encoded = _encode_answer(parsed.handled[0])  # first: nothing may fail once recorded
         if self.event_log is not None:
             self.event_log.append(parsed.source.name, parsed.body, parsed.now)
@@ -257,6 +346,53 @@ class SourceEventRoute:
             self.decision_log,
         )
         return b"application/json", encoded
+
+    def _answer_remembered(self, parsed: _Remembered) -> bytes:
+        """:meth:`answer` joined from the prototype: the same bytes and records as the steps
+        of :class:`_Ready` give (``handle_event``'s answer, ``_accepted``'s records)."""
+        p, times, reported = parsed.prototype, parsed.times, parsed.reported
+        at = parsed.now if reported is None else reported
+        # First what may fail (nothing may once recorded): the answer's bytes.
+        fields = p.fields_json(times, reported, at)
+        body = b"".join(
+            (
+                p.head,
+                _encode_answer(parsed.ticket_id),
+                p.opening,
+                times[1:-1],
+                p.closing,
+                fields,
+                b"}",
+            )
+        )
+        # The reported time as msgspec wrote it; isoformat writes UTC as +00:00, not Z.
+        stop = times.index(b'"', _TIME_TEXT)
+        if at.tzinfo is UTC:
+            iso = times[_TIME_TEXT : stop - 1] + b"+00:00"
+        else:
+            iso = at.isoformat().encode()
+        source = parsed.source
+        if self.event_log is not None:  # the time received: now, whatever the tool reported
+            received = iso if reported is None else parsed.now.isoformat().encode()
+            self.event_log.append_at(source.name, parsed.body, received)
+        record_event(source.name, Action.SCORED.value)
+        record_decision(p.decision, perf_counter() - parsed.started)
+        if self.decision_log is not None:  # the call's JSON and its row, as _encoded writes
+            own = (
+                p.call_now
+                if reported is None
+                else p.call_head + times[_TIME_TEXT - 1 : stop + 1] + b"}"
+            )
+            self.decision_log.append_encoded(own, p.log + b'"' + iso + b'"]')
+        writeback = source.writeback
+        if writeback is not None and writeback.events:
+            decision = p.decision_at(at)
+            _write_back_event(self.state, source, parsed.ticket_id, decision, parsed.tables, None)
+        return body
+
+
+_TIME_TEXT = len(b'{"reported_at":"')
+"""Where the reported time's text starts in an encoded :class:`~service.sources.answers.Times`."""
 
 
 def source_routes(state: State) -> list[SourceEventRoute]:

@@ -13,9 +13,9 @@ from functools import lru_cache
 from typing import Any
 
 import jmespath
-from jmespath.visitor import _equals as _jmespath_equals  # type: ignore[attr-defined]
+from jmespath.visitor import _equals as jmespath_equals  # type: ignore[attr-defined]
 
-__all__ = ["FieldEquals", "FieldPath", "compiled", "is_plain"]
+__all__ = ["FieldEquals", "FieldPath", "compiled", "is_plain", "jmespath_equals"]
 
 
 class FieldPath:
@@ -77,7 +77,7 @@ class FieldEquals:
         found = self.path.search(value)
         if type(self.literal) is str:  # no number-versus-boolean case: plain equality
             return bool(found == self.literal) != self.negate
-        equal: bool = _jmespath_equals(found, self.literal)
+        equal: bool = jmespath_equals(found, self.literal)
         return not equal if self.negate else equal
 
 

@@ -38,6 +38,8 @@ __all__ = [
     "compiled",
     "map_event",
     "mapper",
+    "reported_time",
+    "searcher",
     "tool_text",
 ]
 
@@ -88,8 +90,9 @@ def _search(expression: str, payload: Any) -> Any:
         raise InvalidEvent(expression, f"cannot evaluate the expression: {exc}") from None
 
 
-def _reader(expression: str) -> Callable[[Any], Any]:
-    """The search of ``expression``; one the library interprets refuses like :func:`_search`."""
+def searcher(expression: str) -> Callable[[Any], Any]:
+    """The search of ``expression``; one the library interprets refuses like :func:`_search`
+    (an :class:`InvalidEvent` naming the expression)."""
     found = compiled(expression)
     if is_plain(found):
         search: Callable[[Any], Any] = found.search
@@ -104,7 +107,7 @@ class _Field:
 
     def __init__(self, name: str, reader: Reader) -> None:
         self.key = "type" if name == "call_type" else name
-        self.search = _reader(reader.path) if reader.path is not None else None
+        self.search = searcher(reader.path) if reader.path is not None else None
         found = compiled(reader.path) if reader.path is not None else None
         self.keys = found.keys if isinstance(found, FieldPath) else None
         """A plain field path's keys: :meth:`SourceMapper.map` walks them itself."""
@@ -148,23 +151,24 @@ class SourceMapper:
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        self._ticket = _reader(source.ticket_id)
+        self._ticket = searcher(source.ticket_id)
         life = source.status
-        self._state = _reader(life.path) if life is not None else None
+        self._state = searcher(life.path) if life is not None else None
         self._resolved = frozenset(life.resolved) if life is not None else frozenset()
         self._closed = frozenset(life.closed) if life is not None else frozenset()
-        self._created = _reader(life.created) if life is not None and life.created else None
-        self._fields: list[_Field] = []
+        self._created = searcher(life.created) if life is not None and life.created else None
+        self.fields: list[_Field] = []
+        """The call fields' readers, in :data:`READ_FIELDS` order."""
         self._paths: dict[str, str] = {}
         for name in READ_FIELDS:
             reader: Reader | None = getattr(source, name)
             if reader is not None:
                 field = _Field(name, reader)
-                self._fields.append(field)
+                self.fields.append(field)
                 self._paths[field.key] = reader.path or f"(default of {name})"
         self._reported: tuple[str, Callable[[Any], Any]] | None = None
         if source.reported_at is not None:
-            self._reported = (source.reported_at, _reader(source.reported_at))
+            self._reported = (source.reported_at, searcher(source.reported_at))
             self._paths["reported_at"] = source.reported_at
         self._calls: dict[tuple[str | int | None, ...], Call] = {}
 
@@ -183,7 +187,7 @@ class SourceMapper:
             )
         fields: dict[str, Any] = {}
         values: list[str | int | None] = []  # in field order: the key of a known combination
-        for field in self._fields:
+        for field in self.fields:
             keys = field.keys
             if keys is None:
                 value = field.value(payload)
@@ -210,7 +214,11 @@ class SourceMapper:
                 path, "missing call type and no default", mapped=list(source.call_type.map)
             )
         paths = dict(self._paths)  # the event's own: a caller may keep or change it
-        reported = _reported_at(*self._reported, payload) if self._reported is not None else None
+        reported = (
+            reported_time(self._reported[0], self._reported[1](payload))
+            if self._reported is not None
+            else None
+        )
         call = self._call(tuple(values), fields, reported, paths)
         return SourceEvent(
             source=source.name, ticket_id=ticket_id, call=call, state=state, paths=paths
@@ -260,8 +268,12 @@ class SourceMapper:
         return TicketState.OPEN
 
 
-def _reported_at(expression: str, search: Callable[[Any], Any], payload: Any) -> datetime | None:
-    raw = search(payload)
+def reported_time(expression: str, raw: Any) -> datetime | None:
+    """The reported time ``raw`` (what ``expression`` found) names; None when it is absent.
+
+    Raises:
+        InvalidEvent: not an RFC 3339 date-time.
+    """
     if raw is None or raw == "":
         return None
     try:

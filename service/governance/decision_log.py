@@ -122,6 +122,11 @@ class DecisionLog(StreamBuffer[Entry]):
         if self.maxlen:
             self._add(_encoded(call, decision))
 
+    def append_encoded(self, call: bytes, row: bytes) -> None:
+        """Remember one decision already encoded, as a batch's are: the call's JSON and its row
+        (see the module doc). For the source event route's memoised answers."""
+        self._add((call, row))
+
     def extend(self, calls: Iterable[Call], decisions: Iterable[Decision]) -> None:
         """Remember a batch of decisions, pairwise with their calls."""
         if self.maxlen:

@@ -61,7 +61,7 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
 
 
-class EventLog(StreamBuffer[tuple[str, bytes, str]]):
+class EventLog(StreamBuffer[tuple[str, bytes, str | bytes]]):
     """Buffers inbound source events in memory and writes them to Redis in the background."""
 
     name = "source event log"
@@ -78,7 +78,13 @@ class EventLog(StreamBuffer[tuple[str, bytes, str]]):
         """Remember one event; O(1), never blocks, never raises."""
         self._add((source, body, at.isoformat()))
 
-    def _args(self, chunk: list[tuple[str, bytes, str]]) -> list[Any]:
+    def append_at(self, source: str, body: bytes, at: bytes) -> None:
+        """:meth:`append` with the time already written: ``at`` is the ISO time received, as
+        ``isoformat`` writes it, in UTF-8 (Redis stores the same bytes either way). The fast
+        event route has it from the answer's own encoding, for a fifth of ``isoformat``."""
+        self._add((source, body, at))
+
+    def _args(self, chunk: list[tuple[str, bytes, str | bytes]]) -> list[Any]:
         args: list[Any] = [self.maxlen]
         for triple in chunk:
             args.extend(triple)

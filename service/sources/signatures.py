@@ -37,7 +37,16 @@ from functools import lru_cache
 
 from service.errors import SignatureRefused
 
-__all__ = ["HEADERS", "SCHEMES", "Scheme", "SignatureRefused", "read_headers", "sign", "verify"]
+__all__ = [
+    "HEADERS",
+    "SCHEMES",
+    "Scheme",
+    "SignatureRefused",
+    "accepts_as_signed",
+    "read_headers",
+    "sign",
+    "verify",
+]
 
 
 class Scheme(StrEnum):
@@ -196,6 +205,42 @@ def verify(scheme: Scheme, secret: str, headers: Mapping[str, str], body: bytes)
         _glpi(secret, headers, body)
     else:
         _authorization(scheme, secret, headers)
+
+
+def accepts_as_signed(scheme: Scheme, secret: str, raw: Iterable[tuple[bytes, bytes]]) -> bool:
+    """True when the request's credentials header is, byte for byte, the one :func:`sign` writes
+    for ``secret`` (``Bearer <token>``, ``Basic <base64>``): then :func:`verify` accepts it too.
+
+    False means nothing but "not that header": call :func:`verify`, which accepts the other
+    spellings it takes and refuses with the reason. The header is the first of its name, as
+    :func:`read_headers` picks it; the comparison is :func:`_same`'s (digests of equal length, in
+    constant time). About a third of ``read_headers`` and ``verify``'s cost for a bearer token,
+    on every event; signature schemes (HMAC over the body) always take :func:`verify`.
+    """
+    expected = _signed_digest(scheme, secret)
+    if expected is None:
+        return False
+    for name, value in raw:
+        if name.lower() == b"authorization":
+            return hmac.compare_digest(hashlib.blake2s(value).digest(), expected)
+    return False
+
+
+@lru_cache(maxsize=64)
+def _signed_digest(scheme: Scheme, secret: str) -> bytes | None:
+    """The digest of the credentials header :func:`sign` writes for ``secret``, when
+    :func:`verify` accepts that header as written (it reads the header as Latin-1 and strips
+    it: a secret that does not survive that is checked by :func:`verify` alone); None for the
+    signature schemes."""
+    if scheme not in (Scheme.BEARER, Scheme.BASIC) or not secret:
+        return None
+    value = sign(scheme, secret, b"")[HEADERS[scheme]]
+    try:
+        sent = value.encode("latin-1")
+        verify(scheme, secret, {HEADERS[scheme]: sent.decode("latin-1")}, b"")
+    except (SignatureRefused, UnicodeEncodeError):
+        return None
+    return hashlib.blake2s(sent).digest()
 
 
 def sign(scheme: Scheme, secret: str, body: bytes, *, timestamp: int = 0) -> dict[str, str]:

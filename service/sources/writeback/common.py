@@ -75,6 +75,11 @@ class ToolAdapter:
     cleared: ClassVar[str | None] = ""
     """What the missed-targets field is set to when none is missed (``None``: JSON null)."""
     carries_missed: ClassVar[bool] = True
+    to_the_second: ClassVar[bool] = True
+    """Whether :meth:`answer` reads the decision's targets only as instants to the whole second
+    (:attr:`moment` and :meth:`due` write no fraction, in UTC): then two decisions of one scoring
+    input whose targets fall in the same seconds get the same answer, and the event route reuses
+    it (:mod:`service.sources.answers`). An adapter that reads more must set it False."""
 
     def path(self, ticket_id: str, settings: WriteBackSettings) -> str:
         """The ticket's API path below the base URL, starting with ``/``."""
