@@ -120,7 +120,7 @@ class EventPrototype:
         """From after the timestamps to ``"fields":``."""
         own = _encode(call)
         # reported_at is the call's last field; inside a string value its quotes are escaped.
-        self.call_head = own[: own.rindex(b'"reported_at":') + _START - 1]
+        self.call_head = own[: own.rindex(b'"reported_at":') + len(b'"reported_at":')]
         """The call's JSON up to its ``reported_at`` value."""
         self.call_now = self.call_head + b"null}"
         """The call's JSON when it gives no ``reported_at``."""

@@ -73,9 +73,9 @@ class Case:
     headers: list[tuple[str, str]]
 
 
-def _rt(**fields: Any) -> bytes:
+def _rt(ticket_id: Any = 4711, created: str = CREATED, **fields: Any) -> bytes:
     cf = {"Impact": "Group", "Urgency": "Seriously impaired", "Service": "email", **fields}
-    ticket = {"id": 4711, "status": "new", "created": CREATED, "custom_fields": cf}
+    ticket = {"id": ticket_id, "status": "new", "created": created, "custom_fields": cf}
     return msgspec.json.encode({"event": "create", "ticket": ticket})
 
 
@@ -99,6 +99,12 @@ def _cases() -> list[Case]:
             if path.name == "automation_web_request.json":
                 source = "jira_automation"  # noqa: PLW2901 - the automation rule's own source
             cases.append(Case(f"{source} {path.stem}", source, body, _signed(source, body)))
+    # The same mapped inputs again: answered from the prototypes the first ones left
+    # (service/sources/answers.py), for other tickets and reported times too.
+    cases += [Case(f"{c.name} again", c.source, c.body, c.headers) for c in list(cases)]
+    for ticket, created in (("RT-\"2\" \u00e9", CREATED), (4712, "2026-03-02T10:00:00.5+02:00")):
+        again = _rt(ticket, created)
+        cases.append(Case(f"rt ticket {ticket} at {created}", "rt", again, _signed("rt", again)))
     body = _rt()
     json_only = [("content-type", "application/json")]
     cases += [

@@ -21,10 +21,18 @@ import msgspec
 import pytest
 
 from service.core.calls import Call
-from service.core.mapping import SourceEvent, TicketState, map_event, tool_text
+from service.core.mapping import (
+    SourceEvent,
+    TicketState,
+    map_event,
+    mapper,
+    reported_time,
+    tool_text,
+)
 from service.core.sources import READ_FIELDS, Lifecycle, Reader, Source
 from service.errors import InvalidEvent
 from service.files.loader import load_all
+from service.sources.reading import reader as written_reader
 
 TABLES = Path(__file__).resolve().parents[3] / "tables"
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sources"
@@ -314,3 +322,39 @@ def test_a_remembered_combination_still_checks_the_reported_time(
     payload = copy.deepcopy(seen)
     payload["ticket"]["created"] = created  # type: ignore[index]
     assert _outcome(map_event, rt, payload) == _outcome(reference, rt, payload)
+
+
+_READ_REFUSALS = ("missing ticket id", "must be a single value", "unknown ", "missing call type")
+"""What a reader refuses itself; later refusals are the reported time's and the call's shape."""
+
+
+@pytest.mark.parametrize("source", _sources(), ids=lambda s: s.name)
+def test_the_written_reader_reads_what_the_mapper_maps(source: Source) -> None:
+    # The fast event route reads with a function written per source (service/sources/reading.py)
+    # and keys its answers by the values it reads: they must be the mapped call's.
+    read, code = written_reader(source)
+    fields = mapper(source).fields
+    for payload in _variants(source, _seeds(source), VARIANTS):
+        expected = _outcome(map_event, source, payload)
+        try:
+            ticket_id, state, values, raw_reported = read(payload)
+        except InvalidEvent as exc:
+            assert ("refused", str(exc), exc.path, exc.value, exc.mapped) == expected, payload
+            continue
+        if expected[0] == "refused":
+            assert not any(r in expected[1] for r in _READ_REFUSALS), (expected, code)
+            continue
+        event: SourceEvent = expected[1]
+        assert (ticket_id, state) == (event.ticket_id, event.state), payload
+        if event.call is None:
+            assert values is None
+            continue
+        assert values is not None
+        read_fields = {f.key: v for f, v in zip(fields, values, strict=True) if v is not None}
+        call = msgspec.structs.asdict(event.call)
+        reported = call.pop("reported_at")
+        assert read_fields == {k: v for k, v in call.items() if v is not None}, payload
+        if source.reported_at is None:
+            assert raw_reported is None
+        else:
+            assert reported_time(source.reported_at, raw_reported) == reported

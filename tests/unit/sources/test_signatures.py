@@ -278,3 +278,66 @@ class TestRawHeaders:
         assert outcome(read) == outcome(self._as_map(raw))
         assert set(read) <= {"authorization", "x-hub-signature", "x-glpi-signature",
                              "x-glpi-timestamp"}  # fmt: skip
+
+
+class TestAcceptedAsSigned:
+    """``accepts_as_signed``: the credentials header exactly as ``sign`` writes it is accepted
+    without ``verify``'s parsing; anything else is left to ``verify`` (False), never accepted
+    where ``verify`` would refuse."""
+
+    @staticmethod
+    def _raw(*headers: tuple[str, str]) -> list[tuple[bytes, bytes]]:
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+    def _agrees(self, scheme: Scheme, secret: str, *headers: tuple[str, str]) -> bool:
+        """accepts_as_signed's answer, checked against verify's on the same headers."""
+        raw = self._raw(*headers)
+        quick = signatures.accepts_as_signed(scheme, secret, raw)
+        if quick:  # then verify accepts the same request
+            verify(scheme, secret, signatures.read_headers(scheme, raw), b"")
+        return quick
+
+    @pytest.mark.parametrize("scheme", [Scheme.BEARER, Scheme.BASIC])
+    def test_the_header_as_signed_is_accepted(self, scheme: Scheme) -> None:
+        (name, value), *_ = sign(scheme, "tok:en", b"").items()
+        assert self._agrees(scheme, "tok:en", ("host", "x"), (name.lower(), value))
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "bearer tok:en",  # verify accepts the other spelling; the quick check leaves it
+            "Bearer  tok:en",
+            "Bearer tok:en ",
+            "Bearer tok:e",
+            "Bearer tok:enn",
+            "Bearer other",
+            "",
+        ],
+    )
+    def test_any_other_value_is_left_to_verify(self, value: str) -> None:
+        assert not self._agrees(Scheme.BEARER, "tok:en", ("authorization", value))
+
+    def test_the_first_credentials_header_counts_as_in_verify(self) -> None:
+        good, bad = ("authorization", "Bearer tok:en"), ("Authorization", "Bearer other")
+        assert not self._agrees(Scheme.BEARER, "tok:en", bad, good)
+        assert self._agrees(Scheme.BEARER, "tok:en", good, bad)
+
+    def test_no_credentials_header_is_left_to_verify(self) -> None:
+        assert not self._agrees(Scheme.BEARER, "tok:en", ("x-authorization", "Bearer tok:en"))
+
+    @pytest.mark.parametrize("secret", [" padded", "padded ", "caf\u00e9", "\u2603"])
+    def test_a_secret_verify_does_not_take_as_written_is_left_to_it(self, secret: str) -> None:
+        value = f"Bearer {secret}".encode()  # as a client would send it, in UTF-8
+        raw = [(b"authorization", value)]
+        quick = signatures.accepts_as_signed(Scheme.BEARER, secret, raw)
+        try:
+            verify(Scheme.BEARER, secret, signatures.read_headers(Scheme.BEARER, raw), b"")
+        except SignatureRefused:
+            assert not quick
+        # Where verify accepts, the quick check may say either: verify runs after a False.
+
+    @pytest.mark.parametrize("scheme", [Scheme.HMAC_SHA256, Scheme.HMAC_SHA1, Scheme.GLPI])
+    def test_signature_schemes_always_take_verify(self, scheme: Scheme) -> None:
+        headers = sign(scheme, SECRET, BODY, timestamp=1)
+        raw = self._raw(*((k.lower(), v) for k, v in headers.items()))
+        assert not signatures.accepts_as_signed(scheme, SECRET, raw)
