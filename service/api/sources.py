@@ -311,7 +311,8 @@ class SourceEventRoute:
         started = perf_counter()
         scorer = self.tables.scorer(now)
         handled = handle_event(found, event, scorer, None, now)
-        if values is not None and event.call is not None and scorer.version == loaded.version:
+        same = scorer.version == loaded.version and scorer.table_hash == loaded.hash
+        if values is not None and event.call is not None and same:  # the set the answer is of
             self._remember(context, values, event.call, scorer)
         return _Ready(found, loaded.tables, event, handled, body, now, started)
 

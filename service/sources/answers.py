@@ -52,8 +52,9 @@ class Times(msgspec.Struct):
 _START = len(b'{"reported_at":"')
 """Where the ``reported_at`` text starts in an encoded :class:`Times`."""
 
-_FIELDS_KEPT = 64
-"""Tool fields remembered per prototype: one per second of events, so a minute's worth."""
+_FIELDS_KEPT = 16
+"""Tool fields remembered per prototype: one per second of the clock (only the current one is
+asked for again) or per reported time (a ticket's events repeat its own)."""
 
 
 class EventPrototype:
