@@ -374,7 +374,7 @@ class SourceEventRoute:
             iso = at.isoformat().encode()
         source = parsed.source
         if self.event_log is not None:  # the time received: now, whatever the tool reported
-            received = iso if reported is None else parsed.now.isoformat().encode()
+            received = iso.decode() if reported is None else parsed.now.isoformat()
             self.event_log.append_at(source.name, parsed.body, received)
         record_event(source.name, Action.SCORED.value)
         record_decision(p.decision, perf_counter() - parsed.started)
