@@ -35,10 +35,14 @@ def _glpi_tables(base: LoadedSet) -> TableSet:
     return msgspec.structs.replace(base.tables, sources=sources)
 
 
-def _item(conn: redis.Redis, base: LoadedSet, ticket_id: str) -> str:
+def _submitted(outbox: Outbox, conn: redis.Redis, base: LoadedSet, ticket_id: str) -> str:
+    """A glpi ticket with an item and its first decision waiting in the outbox; the item's id."""
     call = Call(type="incident", impact="user", urgency="high")
     item, _ = ItemStore(conn).enqueue(
         call, decision(base, "user"), "glpi", ticket_id, None, datetime.now(UTC)
+    )
+    outbox.submit(
+        "glpi", ticket_id, decision(base, "group"), datetime.now(UTC), Revision(item.id, 1)
     )
     return item.id
 
@@ -68,10 +72,7 @@ def test_a_write_back_that_gets_through_ends_its_session(
     outbox: Outbox, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     tables = _glpi_tables(default_set)
-    item = _item(redis_client, default_set, "41")
-    outbox.submit(
-        "glpi", "41", decision(default_set, "group"), datetime.now(UTC), Revision(item, 1)
-    )
+    _submitted(outbox, redis_client, default_set, "41")
     tool = Glpi()
     assert Sender(outbox, lambda: tables, transport=tool).run_once() == 1
     assert tool.sent == [
@@ -86,8 +87,7 @@ def test_a_write_back_superseded_mid_session_ends_its_session_and_sends_no_updat
     outbox: Outbox, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     tables = _glpi_tables(default_set)
-    item = _item(redis_client, default_set, "42")
-    outbox.submit("glpi", "42", decision(default_set, "user"), datetime.now(UTC), Revision(item, 1))
+    item = _submitted(outbox, redis_client, default_set, "42")
 
     def newer_arrives() -> int:  # while the session opens, the ticket is re-scored
         newer = decision(default_set, "organisation")
@@ -111,10 +111,7 @@ def test_a_failed_update_ends_its_session_and_is_retried(
     outbox: Outbox, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     tables = _glpi_tables(default_set)
-    item = _item(redis_client, default_set, "43")
-    outbox.submit(
-        "glpi", "43", decision(default_set, "group"), datetime.now(UTC), Revision(item, 1)
-    )
+    _submitted(outbox, redis_client, default_set, "43")
     tool = Glpi({"/Ticket/43": lambda: 500})
     assert Sender(outbox, lambda: tables, transport=tool).run_once() == 1
     assert tool.sent == [
@@ -129,10 +126,7 @@ def test_a_session_that_cannot_be_ended_leaves_the_update_done(
     outbox: Outbox, default_set: LoadedSet, redis_client: redis.Redis
 ) -> None:
     tables = _glpi_tables(default_set)
-    item = _item(redis_client, default_set, "44")
-    outbox.submit(
-        "glpi", "44", decision(default_set, "group"), datetime.now(UTC), Revision(item, 1)
-    )
+    _submitted(outbox, redis_client, default_set, "44")
     tool = Glpi({"/killSession": lambda: 503})
     assert Sender(outbox, lambda: tables, transport=tool).run_once() == 1
     assert [s[1] for s in tool.sent] == ["/initSession", "/Ticket/44", "/killSession"]
