@@ -212,7 +212,7 @@ class ScoreOne:
         batch = scorer.score_encoded((call,), now)  # raises before any side effect
         seconds = perf_counter() - started
         record_encoded(batch, scorer.version, seconds)
-        self.decision_log.extend_batch(batch)
+        self.decision_log.append_encoded(batch.calls[0], batch.rows[0])
         return b"application/json", batch.decision(0)
 
 

@@ -124,7 +124,8 @@ class DecisionLog(StreamBuffer[Entry]):
 
     def append_encoded(self, call: bytes, row: bytes) -> None:
         """Remember one decision already encoded, as a batch's are: the call's JSON and its row
-        (see the module doc). For the source event route's memoised answers."""
+        (see the module doc). For single calls scored to JSON (``POST /v1/priority``, source
+        events) on the fast path."""
         self._add((call, row))
 
     def extend(self, calls: Iterable[Call], decisions: Iterable[Decision]) -> None:
