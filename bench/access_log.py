@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import contextlib
 import os
 import sys
 import tempfile
@@ -91,10 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         # The log format as deployed, written to a file as to a terminal or journald.
         os.environ.pop("USM_LOG_FORMAT", None)
         setup("INFO", "text")
-        handler = logging.getLogger().handlers[0]
-        assert isinstance(handler, logging.StreamHandler)
-        handler.setStream(out)
-        rates = asyncio.run(_run(bare, args.requests, args.rounds))
+        # The handler writes to sys.stderr as it is at each record (service/logs.py).
+        with contextlib.redirect_stderr(out):
+            rates = asyncio.run(_run(bare, args.requests, args.rounds))
         out.flush()
         with open(out.name) as written:
             lines = sum(1 for _ in written)

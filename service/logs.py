@@ -51,6 +51,10 @@ _TABLE = str.maketrans(_ESCAPES)
 
 def escape(text: str) -> str:
     """``text`` with every control character (and Unicode line separator) written out."""
+    if text.isascii() and text.isprintable():
+        # Nothing to write out (U+0020-U+007E only), checked in C: translate's per-character
+        # table look-up cost 0.35 us for a short path, twice per access line.
+        return text
     return text.translate(_TABLE)
 
 

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -56,18 +57,18 @@ class AccessLog:
                 await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500  # what the server answers when the app fails before it responds
+        status = [500]  # what the server answers when the app fails before it responds
 
-        async def sending(message: Message) -> None:
-            nonlocal status
+        # A plain function handing back send's awaitable: no coroutine of its own per message.
+        def sending(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+                status[0] = message["status"]
+            return send(message)
 
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, sending)  # type: ignore[arg-type]
         finally:
-            self.record(scope, status, (time.perf_counter() - start) * 1000)
+            self.record(scope, status[0], (time.perf_counter() - start) * 1000)
 
     def record(self, scope: Any, status: int, ms: float) -> None:
         """Log one answered request (``service.api.fast`` logs the requests it answers here)."""

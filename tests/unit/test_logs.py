@@ -31,6 +31,14 @@ def test_control_characters_are_written_out() -> None:
     assert escape("plain ünïcode ✓") == "plain ünïcode ✓"
 
 
+def test_an_ascii_text_with_one_control_character_has_it_written_out() -> None:
+    # Plain ASCII skips the per-character table: each control character alone must not.
+    for c in (*range(0x20), 0x7F):
+        written = escape(f"/v1/{chr(c)}x")
+        assert written != f"/v1/{chr(c)}x" and written.isprintable(), hex(c)
+    assert escape("/v1/priority?version=2026.1 ~!") == "/v1/priority?version=2026.1 ~!"
+
+
 def test_a_text_line_reads_time_level_logger_message() -> None:
     line = TextFormatter().format(_record("item %s queued", "01a2"))
     time, level, rest = line[:23], line[24:28], line[29:]
