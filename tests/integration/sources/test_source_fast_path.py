@@ -38,29 +38,13 @@ from service.governance.decision_log import read_log
 from service.governance.event_log import read_events
 from service.security.keys import hash_key
 from service.settings import Settings
-from service.sources.signatures import Scheme, sign
+from service.sources.signatures import sign
 from tests.support.asgi_recorder import Recorder
 from tests.support.processes import ApiProcess, wait_for
 from tests.support.redis_server import free_port
+from tests.support.source_fixtures import FIXTURES, SCHEMES, SECRETS
 
 ROOT = Path(__file__).resolve().parents[3]
-FIXTURES = ROOT / "tests" / "fixtures" / "sources"
-SECRETS = {
-    "rt": "rt-scrip-token",
-    "jira": "jira-webhook-secret",
-    "jira_automation": "automation-token",
-    "servicenow": "svc-usm:s3cret",
-    "zammad": "zammad-hmac-token",
-    "glpi": "glpi-webhook-secret",
-}
-SCHEMES = {
-    "rt": Scheme.BEARER,
-    "jira": Scheme.HMAC_SHA256,
-    "jira_automation": Scheme.BEARER,
-    "servicenow": Scheme.BASIC,
-    "zammad": Scheme.HMAC_SHA1,
-    "glpi": Scheme.GLPI,
-}
 CREATED = "2026-03-02T09:00:00Z"
 """RT tickets' creation time: their decisions do not depend on the clock."""
 
