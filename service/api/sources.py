@@ -393,7 +393,7 @@ class SourceEventRoute:
 
 
 _TIME_TEXT = len(b'{"reported_at":"')
-"""Where the reported time's text starts in an encoded :class:`~service.sources.answers.Times`."""
+"""Where the reported time's text starts in an encoded :class:`~service.core.encoded.Times`."""
 
 
 def source_routes(state: State) -> list[SourceEventRoute]:

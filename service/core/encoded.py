@@ -30,7 +30,7 @@ from service.errors import InvalidCall
 if TYPE_CHECKING:
     from service.core.scoring import Resolved
 
-__all__ = ["EncodedBatch", "Prototype", "PrototypeMemo", "Resolver", "call_key"]
+__all__ = ["EncodedBatch", "Prototype", "PrototypeMemo", "Resolver", "Times", "call_key"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -38,7 +38,7 @@ call_key = attrgetter("type", "impact", "urgency", "likelihood", "proximity", "s
 """The fields scoring reads besides ``reported_at``, as one tuple (in C, no Python frame)."""
 
 
-class _Times(msgspec.Struct):
+class Times(msgspec.Struct):
     """The time-dependent fields of a :class:`Decision`, named and ordered as there."""
 
     reported_at: datetime
@@ -59,7 +59,7 @@ class Resolver(Protocol):
 
 
 _TIMES_START = len(b'{"reported_at":')
-"""Where the ``reported_at`` value starts in an encoded :class:`_Times`."""
+"""Where the ``reported_at`` value starts in an encoded :class:`Times`."""
 
 
 class _Decided:
@@ -206,7 +206,7 @@ class PrototypeMemo:
         parts, own, rows, prototypes = out.parts, out.calls, out.rows, out.prototypes
         known = self._by_key.get
         encode = _encode
-        times = _Times
+        times = Times
         # Calls without reported_at share now: their timestamps depend on the priority only.
         now_times: dict[str, bytes] = {}
         now_at = b'"' + now.isoformat().encode() + b'"]'

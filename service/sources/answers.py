@@ -29,6 +29,7 @@ import msgspec
 
 from service.core.calls import Call
 from service.core.decision import Decision
+from service.core.encoded import Times
 from service.core.sources import Source
 from service.sources.inbound import Action, SourceAnswer
 from service.sources.writeback.base import WriteBack, adapter
@@ -36,17 +37,9 @@ from service.sources.writeback.base import WriteBack, adapter
 if TYPE_CHECKING:
     from service.core.scoring import Resolved
 
-__all__ = ["EventPrototype", "Times", "times_of"]
+__all__ = ["EventPrototype", "times_of"]
 
 _encode = msgspec.json.Encoder().encode
-
-
-class Times(msgspec.Struct):
-    """The time-dependent fields of a :class:`Decision`, named and ordered as there."""
-
-    reported_at: datetime
-    response_by: datetime
-    resolve_by: datetime
 
 
 _START = len(b'{"reported_at":"')
