@@ -76,3 +76,21 @@ def test_bench_security_fails_when_keys_and_the_rate_limit_cost_more_than_the_ta
     text, met = security.verdict({"open": 1000.0, "keys": 950.0, "keys+limit": 770.0})
     assert not met
     assert text == f"keys+limit / open per CPU-s 0.77 (target >= {security.TARGET_RATIO})"
+
+
+def test_bench_access_log_writes_one_line_per_logged_request() -> None:
+    # It measured nothing written for a while: the log handler follows sys.stderr, and the
+    # script swapped the handler's stream instead (0 lines, the cost of the terminal measured).
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.access_log", "--requests", "40", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    written = [line for line in run.stdout.splitlines() if line.startswith("access lines written")]
+    assert written == ["access lines written: 540"], run.stdout + run.stderr  # 500 warm-up + 40
+    assert "usm.access" not in run.stderr  # every line went to the measured file
