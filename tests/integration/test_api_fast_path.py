@@ -33,6 +33,7 @@ from service.security.keys import hash_key
 from tests.support.processes import ApiProcess, wait_for
 from tests.support.raw_http import exchange, request, statuses, without
 from tests.support.redis_server import free_port
+from tests.support.served import access_lines, metric_series
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ROOT / "tables"
@@ -339,24 +340,22 @@ def _same(on: tuple[Any, ...], off: tuple[Any, ...], what: str) -> None:
 
 
 def _access_lines(server: Server) -> list[str]:
-    lines = re.findall(r"usm\.access: (.*)", server.api.log())
-    return [re.sub(r" [\d.]+ms ", " ", line) for line in lines if "/v1/priority" in line]
-
-
-_SERIES = re.compile(
-    r"^(usm_http_requests_total|usm_http_requests_error_total|usm_http_requests_in_progress"
-    r"|usm_http_request_duration_seconds_count|usm_decisions_total)(\{[^}]*\}) (\S+)$",
-    re.M,
-)
+    return access_lines(server.api.log(), "/v1/priority")
 
 
 def _metrics(server: Server) -> dict[str, float]:
-    text = httpx.get(f"{server.api.url}/metrics", timeout=10).text
-    return {
-        name + labels: float(value)
-        for name, labels, value in _SERIES.findall(text)
-        if "priority" in labels or name == "usm_decisions_total"
-    }
+    names = (
+        "usm_http_requests_total",
+        "usm_http_requests_error_total",
+        "usm_http_requests_in_progress",
+        "usm_http_request_duration_seconds_count",
+        "usm_decisions_total",
+    )
+    return metric_series(
+        server.api.url,
+        names,
+        lambda name, labels: "priority" in labels or name == "usm_decisions_total",
+    )
 
 
 def test_the_fast_path_answers_as_litestar_does(servers: dict[str, Server]) -> None:

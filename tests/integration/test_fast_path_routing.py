@@ -8,7 +8,6 @@ interface, in process, with the suite's Redis counting the rate limit.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from service.api.fast import FastPath, fast_routes, with_fast_path
 from service.security.keys import hash_key
 from service.settings import Settings
 from tests.support.asgi_recorder import Recorder
+from tests.support.served import asgi_call
 
 KEY = "fast-path-routing-key-" + "k" * 20
 CALL = {"type": "incident", "impact": "group", "urgency": 2, "reported_at": "2026-11-30T09:00:00Z"}
@@ -67,15 +67,7 @@ def _call(
         {"type": "http.request", "body": body[:7], "more_body": True},
         {"type": "http.request", "body": body[7:], "more_body": False},
     ]
-    sent: list[Any] = []
-
-    async def receive() -> Any:
-        return pieces.pop(0) if pieces else {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
+    sent = asgi_call(app, scope, pieces)
     return sent[0]["status"], dict(sent[0]["headers"]), b"".join(m.get("body", b"") for m in sent)
 
 

@@ -16,9 +16,7 @@ another content type, a repeated Authorization header.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -42,6 +40,7 @@ from service.sources.signatures import sign
 from tests.support.asgi_recorder import Recorder
 from tests.support.processes import ApiProcess, wait_for
 from tests.support.redis_server import free_port
+from tests.support.served import access_lines, asgi_call, metric_series
 from tests.support.source_fixtures import FIXTURES, SCHEMES, SECRETS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -204,24 +203,24 @@ def _send(base: str, case: Case) -> tuple[Any, ...]:
 
 
 def _access_lines(server: Server) -> list[str]:
-    lines = re.findall(r"usm\.access: (.*)", server.api.log())
-    return [re.sub(r" [\d.]+ms", "", line) for line in lines if "/v1/sources/" in line]
-
-
-_SERIES = re.compile(
-    r"^(usm_source_events_total|usm_source_events_refused_total|usm_decisions_total"
-    r"|usm_http_requests_total|usm_http_request_duration_seconds_count)(\{[^}]*\}) (\S+)$",
-    re.M,
-)
+    return access_lines(server.api.log(), "/v1/sources/")
 
 
 def _metrics(server: Server) -> dict[str, float]:
-    text = httpx.get(f"{server.api.url}/metrics", timeout=10).text
-    return {
-        name + labels: float(value)
-        for name, labels, value in _SERIES.findall(text)
-        if name.startswith(("usm_source", "usm_decisions")) or "/v1/sources" in labels
-    }
+    names = (
+        "usm_source_events_total",
+        "usm_source_events_refused_total",
+        "usm_decisions_total",
+        "usm_http_requests_total",
+        "usm_http_request_duration_seconds_count",
+    )
+    return metric_series(
+        server.api.url,
+        names,
+        lambda name, labels: (
+            name.startswith(("usm_source", "usm_decisions")) or "/v1/sources" in labels
+        ),
+    )
 
 
 def test_source_events_on_the_fast_path_answer_as_litestars_route(
@@ -282,16 +281,7 @@ def _post(app: Any, source: str, body: bytes, headers: list[tuple[str, str]]) ->
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
-    pieces = [{"type": "http.request", "body": body, "more_body": False}]
-    sent: list[Any] = []
-
-    async def receive() -> Any:
-        return pieces.pop(0) if pieces else {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
+    sent = asgi_call(app, scope, [{"type": "http.request", "body": body, "more_body": False}])
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent)
 
 
